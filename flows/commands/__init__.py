@@ -1,0 +1,1 @@
+"""One module per `ovseg` subcommand: `add_parser(subparsers)` sets `handler=run`."""

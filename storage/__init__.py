@@ -1,0 +1,1 @@
+"""storage: pseudo-label tables, lineage and checkpoint records under one fsspec root (no torch)."""
