@@ -19,7 +19,6 @@ COMMAND_MODULES = (
     "flows.commands.predict",
     "flows.commands.refine_check",
     "flows.commands.sql",
-    "flows.commands.demo",
 )
 
 
