@@ -1,0 +1,103 @@
+"""Checkpoint directories in the store: <root>/checkpoints/round=NNN/.
+
+A checkpoint directory holds `model.safetensors` + `config.json` (and maybe trainer state).
+Its files are copied first and a `_checkpoint.json` marker (sha256 of `model.safetensors`, file
+sizes) is written last: a copy interrupted half-way has no marker and is not a checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from typing import TYPE_CHECKING
+
+import fsspec
+
+from storage.errors import StorageError
+from storage.fsio import atomic_write_json, read_json, remove
+from storage.hashing import stream_sha256
+from storage.records import CheckpointRecord, utc_now
+
+if TYPE_CHECKING:
+    from storage.workspace import Workspace
+
+WEIGHTS = "model.safetensors"
+MARKER = "_checkpoint.json"
+
+
+def _relative(round: int) -> str:
+    return f"checkpoints/round={int(round):03d}"
+
+
+def _local_files(local_dir: str) -> list[str]:
+    """Relative POSIX paths of all files under `local_dir`, sorted."""
+    out = []
+    for dirpath, _, names in os.walk(local_dir):
+        for name in names:
+            rel = os.path.relpath(os.path.join(dirpath, name), local_dir)
+            out.append(rel.replace(os.sep, "/"))
+    return sorted(out)
+
+
+def checkpoint_record(ws: Workspace, round: int) -> CheckpointRecord | None:
+    marker = read_json(ws.fs, ws._abs(f"{_relative(round)}/{MARKER}"))
+    if marker is None:
+        return None
+    return CheckpointRecord(uri=ws.url(_relative(round)), sha256=marker["sha256"])
+
+
+def put_checkpoint(ws: Workspace, round: int, local_dir: str) -> CheckpointRecord:
+    """Copy `local_dir` to the round's checkpoint folder; a no-op if the same weights are there.
+
+    Raises StorageError if `local_dir` has no model.safetensors, or the round already holds a
+    checkpoint with other weights (redo the round to replace it).
+    """
+    weights = os.path.join(local_dir, WEIGHTS)
+    if not os.path.isfile(weights):
+        raise StorageError(f"{local_dir} is not a checkpoint directory: no {WEIGHTS}")
+    with open(weights, "rb") as f:
+        sha = stream_sha256(f)
+    existing = checkpoint_record(ws, round)
+    if existing is not None:
+        if existing.sha256 != sha:
+            raise StorageError(f"round {round} already has checkpoint {existing.sha256[:12]}; "
+                               f"redo the round to store another one")
+        return existing
+    dest = ws._abs(_relative(round))
+    remove(ws.fs, dest)  # leftovers of an interrupted copy
+    files = _local_files(local_dir)
+    for rel in files:
+        target = posixpath.join(dest, rel)
+        ws.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        ws.fs.put_file(os.path.join(local_dir, rel), target)
+    sizes = {rel: os.path.getsize(os.path.join(local_dir, rel)) for rel in files}
+    atomic_write_json(ws.fs, ws.path, posixpath.join(dest, MARKER),
+                      {"round": int(round), "sha256": sha, "files": sizes, "stored_at": utc_now()})
+    return CheckpointRecord(uri=ws.url(_relative(round)), sha256=sha)
+
+
+def fetch_checkpoint(ws: Workspace, uri: str, local_dir: str) -> str:
+    """Copy the checkpoint at `uri` (a URL or local path) into `local_dir`, verifying the
+    weights' sha256. Returns `local_dir`."""
+    if "://" in uri and not uri.startswith("file://"):
+        fs, path = fsspec.core.url_to_fs(uri)
+    else:
+        fs, path = fsspec.filesystem("file"), os.path.abspath(uri.removeprefix("file://"))
+    marker = read_json(fs, posixpath.join(path, MARKER))
+    if marker is None:
+        raise StorageError(f"{uri} is not a stored checkpoint (no {MARKER})")
+    os.makedirs(local_dir, exist_ok=True)
+    for rel in marker["files"]:
+        target = os.path.join(local_dir, *rel.split("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        fs.get_file(posixpath.join(path, rel), target)
+    with open(os.path.join(local_dir, WEIGHTS), "rb") as f:
+        if stream_sha256(f) != marker["sha256"]:
+            raise StorageError(f"checkpoint {uri} is corrupt: sha256 of {WEIGHTS} differs")
+    return local_dir
+
+
+def remove_checkpoint(ws: Workspace, round: int) -> None:
+    """Drop the round's checkpoint (marker first, so it stops being a checkpoint at once)."""
+    remove(ws.fs, ws._abs(f"{_relative(round)}/{MARKER}"))
+    remove(ws.fs, ws._abs(_relative(round)))

@@ -1,0 +1,162 @@
+"""In-process DuckDB over the workspace's Parquet, and read-only SQL for users.
+
+Views of a connection (a snapshot of the manifests when it was opened):
+    pseudo_labels   one row per (round, image, region) of every committed shard
+    images          one row per (round, image), also images without regions
+    shards          committed shards: round, shard, key, rows, images, committed_at, round_committed
+    rounds          the lineage records (one per stage and round)
+    class_stats, confidence_histogram, sam_vs_agreement, class_coverage_drift,
+    images_without_accepted   quality views (storage.views)
+
+No DuckDB database file is created: another process can always read the same store. Once the
+views exist, the connection is locked: no file access outside the workspace root, no
+extensions, no configuration changes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from storage.errors import StorageError
+from storage.fsio import is_local
+from storage.hashing import canonical_json
+from storage.schema import IMAGES_SCHEMA, PSEUDO_LABEL_SCHEMA
+from storage.views import QUALITY_VIEWS
+from storage.workspace import Workspace
+
+_PARENT = re.compile(r"\.\.[/\\]|[/\\]\.\.(?=$|[^\w.])", re.MULTILINE)
+_READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+_ROUNDS_SCHEMA = pa.schema([
+    ("stage", pa.string()), ("round", pa.int32()), ("parent_round", pa.int32()),
+    ("status", pa.string()), ("checkpoint_uri", pa.string()), ("checkpoint_sha256", pa.string()),
+    ("config_hash", pa.string()), ("config", pa.string()), ("package_version", pa.string()),
+    ("git_commit", pa.string()), ("dataset_manifest_hash", pa.string()),
+    ("gate_threshold", pa.float32()), ("started_at", pa.timestamp("us", tz="UTC")),
+    ("ended_at", pa.timestamp("us", tz="UTC")), ("row_counts", pa.string()),
+    ("metrics", pa.string()),
+])
+_JSON_FIELDS = ("config", "row_counts", "metrics")
+_TIME_FIELDS = ("started_at", "ended_at")
+
+
+def _as_workspace(workspace: Workspace | str) -> Workspace:
+    return workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+
+
+def _rounds_table(ws: Workspace) -> pa.Table:
+    rows = []
+    for record in ws.lineage():
+        row = record.to_dict()
+        for name in _JSON_FIELDS:
+            row[name] = canonical_json(row[name])
+        for name in _TIME_FIELDS:
+            row[name] = datetime.fromisoformat(row[name]) if row[name] else None
+        rows.append({name: row[name] for name in _ROUNDS_SCHEMA.names})
+    return pa.Table.from_pylist(rows, schema=_ROUNDS_SCHEMA)
+
+
+def _shards_table(ws: Workspace, rounds: list[int]) -> pa.Table:
+    rows = []
+    for r in rounds:
+        committed = ws.is_round_committed(r)
+        rows += [{"round": e["round"], "shard": e["shard"], "key": e["key"], "rows": e["rows"],
+                  "images": e["images"], "committed_at": e["committed_at"],
+                  "round_committed": committed} for e in ws.shard_entries(r)]
+    schema = pa.schema([("round", pa.int32()), ("shard", pa.int32()), ("key", pa.string()),
+                        ("rows", pa.int64()), ("images", pa.int64()),
+                        ("committed_at", pa.string()), ("round_committed", pa.bool_())])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _parquet_view(con, name: str, files: list[str], empty: pa.Table) -> None:
+    if files:
+        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM "
+                    f"read_parquet([{listing}], hive_partitioning = false)")
+    else:
+        con.register(f"_empty_{name}", empty)
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM _empty_{name}")
+
+
+def _lock(con, ws: Workspace) -> None:
+    root = ws.root.rstrip("/") + "/"
+    con.execute("SET python_enable_replacements = false")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET allowed_directories = $dirs", {"dirs": [root]})
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def connect(workspace: Workspace | str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the workspace's views (see the module docstring).
+
+    The caller closes it (or uses it as a context manager).
+    """
+    ws = _as_workspace(workspace)
+    con = duckdb.connect(":memory:")
+    if not is_local(ws.fs):
+        con.register_filesystem(ws.fs)
+    rounds = ws.rounds()
+    entries = [e for r in rounds for e in ws.shard_entries(r)]
+    _parquet_view(con, "pseudo_labels", [ws.url(e["pseudo_labels"]) for e in entries],
+                  PSEUDO_LABEL_SCHEMA.empty_table())
+    _parquet_view(con, "images", [ws.url(e["images_file"]) for e in entries],
+                  IMAGES_SCHEMA.empty_table())
+    con.register("_shards", _shards_table(ws, rounds))
+    con.execute("CREATE VIEW shards AS SELECT * FROM _shards")
+    con.register("_rounds", _rounds_table(ws))
+    con.execute("CREATE VIEW rounds AS SELECT * FROM _rounds")
+    for name, sql in QUALITY_VIEWS.items():
+        con.execute(f"CREATE VIEW {name} AS {sql}")
+    _lock(con, ws)
+    return con
+
+
+def check_read_only(query: str, params: list | dict | None = None) -> None:
+    """Raise StorageError unless `query` is exactly one SELECT (or EXPLAIN) statement, with no
+    '..' path segment in it or in its string parameters."""
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise StorageError(f"cannot parse the query: {_first_line(exc)}") from None
+    if len(statements) != 1:
+        raise StorageError(f"give exactly one statement (got {len(statements)})")
+    kind = statements[0].type
+    values = params.values() if isinstance(params, dict) else params or []
+    if any(_PARENT.search(v) for v in [query, *values] if isinstance(v, str)):
+        raise StorageError("refused: '..' path segments are not allowed in queries")
+    if kind not in _READ_ONLY:
+        raise StorageError(f"the store is read-only: {kind.name} statements are refused; "
+                           f"only SELECT queries run")
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def execute(con: duckdb.DuckDBPyConnection, query: str,
+            params: list | dict | None = None) -> pa.Table:
+    """Run one read-only statement on `con` with bound `params`; user errors -> StorageError."""
+    check_read_only(query, params)
+    try:
+        return con.sql(query, params=params).to_arrow_table()
+    except duckdb.PermissionException as exc:
+        raise StorageError(f"refused: the query reads files outside the workspace "
+                           f"({_first_line(exc)})") from None
+    except duckdb.Error as exc:
+        raise StorageError(_first_line(exc)) from None
+
+
+def run_sql(workspace: Workspace | str, query: str,
+            params: list | dict | None = None) -> pa.Table:
+    """Run a read-only SQL query over the workspace's views; values go in `params` (`?` or
+    `$name` placeholders). Raises StorageError for refused statements and query errors."""
+    check_read_only(query, params)
+    with connect(workspace) as con:
+        return execute(con, query, params)

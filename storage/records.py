@@ -1,0 +1,120 @@
+"""Plain records exchanged with the store (numpy only, no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+STAGES = ("stage_one", "self_training_round", "evaluate")
+STATUSES = ("running", "completed", "failed")
+
+
+@dataclass
+class RegionRecord:
+    """One region of one image, as the self-training step produced it.
+
+    Masks are boolean `(H, W)` at the image's full size; `bbox` is XYXY pixels of the coarse
+    region (x1, y1 exclusive). `refined_mask`, `sam_iou` and `agreement_iou` are None when the
+    region was not refined by SAM. `accepted` means the refined mask is the one used in the
+    pseudo-label map.
+    """
+
+    class_id: int
+    class_name: str
+    confidence: float
+    gated: bool
+    sam_iou: float | None
+    agreement_iou: float | None
+    accepted: bool
+    coarse_mask: np.ndarray
+    refined_mask: np.ndarray | None
+    bbox: tuple[int, int, int, int]
+
+
+@dataclass
+class ImageRegions:
+    """All regions of one image (possibly none) and the image's provenance.
+
+    `image_id` is the image's path relative to the dataset root; `height`, `width` in pixels.
+    """
+
+    image_id: str
+    height: int
+    width: int
+    gate_threshold: float
+    checkpoint_sha256: str
+    regions: list[RegionRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """A committed shard: where its files are and how many rows they hold."""
+
+    round: int
+    shard: int
+    key: str
+    rows: int
+    images: int
+    pseudo_labels_uri: str
+    images_uri: str
+    committed_at: str
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """A checkpoint directory in the store; `sha256` is that of its `model.safetensors`."""
+
+    uri: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class LineageRecord:
+    """What one stage of one round did, immutable once completed.
+
+    stage: "stage_one" (round 0), "self_training_round" (round >= 1) or "evaluate".
+    Times are ISO-8601 UTC strings (see `utc_now`). `config_hash` is computed from `config`
+    when left empty. `row_counts` and `metrics` are flat name -> number dicts.
+    """
+
+    stage: str
+    round: int
+    parent_round: int | None
+    checkpoint_uri: str | None
+    checkpoint_sha256: str | None
+    config: dict
+    package_version: str
+    git_commit: str | None
+    dataset_manifest_hash: str | None
+    gate_threshold: float | None
+    started_at: str
+    ended_at: str | None
+    status: str
+    row_counts: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    config_hash: str = ""
+
+    def __post_init__(self):
+        from storage.errors import StorageError
+        from storage.hashing import config_hash
+
+        if self.stage not in STAGES:
+            raise StorageError(f"unknown lineage stage {self.stage!r}; expected one of {STAGES}")
+        if self.status not in STATUSES:
+            raise StorageError(f"unknown status {self.status!r}; expected one of {STATUSES}")
+        if not self.config_hash:
+            object.__setattr__(self, "config_hash", config_hash(self.config))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LineageRecord:
+        return cls(**data)
+
+
+def utc_now() -> str:
+    """The current time as an ISO-8601 UTC string, e.g. '2026-11-02T10:00:00.123456+00:00'."""
+    return datetime.now(UTC).isoformat()

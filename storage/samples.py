@@ -1,0 +1,138 @@
+"""Selection for retraining: a round's selected rows painted into label maps.
+
+Painting rule (one way, used by training and export alike):
+- a row's mask is its refined mask when the row is `accepted` and has one, else its coarse mask;
+- its score is `confidence * sam_iou` when the refined mask is used, else `confidence`;
+- rows are painted in increasing (score, region_id) order, so where masks overlap the highest
+  score wins; pixels no selected row covers are IGNORE_INDEX (65535).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from storage.errors import StorageError
+from storage.query import connect, execute
+from storage.rle import decode_masks
+from storage.schema import IGNORE_INDEX
+from storage.workspace import Workspace
+
+DEFAULT_WHERE = "gated AND accepted"
+
+_ROW_COLUMNS = ("image_id, region_id, class_id, class_name, confidence, sam_iou, agreement_iou, "
+                "gated, accepted, image_height, image_width, coarse_rle, refined_rle")
+
+
+@dataclass
+class ImageSelection:
+    """The selected rows of one image, ready to paint. Arrays are `(N,)`; masks as RLE counts."""
+
+    image_id: str
+    height: int
+    width: int
+    region_ids: np.ndarray
+    class_ids: np.ndarray
+    class_names: list[str]
+    scores: np.ndarray
+    rles: list[str]
+    uses_refined: np.ndarray
+    rows: list[dict]
+
+    def masks(self) -> np.ndarray:
+        """Boolean `(N, H, W)` masks of the rows."""
+        return decode_masks(self.rles, self.height, self.width)
+
+    def label_map(self) -> np.ndarray:
+        """uint16 `(H, W)` class ids, IGNORE_INDEX where no selected row paints."""
+        return paint_label_map(self.height, self.width, self.class_ids, self.scores,
+                               self.masks(), self.region_ids)
+
+
+def paint_label_map(height: int, width: int, class_ids: np.ndarray, scores: np.ndarray,
+                    masks: np.ndarray, region_ids: np.ndarray | None = None) -> np.ndarray:
+    """Paint boolean `(N, H, W)` masks by class in increasing (score, region id) order.
+
+    Returns uint16 `(H, W)`; IGNORE_INDEX where no mask covers a pixel.
+    """
+    label = np.full((height, width), IGNORE_INDEX, dtype=np.uint16)
+    ties = np.arange(len(scores)) if region_ids is None else np.asarray(region_ids)
+    for i in np.lexsort((ties, np.asarray(scores))):
+        label[masks[i]] = class_ids[i]
+    return label
+
+
+def _selection(image_id: str, rows: list[dict]) -> ImageSelection:
+    uses_refined = np.array([r["accepted"] and r["refined_rle"] is not None for r in rows],
+                            dtype=bool)
+    scores = np.array([r["confidence"] * (r["sam_iou"] if refined and r["sam_iou"] is not None
+                                          else 1.0)
+                       for r, refined in zip(rows, uses_refined, strict=True)], dtype=np.float64)
+    return ImageSelection(
+        image_id=image_id, height=rows[0]["image_height"], width=rows[0]["image_width"],
+        region_ids=np.array([r["region_id"] for r in rows], dtype=np.int64),
+        class_ids=np.array([r["class_id"] for r in rows], dtype=np.uint16),
+        class_names=[r["class_name"] for r in rows], scores=scores,
+        rles=[r["refined_rle"] if u else r["coarse_rle"] for r, u in zip(rows, uses_refined,
+                                                                       strict=True)],
+        uses_refined=uses_refined, rows=rows)
+
+
+def select_rows(workspace: Workspace | str, round: int, where: str | None = None,
+                params: list | dict | None = None) -> pa.Table:
+    """The round's rows matching `where` (SQL over the pseudo_labels view, default
+    DEFAULT_WHERE), with the columns needed to paint, ordered by image and region."""
+    where = where or DEFAULT_WHERE
+    query = (f"SELECT {_ROW_COLUMNS} FROM pseudo_labels WHERE round = {int(round)} "
+             f"AND ({where}) ORDER BY image_id, region_id")
+    with connect(workspace) as con:
+        return execute(con, query, params)
+
+
+def select_images(workspace: Workspace | str, round: int, where: str | None = None,
+                  params: list | dict | None = None) -> dict[str, ImageSelection]:
+    """{image_id: ImageSelection} for the images with at least one selected row."""
+    grouped: dict[str, list[dict]] = {}
+    for row in select_rows(workspace, round, where, params).to_pylist():
+        grouped.setdefault(row["image_id"], []).append(row)
+    return {image_id: _selection(image_id, rows) for image_id, rows in grouped.items()}
+
+
+class PseudoLabelSamples(Sequence):
+    """Retraining samples of one round: `(image uint8 (H, W, 3), label uint16 (H, W))`.
+
+    One sample per image with at least one selected row, sorted by image id. `image_loader`
+    maps an image id (path relative to the dataset root) to its RGB array. The round must be
+    committed unless `require_committed=False`.
+    """
+
+    def __init__(self, workspace: Workspace | str, round: int,
+                 image_loader: Callable[[str], np.ndarray], where: str | None = None,
+                 params: list | dict | None = None, require_committed: bool = True):
+        ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+        if require_committed and not ws.is_round_committed(round):
+            raise StorageError(f"round {round} is not committed in {ws.root}")
+        self.round = round
+        self.image_loader = image_loader
+        self.selections = select_images(ws, round, where, params)
+        self.image_ids = sorted(self.selections)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def label_map(self, index: int) -> np.ndarray:
+        """uint16 `(H, W)` label map of sample `index` (no image loading)."""
+        return self.selections[self.image_ids[index]].label_map()
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        selection = self.selections[self.image_ids[index]]
+        image = self.image_loader(selection.image_id)
+        if image.shape[:2] != (selection.height, selection.width):
+            raise StorageError(f"{selection.image_id}: image is {image.shape[:2]}, but its "
+                               f"pseudo-labels are {(selection.height, selection.width)}")
+        return image, selection.label_map()

@@ -1,0 +1,87 @@
+"""The store's table schemas, declared once; every write is cast to them.
+
+`pseudo_labels`: one row per (round, image, region). Masks are COCO RLE *compressed counts*
+strings (pycocotools' `counts`), at the image's full size `(image_height, image_width)`; the
+size is not repeated inside the mask columns. Mask columns come last so that statistics
+queries (which never name them) read only the small columns.
+
+`images`: one row per (round, image), also for images with no region at all, so that "images
+with no accepted region" is answerable and rows written equal rows read.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+"""Bumped on any change of the columns below; stored in every file's metadata."""
+
+IGNORE_INDEX = 65535
+"""The ignore label of painted label maps (uint16 max). Equals `ovseg_core.constants.IGNORE_INDEX`;
+storage does not import ovseg_core, so the value is repeated here and a test checks they agree."""
+
+MASK_COLUMNS = ("coarse_rle", "refined_rle")
+
+
+def _metadata(table: str) -> dict[bytes, bytes]:
+    return {b"ovseg.table": table.encode(), b"ovseg.schema_version": str(SCHEMA_VERSION).encode()}
+
+
+PSEUDO_LABEL_SCHEMA = pa.schema(
+    [
+        pa.field("round", pa.int32(), nullable=False),
+        pa.field("shard", pa.int32(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),  # path relative to the dataset root
+        pa.field("region_id", pa.int32(), nullable=False),  # 0.. within the image
+        pa.field("class_id", pa.uint16(), nullable=False),
+        pa.field("class_name", pa.string(), nullable=False),
+        pa.field("confidence", pa.float32(), nullable=False),  # region confidence in [0, 1]
+        pa.field("gate_threshold", pa.float32(), nullable=False),
+        pa.field("gated", pa.bool_(), nullable=False),  # confidence passed the gate
+        pa.field("sam_iou", pa.float32()),  # SAM's predicted IoU; null if not refined
+        pa.field("agreement_iou", pa.float32()),  # IoU(coarse, refined); null if not refined
+        pa.field("accepted", pa.bool_(), nullable=False),  # refined mask used in the label map
+        pa.field("area", pa.int64(), nullable=False),  # coarse mask pixels
+        pa.field("refined_area", pa.int64()),  # refined mask pixels; null if not refined
+        pa.field("bbox_x0", pa.int32(), nullable=False),  # XYXY of the coarse region, pixels
+        pa.field("bbox_y0", pa.int32(), nullable=False),
+        pa.field("bbox_x1", pa.int32(), nullable=False),
+        pa.field("bbox_y1", pa.int32(), nullable=False),
+        pa.field("image_height", pa.int32(), nullable=False),
+        pa.field("image_width", pa.int32(), nullable=False),
+        pa.field("checkpoint_sha256", pa.string(), nullable=False),  # the producing checkpoint
+        pa.field("coarse_rle", pa.string(), nullable=False),  # COCO RLE counts, (H, W) mask
+        pa.field("refined_rle", pa.string()),  # COCO RLE counts; null if not refined
+    ],
+    metadata=_metadata("pseudo_labels"),
+)
+
+IMAGES_SCHEMA = pa.schema(
+    [
+        pa.field("round", pa.int32(), nullable=False),
+        pa.field("shard", pa.int32(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("image_height", pa.int32(), nullable=False),
+        pa.field("image_width", pa.int32(), nullable=False),
+        pa.field("gate_threshold", pa.float32(), nullable=False),
+        pa.field("checkpoint_sha256", pa.string(), nullable=False),
+        pa.field("n_regions", pa.int32(), nullable=False),
+    ],
+    metadata=_metadata("images"),
+)
+
+STAT_COLUMNS = tuple(n for n in PSEUDO_LABEL_SCHEMA.names if n not in MASK_COLUMNS)
+"""Every pseudo-label column except the masks."""
+
+
+def conform(table: pa.Table, schema: pa.Schema, provenance: dict[str, str]) -> pa.Table:
+    """Cast `table` to `schema` (same column names, in order) and attach file provenance.
+
+    Raises ValueError when a column is missing or a value does not fit its type.
+    """
+    if table.schema.names != schema.names:
+        raise ValueError(f"columns {table.schema.names} do not match the schema {schema.names}")
+    table = table.cast(schema)
+    metadata = dict(schema.metadata or {})
+    metadata.update({f"ovseg.{k}".encode(): str(v).encode() for k, v in provenance.items()})
+    return table.replace_schema_metadata(metadata)

@@ -1,0 +1,71 @@
+"""SQL of the quality views built on `pseudo_labels` and `images`.
+
+None of them names a mask column, so DuckDB reads only the small Parquet columns.
+Confidence bins are 0.05 wide on [0, 1]. Coverage is the accepted regions' pixels (refined
+area, or coarse area when there is no refined mask) over all pixels of the round's images;
+overlapping regions count twice, so it is an upper bound of the painted share.
+"""
+
+QUALITY_VIEWS = {
+    "class_stats": """
+        SELECT round, class_id, any_value(class_name) AS class_name,
+               count(*) AS n_regions,
+               count(*) FILTER (WHERE gated) AS n_gated,
+               count(*) FILTER (WHERE accepted) AS n_accepted,
+               count(DISTINCT image_id) AS n_images,
+               sum(area)::BIGINT AS area_sum, avg(area) AS area_mean,
+               (sum(coalesce(refined_area, area)) FILTER (WHERE accepted))::BIGINT AS
+                   accepted_area_sum,
+               min(confidence) AS confidence_min,
+               quantile_cont(confidence, 0.1) AS confidence_p10,
+               quantile_cont(confidence, 0.5) AS confidence_p50,
+               quantile_cont(confidence, 0.9) AS confidence_p90,
+               max(confidence) AS confidence_max,
+               avg(sam_iou) AS sam_iou_mean, avg(agreement_iou) AS agreement_iou_mean
+        FROM pseudo_labels GROUP BY round, class_id ORDER BY round, class_id""",
+    "confidence_histogram": """
+        SELECT round, class_id, any_value(class_name) AS class_name, bin,
+               bin / 20.0 AS bin_lo, (bin + 1) / 20.0 AS bin_hi,
+               count(*) AS n_regions, count(*) FILTER (WHERE gated) AS n_gated
+        FROM (SELECT *, least(greatest(floor(confidence * 20), 0), 19)::INTEGER AS bin
+              FROM pseudo_labels)
+        GROUP BY round, class_id, bin ORDER BY round, class_id, bin""",
+    "sam_vs_agreement": """
+        SELECT round, class_id, any_value(class_name) AS class_name,
+               count(*) AS n_refined, count(*) FILTER (WHERE accepted) AS n_accepted,
+               avg(sam_iou) AS sam_iou_mean, avg(agreement_iou) AS agreement_iou_mean,
+               avg(sam_iou - agreement_iou) AS mean_gap,
+               corr(sam_iou, agreement_iou) AS correlation
+        FROM pseudo_labels WHERE sam_iou IS NOT NULL AND agreement_iou IS NOT NULL
+        GROUP BY round, class_id ORDER BY round, class_id""",
+    "class_coverage_drift": """
+        WITH px AS (SELECT round, sum(image_height::BIGINT * image_width) AS total_px,
+                           count(*) AS n_images FROM images GROUP BY round),
+             cls AS (SELECT class_id, any_value(class_name) AS class_name
+                     FROM pseudo_labels GROUP BY class_id),
+             acc AS (SELECT round, class_id,
+                            count(*) FILTER (WHERE accepted) AS n_accepted,
+                            sum(coalesce(refined_area, area)) FILTER (WHERE accepted) AS px,
+                            count(DISTINCT image_id) FILTER (WHERE accepted) AS n_img
+                     FROM pseudo_labels GROUP BY round, class_id),
+             cov AS (SELECT px.round, cls.class_id, cls.class_name,
+                            coalesce(acc.n_accepted, 0) AS n_accepted,
+                            coalesce(acc.px, 0)::BIGINT AS accepted_px,
+                            coalesce(acc.px, 0) / px.total_px AS coverage,
+                            coalesce(acc.n_img, 0) / px.n_images AS image_fraction
+                     FROM px CROSS JOIN cls
+                     LEFT JOIN acc ON acc.round = px.round AND acc.class_id = cls.class_id)
+        SELECT *, lag(coverage) OVER w AS prev_coverage,
+               coverage - lag(coverage) OVER w AS coverage_delta
+        FROM cov WINDOW w AS (PARTITION BY class_id ORDER BY round)
+        ORDER BY round, class_id""",
+    "images_without_accepted": """
+        SELECT i.round, i.shard, i.image_id, i.n_regions, coalesce(s.n_gated, 0) AS n_gated
+        FROM images i LEFT JOIN (
+            SELECT round, image_id, count(*) FILTER (WHERE gated) AS n_gated,
+                   bool_or(accepted) AS any_accepted
+            FROM pseudo_labels GROUP BY round, image_id) s
+          ON s.round = i.round AND s.image_id = i.image_id
+        WHERE NOT coalesce(s.any_accepted, false)
+        ORDER BY i.round, i.image_id""",
+}
