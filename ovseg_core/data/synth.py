@@ -1,0 +1,171 @@
+"""A small generated dataset: coloured, textured shapes on a textured ground.
+
+Layout (the generic layout, written by `write_synthetic_dataset(out, seed)`):
+```
+out/source/classes.txt                  ground + 5 seen classes
+out/source/{train,val}/{images,labels}/ labelled source domain (seen classes only)
+out/target/classes.txt                  the source classes + 3 unseen classes (same ids first)
+out/target/{images,labels}/             target domain; labels are for measuring only
+out/dataset.json                        seen / unseen names, counts, seed
+```
+Every class has its own shape, colour and texture, so a tiny model learns the source split on a
+CPU in minutes. The output is a pure function of the arguments (byte-identical across runs).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ovseg_core.data.io import write_label
+from ovseg_core.data.names import write_classes_txt
+from ovseg_core.errors import OvsegError
+
+
+@dataclass(frozen=True)
+class ShapeClass:
+    name: str
+    shape: str
+    color: tuple[int, int, int]
+    texture: str
+
+
+GROUND = "ground"
+SEEN_SHAPES = (
+    ShapeClass("red disk", "disk", (205, 40, 40), "flat"),
+    ShapeClass("blue square", "square", (40, 70, 210), "hstripes"),
+    ShapeClass("green triangle", "triangle", (40, 175, 60), "dots"),
+    ShapeClass("yellow ring", "ring", (225, 205, 40), "flat"),
+    ShapeClass("purple bar", "bar", (140, 50, 175), "diagonal"),
+)
+UNSEEN_SHAPES = (
+    ShapeClass("orange star", "star", (245, 140, 25), "flat"),
+    ShapeClass("cyan cross", "cross", (40, 205, 215), "vstripes"),
+    ShapeClass("checkerboard", "square", (235, 235, 235), "checker"),
+)
+
+
+def write_synthetic_dataset(out: str | Path, seed: int = 0, image_size: int = 128,
+                            num_train: int = 48, num_val: int = 16, num_target: int = 32) -> Path:
+    """Write the synthetic dataset under `out` (see the module docstring); returns `out`."""
+    out = Path(out)
+    if (out / "dataset.json").exists() or (out / "source").exists():
+        raise OvsegError(f"{out} already holds a dataset; choose an empty folder")
+    source_names = [GROUND] + [c.name for c in SEEN_SHAPES]
+    target_names = source_names + [c.name for c in UNSEEN_SHAPES]
+    write_classes_txt(_mkdir(out / "source") / "classes.txt", source_names)
+    write_classes_txt(_mkdir(out / "target") / "classes.txt", target_names)
+    splits = (("source/train", num_train, False), ("source/val", num_val, False),
+              ("target", num_target, True))
+    for index, (folder, count, with_unseen) in enumerate(splits):
+        rng = np.random.default_rng([seed, index])
+        vocab = target_names if with_unseen else source_names
+        for k in range(count):
+            image, label = render_scene(rng, image_size, with_unseen)
+            name = f"{folder.replace('/', '_')}_{k:04d}"
+            Image.fromarray(image).save(_mkdir(out / folder / "images") / f"{name}.png")
+            write_label(_mkdir(out / folder / "labels") / f"{name}.png", label, len(vocab))
+    info = {
+        "name": "ovseg-synthetic", "seed": seed, "image_size": [image_size, image_size],
+        "seen": source_names, "unseen": [c.name for c in UNSEEN_SHAPES],
+        "source": {"classes": source_names, "train": num_train, "val": num_val},
+        "target": {"classes": target_names, "images": num_target},
+    }
+    (out / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
+    return out
+
+
+def read_synthetic_info(out: str | Path) -> dict:
+    """dataset.json of a synthetic dataset, plus `target_seen`: one bool per target class."""
+    path = Path(out) / "dataset.json"
+    try:
+        info = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise OvsegError(f"not a synthetic dataset (no {path})") from None
+    seen = set(info["seen"])
+    info["target_seen"] = [name in seen for name in info["target"]["classes"]]
+    return info
+
+
+def render_scene(rng: np.random.Generator, size: int, with_unseen: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One image uint8 (size, size, 3) and its label uint16 (size, size).
+
+    Ids: 0 = ground, 1..5 seen shapes, 6..8 unseen shapes (the target vocabulary order).
+    Target scenes (`with_unseen`) always hold at least one unseen shape.
+    """
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    image = _ground(rng, size)
+    label = np.zeros((size, size), dtype=np.uint16)
+    shapes = list(SEEN_SHAPES) + (list(UNSEEN_SHAPES) if with_unseen else [])
+    count = int(rng.integers(2, 5))
+    picks = [int(rng.integers(0, len(shapes))) for _ in range(count)]
+    if with_unseen and all(p < len(SEEN_SHAPES) for p in picks):
+        picks[int(rng.integers(0, count))] = len(SEEN_SHAPES) + int(rng.integers(0, len(UNSEEN_SHAPES)))
+    for pick in picks:
+        spec = shapes[pick]
+        radius = float(rng.uniform(0.12, 0.22) * size)
+        cx, cy = rng.uniform(radius * 0.6, size - radius * 0.6, size=2)
+        mask = _shape_mask(spec.shape, xx - cx, yy - cy, radius, float(rng.uniform(0, np.pi)))
+        color = np.clip(np.array(spec.color) + rng.integers(-15, 16, size=3), 0, 255)
+        image[mask] = _texture(spec.texture, color, xx, yy, rng)[mask]
+        label[mask] = pick + 1
+    return image, label
+
+
+def _ground(rng: np.random.Generator, size: int) -> np.ndarray:
+    coarse = rng.normal(0.0, 18.0, size=(size // 16, size // 16, 1))
+    smooth = np.kron(coarse, np.ones((16, 16, 1)))
+    fine = rng.normal(0.0, 8.0, size=(size, size, 1))
+    base = np.array([150.0, 128.0, 100.0])
+    return np.clip(base + smooth + fine, 0, 255).astype(np.uint8)
+
+
+def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float, angle: float) -> np.ndarray:
+    dist = np.hypot(dx, dy)
+    if shape == "disk":
+        return dist <= r
+    if shape == "ring":
+        return (dist <= r) & (dist >= 0.55 * r)
+    if shape == "square":
+        return (np.abs(dx) <= 0.85 * r) & (np.abs(dy) <= 0.85 * r)
+    if shape == "triangle":
+        top = dy + r
+        return (dy <= 0.7 * r) & (top >= 0) & (np.abs(dx) <= 0.62 * top)
+    if shape == "bar":
+        u = dx * np.cos(angle) + dy * np.sin(angle)
+        v = -dx * np.sin(angle) + dy * np.cos(angle)
+        return (np.abs(u) <= 1.4 * r) & (np.abs(v) <= 0.35 * r)
+    if shape == "star":
+        phi = np.arctan2(dy, dx)
+        return dist <= r * (0.55 + 0.45 * np.cos(5 * (phi - angle)))
+    if shape == "cross":
+        arm = 0.3 * r
+        return ((np.abs(dx) <= r) & (np.abs(dy) <= arm)) | ((np.abs(dx) <= arm) & (np.abs(dy) <= r))
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def _texture(kind: str, color: np.ndarray, xx: np.ndarray, yy: np.ndarray,
+             rng: np.random.Generator) -> np.ndarray:
+    """Full-size texture uint8 (H, W, 3) of one object colour."""
+    shade = np.ones_like(xx)
+    if kind == "hstripes":
+        shade = np.where((yy // 3) % 2 == 0, 1.0, 0.7)
+    elif kind == "vstripes":
+        shade = np.where((xx // 3) % 2 == 0, 1.0, 0.65)
+    elif kind == "diagonal":
+        shade = np.where(((xx + yy) // 4) % 2 == 0, 1.0, 0.7)
+    elif kind == "dots":
+        shade = np.where(((xx % 5) < 2) & ((yy % 5) < 2), 0.6, 1.0)
+    elif kind == "checker":
+        shade = np.where(((xx // 5) + (yy // 5)) % 2 == 0, 1.0, 0.15)
+    noise = rng.normal(0.0, 6.0, size=xx.shape + (3,))
+    return np.clip(color * shade[..., None] + noise, 0, 255).astype(np.uint8)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,85 @@
+"""A plain folder of unlabelled images: the self-training target.
+
+Unreadable images are skipped and reported (`skipped` plus a warning), never dropped silently.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ovseg_core.data.io import IMAGE_SUFFIXES, read_image
+from ovseg_core.errors import OvsegError
+
+
+class UnlabeledImages:
+    """Images under `root` (a folder, searched recursively, or one image file).
+
+    `image_ids` are paths relative to `root` (the file name for a single file); images whose
+    header cannot be decoded are left out of `image_ids` and listed in `skipped` as
+    `(image_id, reason)`.
+    """
+
+    def __init__(self, root: str | Path, recursive: bool = True):
+        self.root = Path(root)
+        self.skipped: list[tuple[str, str]] = []
+        if self.root.is_file():
+            files, self._base = [self.root], self.root.parent
+        elif self.root.is_dir():
+            pattern = self.root.rglob("*") if recursive else self.root.iterdir()
+            files = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not p.name.startswith("."))
+            self._base = self.root
+        else:
+            raise OvsegError(f"image folder not found: {self.root}")
+        self.image_ids: list[str] = []
+        for path in files:
+            image_id = path.relative_to(self._base).as_posix()
+            reason = _header_problem(path)
+            if reason:
+                self.skipped.append((image_id, reason))
+            else:
+                self.image_ids.append(image_id)
+        if self.skipped:
+            warnings.warn(_skip_message(self.root, self.skipped), stacklevel=2)
+        if not self.image_ids:
+            raise OvsegError(f"no readable images in {self.root}")
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def path(self, image_id: str) -> Path:
+        return self._base / image_id
+
+    def read(self, image_id: str) -> np.ndarray:
+        """uint8 (H, W, 3) RGB; OvsegError naming the file if it cannot be decoded."""
+        return read_image(self.path(image_id))
+
+    def iter_images(self):
+        """Yield `(image_id, image)`; images that fail to decode now are added to `skipped` and warned."""
+        for image_id in self.image_ids:
+            try:
+                image = self.read(image_id)
+            except OvsegError as exc:
+                self.skipped.append((image_id, str(exc)))
+                warnings.warn(f"skipping unreadable image {self.path(image_id)}: {exc}", stacklevel=2)
+                continue
+            yield image_id, image
+
+
+def _header_problem(path: Path) -> str | None:
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _skip_message(root: Path, skipped: list[tuple[str, str]]) -> str:
+    shown = "; ".join(f"{i} ({r})" for i, r in skipped[:3])
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return f"skipped {len(skipped)} unreadable images in {root}: {shown}{more}"

@@ -1,0 +1,62 @@
+"""The synthetic dataset: layout, vocabularies, seen/unseen content, byte-exact determinism."""
+
+import numpy as np
+import pytest
+
+from ovseg_core.constants import IGNORE_INDEX
+from ovseg_core.data import open_dataset, read_synthetic_info, write_synthetic_dataset
+from ovseg_core.errors import OvsegError
+
+SMALL = dict(num_train=6, num_val=3, num_target=5, image_size=64)
+
+
+def all_files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_gives_identical_bytes(tmp_path):
+    a = all_files(write_synthetic_dataset(tmp_path / "a", seed=3, **SMALL))
+    b = all_files(write_synthetic_dataset(tmp_path / "b", seed=3, **SMALL))
+    c = all_files(write_synthetic_dataset(tmp_path / "c", seed=4, **SMALL))
+    assert a == b
+    assert a.keys() == c.keys() and a != c
+    assert len(a) == 2 * (6 + 3 + 5) + 3
+
+
+def test_layout_vocabularies_and_unseen_only_in_target(tmp_path):
+    out = write_synthetic_dataset(tmp_path / "s", seed=0, **SMALL)
+    info = read_synthetic_info(out)
+    train = open_dataset("generic", out / "source", split="train")
+    val = open_dataset("generic", out / "source", split="val")
+    target = open_dataset("generic", out / "target")
+    assert (len(train), len(val), len(target)) == (6, 3, 5)
+    assert train.class_names == info["seen"] and len(info["seen"]) == 6
+    assert target.class_names[:6] == train.class_names and len(info["unseen"]) == 3
+    assert info["target_seen"] == [True] * 6 + [False] * 3
+    for ds in (train, val):
+        for image, label in (ds[i] for i in range(len(ds))):
+            assert image.shape == (64, 64, 3) and label.shape == (64, 64)
+            assert label.max() < 6 and (label == 0).any()
+    for _, label in (target[i] for i in range(len(target))):
+        assert (label >= 6).any() and IGNORE_INDEX not in label
+
+
+def test_refuses_to_overwrite(tmp_path):
+    write_synthetic_dataset(tmp_path, seed=0, **SMALL)
+    with pytest.raises(OvsegError, match="already holds a dataset"):
+        write_synthetic_dataset(tmp_path, seed=0, **SMALL)
+
+
+def test_classes_have_distinct_mean_colours(tmp_path):
+    out = write_synthetic_dataset(tmp_path / "s", seed=1, num_train=0, num_val=0, num_target=12, image_size=96)
+    target = open_dataset("generic", out / "target")
+    sums = np.zeros((9, 3))
+    counts = np.zeros(9)
+    for image, label in (target[i] for i in range(len(target))):
+        for c in np.unique(label):
+            sums[c] += image[label == c].mean(0)
+            counts[c] += 1
+    present = counts > 0
+    means = sums[present] / counts[present, None]
+    dists = np.linalg.norm(means[:, None] - means[None], axis=-1) + np.eye(len(means)) * 1e9
+    assert dists.min() > 20
