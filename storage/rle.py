@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from pycocotools import mask as mask_utils
 
@@ -38,7 +40,9 @@ def decode_masks(counts: list[str], height: int, width: int) -> np.ndarray:
     """Decode RLE counts strings to a boolean `(N, H, W)` array."""
     if not counts:
         return np.zeros((0, height, width), dtype=bool)
-    stack = mask_utils.decode(_rles(counts, height, width))  # (H, W, N) uint8
+    with warnings.catch_warnings():  # pycocotools' own __array__ predates numpy 2's copy=
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="pycocotools")
+        stack = mask_utils.decode(_rles(counts, height, width))  # (H, W, N) uint8
     return np.moveaxis(stack, -1, 0).astype(bool)
 
 
