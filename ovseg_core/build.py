@@ -1,0 +1,53 @@
+"""Assemble STSeg from a ModelConfig (no device choice, no downloads)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ovseg_core.clip_encoder import ClipText, ClipVisual, build_open_clip
+from ovseg_core.config import ModelConfig
+from ovseg_core.dea import DEA
+from ovseg_core.decoder import CostAwareDecoder
+from ovseg_core.model import STSeg
+from ovseg_core.sam_encoder import SamImageEncoder, build_sam, default_sam_checkpoint
+from ovseg_core.templates import IMAGENET_TEMPLATES
+
+
+def build_model(config: ModelConfig) -> STSeg:
+    """STSeg with pretrained weights read from the local files the config names.
+
+    CLIP: `config.clip.pretrained` (None = random init). SAM: `config.sam.checkpoint`, else
+    `default_sam_checkpoint(variant)`; a missing file raises OvsegError. SAM is built only when
+    DEA is on (the baseline rows of Table 2 carry no SAM).
+    """
+    return _assemble(config.validate(), load_pretrained=True)
+
+
+def build_skeleton(config: ModelConfig) -> STSeg:
+    """The same architecture with random weights and no file reads (for `load_model`)."""
+    return _assemble(config.validate(), load_pretrained=False)
+
+
+def sam_checkpoint_path(config: ModelConfig) -> str | None:
+    """The SAM weights file `build_model` reads (None for the random `tiny` variant)."""
+    if config.sam.checkpoint is not None:
+        return config.sam.checkpoint
+    default = default_sam_checkpoint(config.sam.variant)
+    return None if default is None else str(default)
+
+
+def _assemble(config: ModelConfig, load_pretrained: bool) -> STSeg:
+    clip_cfg = config.clip if load_pretrained else dataclasses.replace(config.clip, pretrained=None)
+    clip = build_open_clip(clip_cfg)
+    visual = ClipVisual(clip.visual.trunk, clip.visual.head.proj)
+    text = ClipText(clip, clip.context_length)
+    embed_dim = visual.proj.out_features
+    dc = config.decoder
+    decoder = CostAwareDecoder(len(IMAGENET_TEMPLATES), visual.skip_channels, dc.dims,
+                               attn_dim=dc.attn_dim, kernel_size=dc.kernel_size)
+    sam = dea = None
+    if config.dea_enabled:
+        checkpoint = sam_checkpoint_path(config) if load_pretrained else None
+        sam = SamImageEncoder(build_sam(config.sam.variant, checkpoint))
+        dea = DEA(embed_dim, sam.embed_dim, heads=config.dea.heads, ffn_ratio=config.dea.ffn_ratio)
+    return STSeg(config, visual, text, decoder, sam=sam, dea=dea)
