@@ -1,0 +1,137 @@
+"""The run configuration: everything a user changes to run ovseg on real data and weights.
+
+One typed pydantic model, validated at the edge (CLI, YAML file, Prefect parameters). Its
+hash keys every resumable step, so two runs with the same config produce the same outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_WORKSPACE = "ovseg-workspace"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetRef(_Strict):
+    """A dataset on disk: a reader kind (see `ovseg_core.data.open_dataset`) and its root."""
+
+    kind: str = "generic"
+    root: str
+    split: str | None = None
+
+
+class DataSettings(_Strict):
+    """Where the labelled source, the unlabelled target and the target's held-out labels live."""
+
+    source: DatasetRef | None = Field(
+        default=None, description="labelled stage-one data; None = generate the synthetic set")
+    source_val: DatasetRef | None = Field(default=None, description="labelled validation split")
+    target: DatasetRef | None = Field(
+        default=None, description="images to self-train on (labels, if any, are never used)")
+    target_eval: DatasetRef | None = Field(
+        default=None, description="labelled target split for measuring mIoU per round")
+    target_classes: list[str] | None = Field(
+        default=None, description="target vocabulary; default: the target dataset's classes")
+
+
+class ModelSettings(_Strict):
+    """Which model to build and which weight files to load (never downloaded)."""
+
+    preset: Literal["tiny", "mobile", "paper"] = "tiny"
+    clip_weights: str | None = Field(default=None, description="local open_clip checkpoint file")
+    sam_checkpoint: str | None = Field(default=None, description="local SAM .pth / mobile_sam.pt")
+    dea: bool = True
+    self_training: bool = True
+
+
+class TrainSettings(_Strict):
+    """Optimisation for stage one and for every retraining."""
+
+    steps: int = Field(default=300, ge=1)
+    retrain_steps: int = Field(default=150, ge=1)
+    batch_size: int = Field(default=4, ge=1)
+    crop_size: int = Field(default=128, ge=32)
+    lr: float = Field(default=2e-4, gt=0)
+    alpha: float = Field(default=0.3, ge=0, le=1)
+    num_workers: int = Field(default=0, ge=0)
+
+
+class SelfTrainingSettings(_Strict):
+    """The rounds: gate, SAM refinement, sharding, and which rows retraining uses."""
+
+    rounds: int = Field(default=2, ge=0)
+    gate_threshold: float = Field(default=0.9, ge=0, le=1)
+    refiner_sam: str = Field(
+        default="vit_t", description="SAM variant that refines pseudo-labels, or 'model' to "
+        "reuse the model's own SAM encoder embedding")
+    refiner_checkpoint: str | None = None
+    shard_size: int = Field(default=8, ge=1, description="images per shard (one task each)")
+    batch_size: int = Field(default=4, ge=1, description="images per inference batch")
+    selection: str | None = Field(
+        default=None, description="SQL WHERE over pseudo_labels for retraining; None = accepted")
+    report_images: int = Field(default=4, ge=0)
+
+
+class RunConfig(_Strict):
+    """A whole ovseg run: stage one + N self-training rounds."""
+
+    workspace: str = Field(default=DEFAULT_WORKSPACE, description="fsspec URL or local path")
+    seed: int = 0
+    device: str | None = Field(default=None, description="cpu, cuda, cuda:1; default: auto")
+    data: DataSettings = Field(default_factory=DataSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    self_training: SelfTrainingSettings = Field(default_factory=SelfTrainingSettings)
+
+    @field_validator("workspace")
+    @classmethod
+    def _workspace_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("workspace must be a path or an fsspec URL")
+        return value
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON form: the identity of this run's settings."""
+        return sha256_json(self.model_dump(mode="json"))
+
+    def step_hash(self, *exclude: str) -> str:
+        """Hash of the settings minus top-level fields that do not change a step's output."""
+        data = self.model_dump(mode="json", exclude=set(exclude) | {"workspace", "device"})
+        return sha256_json(data)
+
+
+def sha256_json(data: object) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def load_config(path: str | Path | None, **overrides: object) -> RunConfig:
+    """Read a YAML config (or the defaults) and apply non-None top-level/nested overrides.
+
+    Overrides use dotted keys, e.g. `{"self_training.rounds": 3, "workspace": "runs/a"}`.
+    """
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return RunConfig.model_validate(data)

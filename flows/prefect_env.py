@@ -1,0 +1,31 @@
+"""Prefect set-up for the `ovseg` command: a stable home, quiet logs, a clean exit.
+
+Call `configure_prefect()` before the first `import prefect` of a process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+DEFAULT_PREFECT_HOME = Path.home() / ".ovseg" / "prefect"
+
+
+def configure_prefect(log_level: str = "WARNING") -> Path:
+    """Point Prefect at a stable home and keep its per-task logs out of the user's way.
+
+    Without `PREFECT_API_URL`, Prefect starts a temporary local server for the run (no server
+    to install). Users who run a real server set `PREFECT_API_URL` and nothing here changes it.
+    Returns the Prefect home in use.
+    """
+    home = Path(os.environ.setdefault("PREFECT_HOME", str(DEFAULT_PREFECT_HOME)))
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", log_level)
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    # The temporary server's shutdown can log cancelled-request noise; it is not the user's concern.
+    for name in ("uvicorn", "uvicorn.error", "prefect.server"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    return home
