@@ -18,6 +18,8 @@ from __future__ import annotations
 import posixpath
 import re
 
+import pyarrow as pa
+
 from storage import checkpoints, lineage
 from storage.errors import StorageError
 from storage.fsio import atomic_write_json, atomic_write_parquet, open_root, read_json, remove
@@ -90,18 +92,28 @@ class Workspace:
         if self.is_round_committed(round):
             raise StorageError(f"round {round} is committed; redo it before writing shard {shard}")
         regions, image_rows = shard_tables(round, shard, images)
+        return self.write_shard_tables(round, shard, key, regions, image_rows)
+
+    def write_shard_tables(self, round: int, shard: int, key: str, pseudo_labels: pa.Table,
+                           images: pa.Table) -> ShardInfo:
+        """Commit already-built tables (cast to PSEUDO_LABEL_SCHEMA / IMAGES_SCHEMA) as a shard;
+        same rules as `write_shard`, which encodes records and calls this."""
+        if self.is_shard_committed(round, shard, key):
+            return self._shard_info(self.shard_entry(round, shard))
+        if self.is_round_committed(round):
+            raise StorageError(f"round {round} is committed; redo it before writing shard {shard}")
         name = f"{self._round_part(round)}/shard={int(shard):05d}.parquet"
         entry = {
-            "round": int(round), "shard": int(shard), "key": key, "rows": regions.num_rows,
-            "images": image_rows.num_rows, "pseudo_labels": f"pseudo_labels/{name}",
+            "round": int(round), "shard": int(shard), "key": key, "rows": pseudo_labels.num_rows,
+            "images": images.num_rows, "pseudo_labels": f"pseudo_labels/{name}",
             "images_file": f"images/{name}", "schema_version": SCHEMA_VERSION,
             "committed_at": utc_now(),
         }
         provenance = {"round": round, "shard": shard, "key": key}
         atomic_write_parquet(self.fs, self.path, self._abs(entry["pseudo_labels"]),
-                             conform(regions, PSEUDO_LABEL_SCHEMA, provenance))
+                             conform(pseudo_labels, PSEUDO_LABEL_SCHEMA, provenance))
         atomic_write_parquet(self.fs, self.path, self._abs(entry["images_file"]),
-                             conform(image_rows, IMAGES_SCHEMA, provenance))
+                             conform(images, IMAGES_SCHEMA, provenance))
         atomic_write_json(self.fs, self.path, self._shard_entry(round, shard), entry)
         return self._shard_info(entry)
 
