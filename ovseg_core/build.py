@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
+
 from ovseg_core.clip_encoder import ClipText, ClipVisual, build_open_clip
 from ovseg_core.config import ModelConfig
 from ovseg_core.dea import DEA
@@ -37,6 +39,13 @@ def sam_checkpoint_path(config: ModelConfig) -> str | None:
 
 
 def _assemble(config: ModelConfig, load_pretrained: bool) -> STSeg:
+    # SAM first, so a missing file fails fast; on its own RNG stream, so CLIP and the decoder
+    # get the same random init with DEA on or off.
+    sam = None
+    if config.dea_enabled:
+        checkpoint = sam_checkpoint_path(config) if load_pretrained else None
+        with torch.random.fork_rng(devices=[]):
+            sam = SamImageEncoder(build_sam(config.sam.variant, checkpoint))
     clip_cfg = config.clip if load_pretrained else dataclasses.replace(config.clip, pretrained=None)
     clip = build_open_clip(clip_cfg)
     visual = ClipVisual(clip.visual.trunk, clip.visual.head.proj)
@@ -45,9 +54,7 @@ def _assemble(config: ModelConfig, load_pretrained: bool) -> STSeg:
     dc = config.decoder
     decoder = CostAwareDecoder(len(IMAGENET_TEMPLATES), visual.skip_channels, dc.dims,
                                attn_dim=dc.attn_dim, kernel_size=dc.kernel_size)
-    sam = dea = None
-    if config.dea_enabled:
-        checkpoint = sam_checkpoint_path(config) if load_pretrained else None
-        sam = SamImageEncoder(build_sam(config.sam.variant, checkpoint))
+    dea = None
+    if sam is not None:
         dea = DEA(embed_dim, sam.embed_dim, heads=config.dea.heads, ffn_ratio=config.dea.ffn_ratio)
     return STSeg(config, visual, text, decoder, sam=sam, dea=dea)

@@ -147,14 +147,18 @@ class ClipText(nn.Module):
         if key not in self._cache:
             if not key:
                 raise OvsegError("the vocabulary is empty")
-            self._cache[key] = torch.stack([self._encode_entry(name) for name in key])
+            entries = [synonyms(entry) for entry in key]
+            prompts = [p for names in entries for name in names for p in fill_templates(name)]
+            emb = self.encode_prompts(prompts).view(-1, len(IMAGENET_TEMPLATES), self.embed_dim)
+            per_entry = torch.split(emb, [len(names) for names in entries])
+            self._cache[key] = torch.stack([F.normalize(e.mean(0), dim=-1) for e in per_entry])
         return self._cache[key]
 
-    def _encode_entry(self, entry: str) -> Tensor:
-        names = synonyms(entry)
-        prompts = [p for name in names for p in fill_templates(name)]
-        emb = self.encode_prompts(prompts).view(len(names), len(IMAGENET_TEMPLATES), -1)
-        return F.normalize(emb.mean(0), dim=-1)
+    @property
+    def embed_dim(self) -> int:
+        """D, the width of the text embedding space."""
+        proj = self.clip.text_projection
+        return int(proj.out_features if isinstance(proj, nn.Linear) else proj.shape[1])
 
 
 def build_clip(cfg: ClipConfig) -> tuple[ClipVisual, ClipText]:

@@ -1,0 +1,40 @@
+"""Model config: presets, ablation rows, JSON round trip, refusal of unknown keys."""
+
+import json
+
+import pytest
+
+from ovseg_core.config import ABLATIONS, ModelConfig, preset
+from ovseg_core.errors import OvsegError
+
+
+@pytest.mark.parametrize("name", ["paper", "mobile", "tiny"])
+def test_presets_round_trip_through_json(name):
+    config = preset(name, decoder={"top_k": 4})
+    again = ModelConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+    assert isinstance(again.decoder.dims, tuple)
+
+
+def test_preset_contents():
+    paper = preset("paper")
+    assert (paper.clip.model_name, paper.sam.variant, paper.input_size) == ("convnext_base_w_320", "vit_b", 768)
+    assert preset("mobile").sam.variant == "vit_t"
+    assert preset("tiny").sam.variant == "tiny"
+
+
+def test_table2_rows_are_configs():
+    rows = {name: preset("paper", **o) for name, o in ABLATIONS.items()}
+    assert {(c.dea_enabled, c.self_training) for c in rows.values()} == {
+        (False, False), (True, False), (False, True), (True, True)}
+
+
+def test_unknown_keys_and_bad_values_refused():
+    with pytest.raises(OvsegError, match="nonsense"):
+        preset("tiny", nonsense=1)
+    with pytest.raises(OvsegError, match=r"decoder\.width"):
+        ModelConfig.from_dict({"decoder": {"width": 3}})
+    with pytest.raises(OvsegError, match="unknown model preset"):
+        preset("huge")
+    with pytest.raises(OvsegError, match="multiple of 32"):
+        preset("tiny", input_size=100)
