@@ -1,0 +1,142 @@
+"""`ovseg refine-check`: does SAM refinement improve coarse masks on labelled images?
+
+For each image of a Pascal-VOC-layout folder, every ground-truth class mask is degraded as a
+24 x 24 cost volume would see it (area down-sampling of the one-hot label to grid x grid, then
+bilinear up-sampling back), its regions are refined by SAM, and both the coarse and the refined
+class masks are scored against the ground truth (IoU per (image, class) pair, void excluded).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from ovseg_core.errors import OvsegError
+from ovseg_core.selftrain.pseudo_label import paint_pseudo_labels
+from ovseg_core.selftrain.refiner import SamRefiner
+from ovseg_core.selftrain.regions import find_regions
+
+VOC_VOID = 255
+BACKGROUND_NAMES = ("background", "_background_", "__background__")
+
+
+@dataclass
+class VocSample:
+    """One labelled image: rgb (H, W, 3) uint8, label (H, W) uint8 VOC ids (255 = void)."""
+
+    image_id: str
+    rgb: np.ndarray
+    label: np.ndarray
+
+
+@dataclass
+class CheckResult:
+    """Scores of one refine-check run (IoUs in [0, 1], times in seconds)."""
+
+    coarse_miou: float
+    refined_miou: float
+    images: int
+    seconds_per_image: float
+    pairs: list[dict]
+
+    def as_json(self) -> dict:
+        return {"coarse_miou": self.coarse_miou, "refined_miou": self.refined_miou,
+                "images": self.images, "seconds_per_image": self.seconds_per_image,
+                "pairs": self.pairs}
+
+
+def read_voc_folder(root: str | Path) -> tuple[list[str], list[VocSample]]:
+    """class names and samples of a VOC-layout folder (JPEGImages/, SegmentationClass[PNG]/)."""
+    root = Path(root)
+    names_file = root / "class_names.txt"
+    if not names_file.is_file():
+        raise OvsegError(f"{root} is not a VOC folder: class_names.txt is missing")
+    names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
+    names = [n for n in names if n != "__ignore__"]  # labelme's exports list it first
+    label_dir = next((root / d for d in ("SegmentationClassPNG", "SegmentationClass")
+                      if (root / d).is_dir()), None)
+    if label_dir is None:
+        raise OvsegError(f"{root} has neither SegmentationClassPNG/ nor SegmentationClass/")
+    samples = []
+    for png in sorted(label_dir.glob("*.png")):
+        jpg = root / "JPEGImages" / f"{png.stem}.jpg"
+        if not jpg.is_file():
+            raise OvsegError(f"no image {jpg} for label {png}")
+        label_img = Image.open(png)
+        if label_img.mode not in ("P", "L"):
+            raise OvsegError(f"{png} is not a palette (or grey) class PNG (mode {label_img.mode})")
+        rgb = np.asarray(Image.open(jpg).convert("RGB"))
+        label = np.asarray(label_img, dtype=np.uint8)
+        if label.shape != rgb.shape[:2]:
+            raise OvsegError(f"{png} is {label.shape}, its image is {rgb.shape[:2]}")
+        samples.append(VocSample(png.stem, rgb, label))
+    if not samples:
+        raise OvsegError(f"no label PNGs in {label_dir}")
+    return names, samples
+
+
+def degrade(label: np.ndarray, num_classes: int, grid: int = 24) -> np.ndarray:
+    """(N, H, W) soft probabilities a grid x grid cost volume would give for a VOC label map.
+
+    The one-hot label (void pixels count for no class) is area-averaged to grid x grid,
+    bilinearly up-sampled to (H, W) and renormalised per pixel.
+    """
+    lab = torch.as_tensor(label.astype(np.int64))
+    onehot = F.one_hot(lab.clamp(max=num_classes), num_classes + 1)[..., :num_classes]
+    onehot = onehot.permute(2, 0, 1)[None].float()
+    low = F.interpolate(onehot, size=(grid, grid), mode="area")
+    up = F.interpolate(low, size=label.shape, mode="bilinear", align_corners=False)[0]
+    return (up / up.sum(0, keepdim=True).clamp(min=1e-6)).numpy()
+
+
+def class_ious(pred: np.ndarray, label: np.ndarray, classes: list[int]) -> dict[int, float]:
+    """IoU of (pred == c) vs (label == c) for each class c, void pixels excluded."""
+    valid = label != VOC_VOID
+    out = {}
+    for c in classes:
+        p, g = (pred == c) & valid, (label == c) & valid
+        out[c] = float((p & g).sum() / max((p | g).sum(), 1))
+    return out
+
+
+def check_sample(refiner: SamRefiner, sample: VocSample, num_classes: int, background: int | None,
+                 grid: int = 24) -> tuple[list[dict], float]:
+    """Coarse and refined IoU per ground-truth class of one image, and SAM seconds."""
+    h, w = sample.label.shape
+    probs = degrade(sample.label, num_classes, grid)
+    regions = [r for r in find_regions(probs, refiner.settings.min_area) if r.class_id != background]
+    coarse = probs.argmax(0)
+    start = time.perf_counter()
+    image = torch.as_tensor(sample.rgb).permute(2, 0, 1)[None].float().div(255)
+    embedding = refiner.encode(image.to(refiner.device))
+    refined = refiner.refine_batch(embedding, [(h, w)], [regions], threshold=0.0)[0]
+    seconds = time.perf_counter() - start
+    painted = paint_pseudo_labels(refined, h, w).astype(np.int64)
+    classes = [int(c) for c in np.unique(sample.label) if c not in (VOC_VOID, background)]
+    c_iou, r_iou = class_ious(coarse, sample.label, classes), class_ious(painted, sample.label, classes)
+    pairs = [{"image": sample.image_id, "class_id": c, "coarse_iou": c_iou[c],
+              "refined_iou": r_iou[c]} for c in classes]
+    return pairs, seconds
+
+
+def refine_check(root: str | Path, refiner: SamRefiner, grid: int = 24) -> CheckResult:
+    """Run the check over a VOC folder; mIoU = mean IoU over (image, class) pairs."""
+    names, samples = read_voc_folder(root)
+    background = 0 if names[0].lower() in BACKGROUND_NAMES else None
+    pairs, seconds = [], 0.0
+    for sample in tqdm(samples, desc="refine-check", unit="image", leave=False):
+        p, s = check_sample(refiner, sample, len(names), background, grid)
+        pairs += p
+        seconds += s
+    if not pairs:
+        raise OvsegError(f"no labelled foreground classes in {root}")
+    return CheckResult(coarse_miou=float(np.mean([p["coarse_iou"] for p in pairs])),
+                       refined_miou=float(np.mean([p["refined_iou"] for p in pairs])),
+                       images=len(samples), seconds_per_image=seconds / len(samples), pairs=pairs)

@@ -1,0 +1,238 @@
+"""SAM refinement of gated regions: batched prompt encoding + mask decoding, then acceptance.
+
+The refiner reuses image embeddings computed elsewhere (the model's SAM encoder), so refining
+never runs a second encoder pass. All gated regions of all images of a batch go through ONE
+prompt-encoder call and ONE mask-decoder pass (chunked by `max_prompts` to bound memory).
+
+Acceptance: a SAM mask is trusted when SAM's predicted IoU >= `min_sam_iou` and the agreement
+IoU(refined, coarse) >= `min_agreement`. An untrusted mask falls back to `fallback`:
+"coarse" (the region itself becomes the pseudo-label, the default; see README for the measured
+comparison) or "ignore" (the region's pixels stay unlabelled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch import Tensor
+
+from ovseg_core.sam_encoder import SamImageEncoder, SamParts
+from ovseg_core.selftrain.prompts import PromptSettings, RegionPrompts, SamFrame, build_prompts
+from ovseg_core.selftrain.regions import DEFAULT_GATE, Region, find_regions, gate
+
+FALLBACKS = ("coarse", "ignore")
+
+
+@dataclass
+class RefinedRegion:
+    """One region after the gate and (if gated) SAM refinement.
+
+    refined_mask: (H, W) bool SAM mask (None when not gated). sam_iou: SAM's predicted IoU of
+    that mask; agreement_iou: IoU(refined_mask, region.mask). accepted: the SAM mask is trusted.
+    label_source: what the pseudo-label uses: "sam" (refined_mask), "coarse" (region.mask, the
+    fallback for an untrusted SAM mask) or "none".
+    """
+
+    region: Region
+    gated: bool
+    refined_mask: np.ndarray | None = None
+    sam_iou: float | None = None
+    agreement_iou: float | None = None
+    accepted: bool = False
+    label_source: str = "none"
+
+    @property
+    def label_mask(self) -> np.ndarray | None:
+        """(H, W) bool mask this region paints into the pseudo-label map, or None."""
+        if self.label_source == "sam":
+            return self.refined_mask
+        if self.label_source == "coarse":
+            return self.region.mask
+        return None
+
+    @property
+    def score(self) -> float:
+        """Overlap priority: confidence x (sam_iou for a SAM mask, agreement_iou for a fallback)."""
+        quality = self.sam_iou if self.label_source == "sam" else self.agreement_iou
+        return self.region.confidence * float(quality or 0.0)
+
+
+@dataclass
+class RefinerSettings:
+    """Acceptance and decoding settings of `SamRefiner` (defaults measured in the README)."""
+
+    prompts: PromptSettings = field(default_factory=PromptSettings)
+    min_sam_iou: float = 0.5
+    min_agreement: float = 0.5
+    fallback: str = "coarse"
+    output: str = "single"  # "single": SAM's single-mask token; "best": best of all 4 by sam_iou x agreement
+    iterations: int = 1
+    band: float = 0.0
+    min_area: int = 16
+    max_prompts: int = 64
+
+    def __post_init__(self) -> None:
+        if self.fallback not in FALLBACKS:
+            raise ValueError(f"fallback must be one of {FALLBACKS}, got {self.fallback!r}")
+        if self.output not in ("single", "best"):
+            raise ValueError(f"output must be 'single' or 'best', got {self.output!r}")
+
+
+def decode_masks(parts: SamParts, embeddings: Tensor, image_index: Tensor,
+                 prompts: RegionPrompts) -> tuple[Tensor, Tensor]:
+    """All 4 mask tokens of SAM's decoder for M prompts over B image embeddings, in one pass.
+
+    embeddings: (B, C, s, s); image_index: (M,) long, the embedding each prompt belongs to.
+    Returns low-res mask logits (M, 4, 4s, 4s) and predicted IoUs (M, 4); token 0 is SAM's
+    single-mask output, tokens 1-3 its multimask outputs. Same computation as
+    `MaskDecoder.predict_masks`, except each prompt picks its own image embedding (the official
+    call repeats one embedding for all prompts, so it can only take one image at a time).
+    """
+    dec = parts.mask_decoder
+    sparse, dense = parts.prompt_encoder(points=(prompts.points, prompts.labels),
+                                         boxes=prompts.boxes, masks=prompts.masks)
+    m = sparse.shape[0]
+    out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
+    tokens = torch.cat([out_tokens.unsqueeze(0).expand(m, -1, -1), sparse], dim=1)
+    src = embeddings[image_index] + dense
+    pos = parts.prompt_encoder.get_dense_pe().expand(m, -1, -1, -1)
+    b, c, h, w = src.shape
+    hs, src = dec.transformer(src, pos, tokens)
+    mask_tokens_out = hs[:, 1 : 1 + dec.num_mask_tokens, :]
+    up = dec.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+    hyper = torch.stack([mlp(mask_tokens_out[:, i, :])
+                         for i, mlp in enumerate(dec.output_hypernetworks_mlps)], dim=1)
+    _, c2, h2, w2 = up.shape
+    masks = (hyper @ up.reshape(b, c2, h2 * w2)).reshape(b, -1, h2, w2)
+    return masks, dec.iou_prediction_head(hs[:, 0, :])
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two bool masks of one shape (1.0 when both are empty)."""
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+class SamRefiner:
+    """Turns gated coarse regions into SAM-refined masks with quality signals."""
+
+    def __init__(self, parts: SamParts, settings: RefinerSettings | None = None) -> None:
+        self.parts = parts
+        self.settings = settings or RefinerSettings()
+        self._encoder = SamImageEncoder(parts)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parts.mask_decoder.parameters()).device
+
+    @torch.no_grad()
+    def encode(self, images: Tensor) -> Tensor:
+        """(B, 3, H, W) RGB in [0, 1] -> (B, C, S/16, S/16) embeddings of the refiner's SAM.
+
+        For callers whose model SAM differs from the refiner's; otherwise pass the model's
+        embedding to `refine_batch` and skip this.
+        """
+        return self._encoder(images)
+
+    def regions_of(self, probs: np.ndarray | Tensor) -> list[Region]:
+        """Regions of one (N, h, w) probability map (`find_regions` with this refiner's min_area)."""
+        return find_regions(probs, min_area=self.settings.min_area)
+
+    @torch.no_grad()
+    def refine_batch(self, embeddings: Tensor, image_sizes: list[tuple[int, int]],
+                     probs: list[np.ndarray | Tensor | list[Region]],
+                     threshold: float = DEFAULT_GATE) -> list[list[RefinedRegion]]:
+        """Gate and refine the regions of B images in one batched decoder pass.
+
+        embeddings: (B, C, s, s) SAM image embeddings of the images (one encoder pass, done by
+            the caller). image_sizes: (h, w) of each image as SAM saw it, before its resize/pad.
+        probs: per image an (N, h, w) probability map (regions found here) or a list of Regions
+            whose masks are (h, w).
+        Returns per image, per region (gated or not), a RefinedRegion.
+        """
+        if len(image_sizes) != embeddings.shape[0] or len(probs) != embeddings.shape[0]:
+            raise ValueError("embeddings, image_sizes and probs must describe the same images")
+        regions = [p if isinstance(p, list) else self.regions_of(p) for p in probs]
+        gates = [gate(rs, threshold) for rs in regions]
+        frames = [SamFrame(h, w, self.parts.image_size) for h, w in image_sizes]
+        jobs = [(i, j) for i, g in enumerate(gates) for j, keep in enumerate(g) if keep]
+        decoded = self._decode_jobs(embeddings, frames, regions, jobs)
+        results = [[RefinedRegion(region=r, gated=False) for r in rs] for rs in regions]
+        for (i, j), (mask, sam_iou) in zip(jobs, decoded, strict=True):
+            results[i][j] = self._judge(regions[i][j], mask, sam_iou)
+        return results
+
+    def _decode_jobs(self, embeddings: Tensor, frames: list[SamFrame],
+                     regions: list[list[Region]], jobs: list[tuple[int, int]]
+                     ) -> list[tuple[np.ndarray, float]]:
+        """(mask (h, w) bool, sam_iou) for each (image, region) job, in job order."""
+        if not jobs:
+            return []
+        dev = embeddings.device
+        per_image = [build_prompts([regions[i][j] for ii, j in jobs if ii == i], frames[i],
+                                   self.settings.prompts, dev)
+                     for i in sorted({i for i, _ in jobs})]
+        prompts = concat_prompts(per_image)
+        image_index = torch.as_tensor([i for i, _ in jobs], device=dev)
+        out: list[tuple[np.ndarray, float]] = []
+        step = self.settings.max_prompts
+        for start in range(0, len(jobs), step):
+            chunk = slice(start, start + step)
+            chunk_prompts = prompts.select(chunk)
+            for it in range(self.settings.iterations):
+                low, iou = decode_masks(self.parts, embeddings, image_index[chunk], chunk_prompts)
+                picks = [self._pick(frames[i], regions[i][j], low[k], iou[k])
+                         for k, (i, j) in enumerate(jobs[chunk])]
+                if it + 1 < self.settings.iterations:  # SAM's own loop: its logits as mask prompt
+                    chosen = torch.stack([low[k, t] for k, (_, _, t) in enumerate(picks)])
+                    chunk_prompts = RegionPrompts(chunk_prompts.points, chunk_prompts.labels,
+                                                  chunk_prompts.boxes, chosen[:, None])
+            out += [(self._clip(mask, regions[i][j].mask), score)
+                    for (mask, score, _), (i, j) in zip(picks, jobs[chunk], strict=True)]
+        return out
+
+    def _pick(self, frame: SamFrame, region: Region, low: Tensor, iou: Tensor
+              ) -> tuple[np.ndarray, float, int]:
+        """Choose the output token: single-mask token, or best of 4 by sam_iou x agreement.
+
+        low: (4, S/4, S/4) logits, iou: (4,). Returns (mask (h, w) bool, sam_iou, token).
+        """
+        tokens = [0] if self.settings.output == "single" else [0, 1, 2, 3]
+        masks = (frame.masks_to_image(low[tokens][None])[0] > 0).cpu().numpy()
+        ious = iou[tokens].float().cpu().numpy()
+        scores = [float(s) * mask_iou(m, region.mask) for m, s in zip(masks, ious, strict=True)]
+        best = int(np.argmax(scores))
+        return masks[best], float(ious[best]), tokens[best]
+
+    def _clip(self, mask: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+        """Keep SAM's mask within `band` of the coarse region and the region's core beyond it.
+
+        band is a fraction of the image's longest side (1/24 = one cell of a 24 x 24 cost
+        volume): the coarse map is trusted to be off by at most that much. 0 disables.
+        """
+        if self.settings.band <= 0:
+            return mask
+        d = self.settings.band * max(mask.shape)
+        outside = ndimage.distance_transform_edt(~coarse)
+        inside = ndimage.distance_transform_edt(np.pad(coarse, 1))[1:-1, 1:-1]
+        return (mask & (outside <= d)) | (inside > d)
+
+    def _judge(self, region: Region, mask: np.ndarray, sam_iou: float) -> RefinedRegion:
+        """Acceptance of one SAM mask and the fallback when it is not trusted."""
+        s = self.settings
+        agreement = mask_iou(mask, region.mask)
+        accepted = sam_iou >= s.min_sam_iou and agreement >= s.min_agreement
+        source = "sam" if accepted else ("coarse" if s.fallback == "coarse" else "none")
+        return RefinedRegion(region=region, gated=True, refined_mask=mask, sam_iou=sam_iou,
+                             agreement_iou=agreement, accepted=accepted, label_source=source)
+
+
+def concat_prompts(parts: list[RegionPrompts]) -> RegionPrompts:
+    """Stack the prompts of several images (built with the same settings, so same widths)."""
+    return RegionPrompts(
+        points=torch.cat([p.points for p in parts]), labels=torch.cat([p.labels for p in parts]),
+        boxes=None if parts[0].boxes is None else torch.cat([p.boxes for p in parts]),
+        masks=None if parts[0].masks is None else torch.cat([p.masks for p in parts]))

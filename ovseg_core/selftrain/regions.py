@@ -1,0 +1,87 @@
+"""Regions of a probability map and the confidence gate.
+
+A region is one connected component (4-connectivity) of one class in the argmax map of a
+softmax probability map. Its confidence is the mean of the per-pixel max probability inside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+DEFAULT_GATE = 0.9
+"""Regions with confidence strictly above this become SAM prompts (method.md)."""
+
+
+@dataclass
+class Region:
+    """One connected region of one class.
+
+    class_id: index into the vocabulary (channel of the probability map).
+    mask: (H, W) bool, True inside the region.
+    confidence: mean per-pixel max probability inside the region, in [0, 1].
+    area: number of pixels in `mask`.
+    bbox: (x0, y0, x1, y1) pixel box, XYXY, inclusive-exclusive: the region's pixels satisfy
+        x0 <= x < x1 and y0 <= y < y1 (so x1 - x0 is the box width in pixels).
+    """
+
+    class_id: int
+    mask: np.ndarray
+    confidence: float
+    area: int
+    bbox: tuple[int, int, int, int]
+
+
+def as_numpy_probs(probs: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(N, H, W) probabilities as a float32 numpy array (detached, on the CPU)."""
+    if isinstance(probs, torch.Tensor):
+        probs = probs.detach().float().cpu().numpy()
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.ndim != 3:
+        raise ValueError(f"probs must be (N, H, W), got shape {probs.shape}")
+    return probs
+
+
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """XYXY inclusive-exclusive box of a non-empty (H, W) bool mask."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    xs = np.flatnonzero(mask.any(axis=0))
+    return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+
+
+def find_regions(probs: np.ndarray | torch.Tensor, min_area: int = 16) -> list[Region]:
+    """Connected components of each class in the argmax map of `probs`.
+
+    probs: (N, H, W) softmax probabilities (numpy or torch).
+    min_area: components with fewer pixels are dropped (they make poor prompts).
+    Returns regions ordered by class id, then by component label (row-major first pixel).
+    """
+    probs = as_numpy_probs(probs)
+    argmax = probs.argmax(axis=0)
+    maxprob = probs.max(axis=0)
+    regions: list[Region] = []
+    for class_id in np.unique(argmax):
+        labels, count = ndimage.label(argmax == class_id)
+        if count == 0:
+            continue
+        index = np.arange(1, count + 1)
+        areas = ndimage.sum_labels(np.ones_like(maxprob), labels, index)
+        sums = ndimage.sum_labels(maxprob, labels, index)
+        slices = ndimage.find_objects(labels)
+        for k, (area, total, sl) in enumerate(zip(areas, sums, slices, strict=True), start=1):
+            if area < min_area:
+                continue
+            mask = labels == k
+            bbox = (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
+            regions.append(Region(class_id=int(class_id), mask=mask,
+                                  confidence=float(total / area), area=int(area),
+                                  bbox=tuple(int(v) for v in bbox)))
+    return regions
+
+
+def gate(regions: list[Region], threshold: float = DEFAULT_GATE) -> list[bool]:
+    """The confidence gate: True where `region.confidence > threshold` (strictly)."""
+    return [r.confidence > threshold for r in regions]

@@ -1,0 +1,128 @@
+"""Prompt geometry: points, boxes and mask prompts in SAM's resized-and-padded frame."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from ovseg_core.selftrain.prompts import (
+    PromptSettings,
+    SamFrame,
+    build_prompts,
+    negative_points,
+    peak_points,
+)
+from ovseg_core.selftrain.regions import Region, mask_bbox
+
+SIZES = [(300, 700), (700, 300), (375, 500), (1024, 1024), (1500, 900)]  # landscape and portrait
+
+
+def region_from(mask: np.ndarray, cls: int = 1) -> Region:
+    return Region(cls, mask, 0.95, int(mask.sum()), mask_bbox(mask))
+
+
+def to_frame(mask: np.ndarray, frame: SamFrame) -> np.ndarray:
+    """An image-sized mask as SAM's input frame sees it (resized like the image, padded)."""
+    nh, nw = frame.resized
+    t = torch.as_tensor(mask, dtype=torch.float32)[None, None]
+    t = F.interpolate(t, size=(nh, nw), mode="nearest-exact")
+    s = frame.image_size
+    return F.pad(t, (0, s - nw, 0, s - nh))[0, 0].numpy() > 0.5
+
+
+@pytest.mark.parametrize("hw", SIZES)
+def test_points_land_on_their_pixel_after_resize_and_pad(hw):
+    h, w = hw
+    frame = SamFrame(h, w, 1024)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        one = np.zeros((h, w), bool)
+        r = 0 if min(frame.scale) >= 1 else 1  # downscaled: a lone pixel may vanish, use 3 x 3
+        one[max(y - r, 0) : y + r + 1, max(x - r, 0) : x + r + 1] = True
+        fx, fy = frame.points(np.array([x, y]))
+        # SAM's prompt encoder adds 0.5: the point sits at (fx + 0.5, fy + 0.5) in the frame
+        px, py = int(np.floor(fx + 0.5)), int(np.floor(fy + 0.5))
+        assert to_frame(one, frame)[py, px], (hw, x, y, fx, fy)
+        sx, sy = frame.scale
+        assert (fx + 0.5) / sx == pytest.approx(x + 0.5) and (fy + 0.5) / sy == pytest.approx(y + 0.5)
+
+
+@pytest.mark.parametrize("hw", SIZES)
+def test_boxes_cover_the_resized_region(hw):
+    h, w = hw
+    frame = SamFrame(h, w, 1024)
+    mask = np.zeros((h, w), bool)
+    mask[h // 5 : h // 2, w // 3 : w - 7] = True
+    bx0, by0, bx1, by1 = frame.boxes(np.array(mask_bbox(mask)))
+    resized = to_frame(mask, frame)
+    rx0, ry0, rx1, ry1 = mask_bbox(resized)  # inclusive-exclusive in the frame
+    # the box corners are the first and last frame pixels of the resized region (within 1 px)
+    assert abs(bx0 - rx0) <= 1 and abs(by0 - ry0) <= 1
+    assert abs(bx1 - (rx1 - 1)) <= 1 and abs(by1 - (ry1 - 1)) <= 1
+    nh, nw = frame.resized
+    assert max(nh, nw) == 1024 and bx1 < nw and by1 < nh
+
+
+@pytest.mark.parametrize("hw", SIZES)
+def test_mask_prompt_frame_and_round_trip(hw):
+    h, w = hw
+    frame = SamFrame(h, w, 1024)
+    mask = np.zeros((h, w), bool)
+    mask[h // 4 : 3 * h // 4, w // 6 : w // 2] = True
+    logits = frame.mask_prompt(torch.as_tensor(mask)[None], logit=20.0)
+    assert logits.shape == (1, 1, 256, 256)
+    assert logits.min() == -20.0 and logits.max() == 20.0
+    nh, nw = frame.resized
+    # padding (bottom rows for landscape, right columns for portrait) is "outside"
+    assert (logits[0, 0, (nh + 3) // 4 :, :] == -20).all()
+    assert (logits[0, 0, :, (nw + 3) // 4 :] == -20).all()
+    # positive logits sit on the resized region, a quarter of the frame's scale
+    expected = F.interpolate(torch.as_tensor(to_frame(mask, frame), dtype=torch.float32)[None, None],
+                             size=(256, 256), mode="area")[0, 0] > 0.5
+    got = (logits[0, 0] > 0).numpy()
+    assert got.sum() > 0
+    assert (got >= ndimage.binary_erosion(expected.numpy())).all()  # only edge pixels may differ
+    assert (got <= ndimage.binary_dilation(expected.numpy())).all()
+    # SAM's postprocessing brings the prompt back onto the image's pixels
+    back = frame.masks_to_image(logits)[0, 0].numpy() > 0
+    assert back.shape == (h, w)
+    assert (back & mask).sum() / (back | mask).sum() > 0.97
+
+
+def test_peak_points_are_distance_transform_peaks():
+    mask = np.zeros((40, 60), bool)
+    mask[10:31, 5:26] = True  # 21 x 21 square centred at (15, 20)
+    mask[15:26, 40:51] = True  # 11 x 11 square centred at (45, 20)
+    assert peak_points(mask, 1) == [(15, 20)]
+    assert peak_points(mask, 2) == [(15, 20), (45, 20)]
+    assert len(peak_points(mask, 10)) >= 2 and all(mask[y, x] for x, y in peak_points(mask, 10))
+
+
+def test_negative_point_only_in_a_deep_pocket():
+    u = np.zeros((50, 50), bool)
+    u[5:45, 5:15] = u[5:45, 35:45] = u[35:45, 5:45] = True  # a U: pocket between the arms
+    (neg,) = negative_points(region_from(u), count=1, min_depth=0.5)
+    x, y = neg
+    assert not u[y, x] and 15 <= x < 35 and 5 <= y < 35
+    square = np.zeros((50, 50), bool)
+    square[10:40, 10:40] = True  # no pocket inside its box
+    assert negative_points(region_from(square), count=1, min_depth=0.5) == []
+
+
+def test_build_prompts_shapes_and_padding():
+    frame = SamFrame(120, 200, 1024)
+    a = np.zeros((120, 200), bool)
+    a[10:60, 20:90] = True
+    b = np.zeros((120, 200), bool)
+    b[70:110, 100:190] = True
+    settings = PromptSettings(positive_points=2, negative_points=1)
+    p = build_prompts([region_from(a), region_from(b)], frame, settings)
+    assert p.points.shape == (2, 3, 2) and p.labels.shape == (2, 3)
+    assert p.boxes.shape == (2, 4) and p.masks.shape == (2, 1, 256, 256)
+    assert p.labels[0, 0] == 1 and set(p.labels[0].tolist()) <= {1, -1}  # rectangles: no negatives
+    sx, sy = frame.scale
+    for k, mask in enumerate((a, b)):
+        x, y = p.points[k, 0].tolist()  # the positive point maps back into its region
+        assert mask[int((y + 0.5) / sy), int((x + 0.5) / sx)]
