@@ -127,3 +127,19 @@ def test_shard_key_depends_on_every_input_but_not_image_order():
               shard_key(1, 0, ["a"], "sha", "cfg"), shard_key(1, 0, ["a", "b"], "sha2", "cfg"),
               shard_key(1, 0, ["a", "b"], "sha", "cfg2")]
     assert len({base, *others}) == 6
+
+
+def test_local_and_memory_workspaces_give_identical_results(tmp_path):
+    from storage.workspace import Workspace
+
+    results = []
+    for root in (str(tmp_path / "ws"), f"memory://same-{tmp_path.name}"):
+        ws = Workspace(root)
+        ws.write_shard(1, 0, "k", make_images(4, [2, 0, 3]))
+        ws.commit_round(1, 1)
+        results.append(run_sql(ws, "SELECT * EXCLUDE (shard) FROM pseudo_labels "
+                                   "ORDER BY image_id, region_id"))
+        results.append(run_sql(ws, "SELECT * FROM class_stats"))
+        ws.fs.rm(ws.path, recursive=True)
+    assert results[0].num_rows == 7  # 2 + 0 + 3 + 2
+    assert results[0].equals(results[2]) and results[1].equals(results[3])
