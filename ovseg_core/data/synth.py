@@ -101,7 +101,7 @@ def render_scene(rng: np.random.Generator, size: int, with_unseen: bool) -> tupl
     image = _ground(rng, size)
     label = np.zeros((size, size), dtype=np.uint16)
     shapes = list(SEEN_SHAPES) + (list(UNSEEN_SHAPES) if with_unseen else [])
-    count = int(rng.integers(2, 5))
+    count = int(rng.integers(3, 6))
     picks = [int(rng.integers(0, len(shapes))) for _ in range(count)]
     if with_unseen and all(p < len(SEEN_SHAPES) for p in picks):
         picks[int(rng.integers(0, count))] = len(SEEN_SHAPES) + int(rng.integers(0, len(UNSEEN_SHAPES)))

@@ -1,0 +1,117 @@
+"""Inference: class probabilities for a batch (whole-image or sliding windows) and dataset evaluation.
+
+The paper's protocol resizes every image to `input_size` x `input_size` (768), predicts, and
+resizes the logits back to the image's size. Sliding-window inference instead resizes the short
+side to `size` and averages softmax probabilities over overlapping `size` x `size` windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ovseg_core.data.io import write_label
+from ovseg_core.data.transforms import to_model_input
+from ovseg_core.device import Runtime
+from ovseg_core.metrics import ConfusionMatrix
+
+
+def model_input_size(model) -> int:
+    """The model's configured CLIP input side in px (`model.config.input_size`), 768 by default."""
+    config = getattr(model, "config", None)
+    return int(getattr(config, "input_size", 768))
+
+
+@torch.no_grad()
+def predict_probabilities(model, images: torch.Tensor, text: torch.Tensor, runtime: Runtime,
+                          size: int | None = None, sliding: bool = False,
+                          stride_ratio: float = 2 / 3) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Softmax class probabilities at the input resolution.
+
+    images: float (B, 3, H, W) in [0, 1]; text: the model's `encode_vocabulary` output (N, P, D).
+    size: whole image: None = the images as given (the model resizes its CLIP input to
+    `config.input_size`, the paper's 768 protocol, and SAM sees the true aspect ratio), or a side
+    to resize to first (size x size). Sliding: the short side is resized to `size` (None = the
+    model's input size) and windows are size x size. Returns (probs float32 (B, N, H, W) on the
+    runtime device, sam_embedding (B, C, s, s) or None; None with sliding windows).
+    """
+    images = images.to(runtime.device, dtype=torch.float32)
+    height, width = images.shape[-2:]
+    if sliding:
+        size = size or model_input_size(model)
+        return _sliding_probabilities(model, images, text, runtime, size, stride_ratio), None
+    resized = images if size is None else F.interpolate(
+        images, size=(size, size), mode="bilinear", align_corners=False)
+    with runtime.autocast():
+        output = model(resized, text)
+    logits = F.interpolate(output.logits.float(), size=(height, width), mode="bilinear",
+                           align_corners=False)
+    return logits.softmax(dim=1), output.sam_embedding
+
+
+def _sliding_probabilities(model, images, text, runtime, size: int, stride_ratio: float):
+    height, width = images.shape[-2:]
+    scale = size / min(height, width)
+    h, w = max(size, round(height * scale)), max(size, round(width * scale))
+    resized = F.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)
+    stride = max(1, int(size * stride_ratio))
+    total = counts = None
+    for top in _starts(h, size, stride):
+        for left in _starts(w, size, stride):
+            window = resized[..., top:top + size, left:left + size]
+            with runtime.autocast():
+                probs = model(window, text).logits.float().softmax(dim=1)
+            if total is None:
+                total = images.new_zeros((images.shape[0], probs.shape[1], h, w))
+                counts = images.new_zeros((1, 1, h, w))
+            total[..., top:top + size, left:left + size] += probs
+            counts[..., top:top + size, left:left + size] += 1
+    probs = total / counts
+    return F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)
+
+
+def _starts(length: int, size: int, stride: int) -> list[int]:
+    """Window offsets covering [0, length) with windows of `size` (the last one flush right)."""
+    starts = list(range(0, max(length - size, 0) + 1, stride))
+    if starts[-1] + size < length:
+        starts.append(length - size)
+    return starts
+
+
+def predict_label_map(model, image: np.ndarray, text: torch.Tensor, runtime: Runtime,
+                      size: int | None = None, sliding: bool = False) -> np.ndarray:
+    """uint8 (H, W, 3) image -> uint16 (H, W) argmax class ids."""
+    batch = torch.from_numpy(to_model_input(image))[None]
+    probs, _ = predict_probabilities(model, batch, text, runtime, size=size, sliding=sliding)
+    return probs[0].argmax(dim=0).to(torch.int32).cpu().numpy().astype(np.uint16)
+
+
+def evaluate(model, dataset, runtime: Runtime, seen: Sequence[bool] | None = None,
+             save_predictions: Path | None = None, size: int | None = None, sliding: bool = False,
+             progress: bool = True, limit: int | None = None) -> dict:
+    """mIoU of `model` on a labelled dataset (`class_names`, `image_ids`, `ds[i] -> (image, label)`).
+
+    Returns ConfusionMatrix.compute's dict (percent) plus "num_images". With `save_predictions`,
+    each predicted label map is written there under the image's file name (PNG below 255
+    classes, else 16-bit TIFF).
+    """
+    names = list(dataset.class_names)
+    model.to(runtime.device).eval()
+    with torch.no_grad():
+        text = model.encode_vocabulary(names)
+    matrix = ConfusionMatrix(len(names), names)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    for index in tqdm(range(count), desc="evaluate", unit="img", disable=not progress):
+        image, label = dataset[index]
+        pred = predict_label_map(model, image, text, runtime, size=size, sliding=sliding)
+        matrix.update(pred, label)
+        if save_predictions is not None:
+            write_label(Path(save_predictions) / Path(dataset.image_ids[index]).name, pred, len(names))
+    result = matrix.compute(seen)
+    result["num_images"] = count
+    return result

@@ -1,0 +1,304 @@
+"""The training loop shared by stage one and every self-training retraining round.
+
+Reads samples through `SegmentationSamples` (numpy image + label with ignore). Sample k of the
+run (k = step * batch_size + j) is `samples[order(k)]` augmented with `default_rng([seed, k])`,
+so the data stream is a pure function of the seed and resuming needs no loader state.
+Checkpoints (`out_dir/model.safetensors` + `config.json` via `save_model`, and
+`out_dir/trainer_state.pt` with optimizer, scheduler, step and RNG states) are written every
+`checkpoint_every` steps and at the end; a resumed run ends with the same weights as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ovseg_core.checkpoint import WEIGHTS_FILE, file_sha256, save_model
+from ovseg_core.data import SegmentationSamples
+from ovseg_core.data.transforms import AugmentConfig, augment
+from ovseg_core.device import Runtime
+from ovseg_core.errors import OvsegError
+from ovseg_core.loss import seen_unseen_weights, stseg_loss
+
+LOG_NAME = "train_log.jsonl"
+STATE_NAME = "trainer_state.pt"
+STAGING = ".checkpoint-staging"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (paper values as defaults; lr in absolute units, crop in px).
+
+    clip_lr_mult: the CLIP visual tower's learning rate relative to `lr`; None = the model
+    config's `clip.visual_lr_scale` (0.01 in every preset). warmup_steps: linear
+    warmup, then cosine decay to 0 at `steps`. grad_clip: max global grad norm (0 = off).
+    alpha: the seen-class loss weight of eq. 6 (unseen classes get 1 - alpha).
+    """
+
+    steps: int = 80_000
+    batch_size: int = 4
+    lr: float = 2e-4
+    clip_lr_mult: float | None = None
+    weight_decay: float = 1e-4
+    warmup_steps: int = 1500
+    grad_clip: float = 0.01
+    crop_size: int = 768
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    color_jitter: float = 0.2
+    alpha: float = 0.3
+    seed: int = 0
+    num_workers: int = 2
+    log_every: int = 10
+    checkpoint_every: int = 1000
+
+    def validate(self) -> TrainConfig:
+        if self.steps < 1 or self.batch_size < 1 or self.crop_size < 32:
+            raise OvsegError("steps and batch_size must be >= 1 and crop_size >= 32")
+        if not 0 <= self.alpha <= 1:
+            raise OvsegError(f"alpha must be in [0, 1], got {self.alpha}")
+        return self
+
+
+@dataclass
+class TrainResult:
+    """out_dir: where the checkpoint is. start_step: where this call began (0 = fresh).
+    final_loss: mean loss over the last logging window (None if no step ran in this call)."""
+
+    out_dir: Path
+    steps: int
+    start_step: int
+    final_loss: float | None
+    wall_s: float
+    checkpoint_sha256: str
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Multiplier of the base lr at optimizer step `step` (0-based): linear warmup, then cosine to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class AugmentedStream(Dataset):
+    """Item k = sample k of the run: `samples[perm_epoch(k)]` augmented with rng (seed, k)."""
+
+    def __init__(self, samples: SegmentationSamples, cfg: AugmentConfig, seed: int):
+        if len(samples) == 0:
+            raise OvsegError("no training samples")
+        self.samples, self.cfg, self.seed = samples, cfg, seed
+        self._perm: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def index_of(self, k: int) -> int:
+        n = len(self.samples)
+        epoch = k // n
+        if self._perm is None or self._perm[0] != epoch:
+            self._perm = (epoch, np.random.default_rng([self.seed, 7, epoch]).permutation(n))
+        return int(self._perm[1][k % n])
+
+    def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        image, label = self.samples[self.index_of(k)]
+        return augment(image, label, np.random.default_rng([self.seed, k]), self.cfg)
+
+
+def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen: Sequence[bool],
+          cfg: TrainConfig, out_dir: Path, runtime: Runtime, resume: bool = True,
+          progress: bool = True, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train `model` in place and checkpoint it to `out_dir`; see the module docstring.
+
+    seen: one bool per class of `class_names` (unseen classes get weight 1 - alpha).
+    on_step(step, loss): called after each optimizer step and its checkpoint (1-based step).
+    """
+    cfg.validate()
+    if len(seen) != len(class_names):
+        raise OvsegError(f"seen has {len(seen)} entries for {len(class_names)} classes")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    model.to(runtime.device)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps))
+    torch.manual_seed(cfg.seed)
+    step = 0
+    if resume:
+        step = load_trainer_state(out_dir, model, optimizer, scheduler, _identity(cfg, class_names))
+    if step >= cfg.steps:
+        return TrainResult(out_dir, step, step, None, time.perf_counter() - started,
+                           file_sha256(out_dir / WEIGHTS_FILE))
+    text = model.encode_vocabulary(list(class_names))
+    weights = seen_unseen_weights(list(seen), alpha=cfg.alpha).to(runtime.device)
+    loader = _loader(samples, cfg, step)
+    log = (out_dir / LOG_NAME).open("a")
+    window: list[float] = []
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="train", unit="step")
+    model.train()
+    start_step, last_loss, sha = step, None, None
+    for images, labels in loader:
+        loss = _train_step(model, optimizer, images, labels, text, weights, runtime, cfg.grad_clip)
+        scheduler.step()
+        step += 1
+        window.append(loss)
+        bar.update(1)
+        lr = optimizer.param_groups[0]["lr"]
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            last_loss = float(np.mean(window))
+            _log(log, step, last_loss, optimizer, started)
+            window = []
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            sha = save_checkpoint(out_dir, model, optimizer, scheduler, step, _identity(cfg, class_names))
+        if on_step is not None:
+            on_step(step, loss)
+        if step >= cfg.steps:
+            break
+    bar.close()
+    log.close()
+    if window:
+        last_loss = float(np.mean(window))
+    return TrainResult(out_dir, step, start_step, last_loss, time.perf_counter() - started, sha)
+
+
+def _train_step(model, optimizer, images, labels, text, weights, runtime: Runtime,
+                grad_clip: float) -> float:
+    images = images.to(runtime.device, non_blocking=True)
+    labels = labels.to(runtime.device, non_blocking=True)
+    with runtime.autocast():
+        output = model(images, text)
+    loss = stseg_loss(output, labels, weights)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise FloatingPointError(f"training loss became {value}")
+    return value
+
+
+def _param_groups(model, cfg: TrainConfig) -> list[dict]:
+    groups = model.trainable_parameter_groups(cfg.lr)
+    for group in groups:
+        group.setdefault("weight_decay", cfg.weight_decay)
+        if cfg.clip_lr_mult is not None and group.get("name") == "clip_visual":
+            group["lr"] = cfg.lr * cfg.clip_lr_mult
+    return [g for g in groups if g["params"]]
+
+
+def _loader(samples: SegmentationSamples, cfg: TrainConfig, start_step: int) -> DataLoader:
+    stream = AugmentedStream(samples, AugmentConfig(cfg.crop_size, tuple(cfg.scale_range),
+                                                    True, cfg.color_jitter), cfg.seed)
+    order = range(start_step * cfg.batch_size, cfg.steps * cfg.batch_size)
+    return DataLoader(stream, batch_size=cfg.batch_size, sampler=order, drop_last=True,
+                      num_workers=cfg.num_workers, persistent_workers=False,
+                      generator=torch.Generator().manual_seed(cfg.seed),
+                      pin_memory=torch.cuda.is_available())
+
+
+def _identity(cfg: TrainConfig, class_names: Sequence[str]) -> dict:
+    """What must match for a checkpoint to be resumed by this run."""
+    keep = {k: v for k, v in asdict(cfg).items() if k not in ("num_workers", "log_every", "checkpoint_every")}
+    keep["scale_range"] = list(keep["scale_range"])
+    return {"train_config": keep, "class_names": list(class_names)}
+
+
+def _log(log, step: int, loss: float, optimizer, started: float) -> None:
+    record = {"step": step, "loss": round(loss, 6),
+              "lr": [g["lr"] for g in optimizer.param_groups],
+              "elapsed_s": round(time.perf_counter() - started, 3)}
+    log.write(json.dumps(record) + "\n")
+    log.flush()
+
+
+def read_train_log(out_dir: Path) -> list[dict]:
+    """The JSONL training log of `out_dir` (one dict per logged step)."""
+    path = Path(out_dir) / LOG_NAME
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def save_checkpoint(out_dir: Path, model, optimizer, scheduler, step: int, identity: dict) -> str:
+    """Write model + trainer state to `out_dir` as one unit; returns the weights' sha256.
+
+    Everything is first written to `out_dir/.checkpoint-staging/` (the trainer state last, via a
+    rename that marks the staging folder complete), then moved into place with the trainer state
+    moved last; `_finish_staging` completes an interrupted move on the next start.
+    """
+    staging = out_dir / STAGING
+    if staging.exists():
+        _clear(staging)
+    save_model(model, staging)
+    sha = file_sha256(staging / WEIGHTS_FILE)
+    state = {
+        "step": step,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "model_sha256": sha,
+        **identity,
+    }
+    torch.save(state, staging / (STATE_NAME + ".tmp"))
+    (staging / (STATE_NAME + ".tmp")).replace(staging / STATE_NAME)
+    _finish_staging(out_dir)
+    return sha
+
+
+def load_trainer_state(out_dir: Path, model, optimizer, scheduler, identity: dict) -> int:
+    """Restore weights, optimizer, scheduler and RNG from `out_dir`; returns the step (0 if none)."""
+    _finish_staging(out_dir)
+    path = out_dir / STATE_NAME
+    if not path.exists():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("train_config", "class_names"):
+        if state.get(key) != identity[key]:
+            raise OvsegError(
+                f"{path} was written with a different {key.replace('_', ' ')}; "
+                f"resume with the same settings or use a new output folder"
+            )
+    weights = out_dir / WEIGHTS_FILE
+    if file_sha256(weights) != state["model_sha256"]:
+        raise OvsegError(f"{weights} does not match {path} (step {state['step']}); "
+                         "the checkpoint is inconsistent, start in a new output folder")
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return int(state["step"])
+
+
+def _finish_staging(out_dir: Path) -> None:
+    staging = out_dir / STAGING
+    if not staging.exists():
+        return
+    if (staging / STATE_NAME).exists():  # complete: move the rest, trainer state last
+        for path in sorted(staging.iterdir(), key=lambda p: p.name == STATE_NAME):
+            path.replace(out_dir / path.name)
+    _clear(staging)
+
+
+def _clear(folder: Path) -> None:
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
