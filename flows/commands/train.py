@@ -7,8 +7,8 @@ import argparse
 KINDS = ("generic", "coco-stuff", "ade150", "ade847", "pc59", "pc459", "voc20")
 
 PRESET_DEFAULTS = {
-    "tiny": dict(steps=300, batch_size=8, lr=1e-3, clip_lr_mult=1.0, warmup_steps=20,
-                 scale_range=(0.75, 1.5), num_workers=1, log_every=10, checkpoint_every=100),
+    "tiny": dict(steps=150, batch_size=4, lr=1e-3, clip_lr_mult=1.0, warmup_steps=15,
+                 scale_range=(0.75, 1.5), num_workers=0, log_every=10, checkpoint_every=50),
     "paper": dict(steps=80_000, batch_size=4, warmup_steps=1500, num_workers=4,
                   log_every=20, checkpoint_every=2000),
     "mobile": dict(steps=80_000, batch_size=4, warmup_steps=1500, num_workers=4,
