@@ -24,6 +24,8 @@ def configure_prefect(log_level: str = "WARNING") -> Path:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", log_level)
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The first start migrates a fresh database: on a busy 2-core machine that takes > 20 s.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # The temporary server's shutdown can log cancelled-request noise; it is not the user's concern.
     for name in ("uvicorn", "uvicorn.error", "prefect.server"):

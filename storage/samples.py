@@ -2,7 +2,9 @@
 
 Painting rule (one way, used by training and export alike):
 - a row's mask is its refined mask when the row is `accepted` and has one, else its coarse mask;
-- its score is `confidence * sam_iou` when the refined mask is used, else `confidence`;
+- its score is `confidence * sam_iou` when the refined mask is used, else
+  `confidence * agreement_iou` (the coarse fallback of an untrusted SAM mask), or `confidence`
+  when the row was never refined; the same rule as `ovseg_core.selftrain.paint_pseudo_labels`;
 - rows are painted in increasing (score, region_id) order, so where masks overlap the highest
   score wins; pixels no selected row covers are IGNORE_INDEX (65535).
 """
@@ -68,9 +70,8 @@ def paint_label_map(height: int, width: int, class_ids: np.ndarray, scores: np.n
 def _selection(image_id: str, rows: list[dict]) -> ImageSelection:
     uses_refined = np.array([r["accepted"] and r["refined_rle"] is not None for r in rows],
                             dtype=bool)
-    scores = np.array([r["confidence"] * (r["sam_iou"] if refined and r["sam_iou"] is not None
-                                          else 1.0)
-                       for r, refined in zip(rows, uses_refined, strict=True)], dtype=np.float64)
+    scores = np.array([_score(r, refined) for r, refined in zip(rows, uses_refined, strict=True)],
+                      dtype=np.float64)
     return ImageSelection(
         image_id=image_id, height=rows[0]["image_height"], width=rows[0]["image_width"],
         region_ids=np.array([r["region_id"] for r in rows], dtype=np.int64),
@@ -79,6 +80,12 @@ def _selection(image_id: str, rows: list[dict]) -> ImageSelection:
         rles=[r["refined_rle"] if u else r["coarse_rle"] for r, u in zip(rows, uses_refined,
                                                                        strict=True)],
         uses_refined=uses_refined, rows=rows)
+
+
+def _score(row: dict, uses_refined: bool) -> float:
+    """Overlap priority: confidence x the quality of the mask that is painted (see top)."""
+    quality = row["sam_iou"] if uses_refined else row["agreement_iou"]
+    return row["confidence"] * (1.0 if quality is None else quality)
 
 
 def select_rows(workspace: Workspace | str, round: int, where: str | None = None,

@@ -1,0 +1,88 @@
+"""`ovseg run`: the main job: stage one + N self-training rounds, resumable."""
+
+from __future__ import annotations
+
+import argparse
+
+SQL_EXAMPLES = (
+    'ovseg sql "SELECT round, class_name, n_regions, n_gated, n_accepted, confidence_p50 '
+    'FROM class_stats ORDER BY round, class_id"',
+    'ovseg sql "SELECT round, stage, status, metrics FROM rounds ORDER BY round"',
+    'ovseg sql "SELECT * FROM images_without_accepted LIMIT 10"',
+    'ovseg sql "SELECT class_name, avg(sam_iou) AS sam, avg(agreement_iou) AS agree '
+    'FROM pseudo_labels WHERE gated GROUP BY class_name"',
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="run stage one and the self-training rounds (resumes after a crash)",
+        description="Run stage-one training, then self-training rounds, through Prefect. With "
+        "no arguments: the built-in synthetic dataset, the tiny preset, CPU, no server. "
+        "Re-running continues where a failed or killed run stopped.")
+    p.add_argument("--config", help="YAML run config (see README: 'Configuration')")
+    p.add_argument("--workspace", help="store root: a path or fsspec URL "
+                   "(default: ./ovseg-workspace)")
+    p.add_argument("--rounds", type=int, help="number of self-training rounds")
+    p.add_argument("--seed", type=int, help="random seed (also picks the synthetic dataset)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when present)")
+    p.add_argument("--redo-round", type=int, metavar="R",
+                   help="forget round R's committed results and compute it again")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.prefect_env import configure_prefect
+
+    home = configure_prefect()
+    import time
+
+    from pydantic import ValidationError
+
+    from flows.config import load_config
+    from ovseg_core.errors import OvsegError
+
+    try:
+        cfg = load_config(args.config, workspace=args.workspace, seed=args.seed,
+                          device=args.device, **{"self_training.rounds": args.rounds})
+    except (ValidationError, ValueError, FileNotFoundError) as exc:
+        raise OvsegError(f"invalid configuration: {_first_line(exc)}") from None
+    _say(f"workspace {cfg.workspace} | preset {cfg.model.preset} | "
+         f"{cfg.self_training.rounds} round(s) | Prefect home {home}")
+    start = time.perf_counter()
+    from flows.pipeline import self_training, self_training_round
+
+    _say("starting Prefect (a temporary local server unless PREFECT_API_URL is set)...")
+    if args.redo_round is not None:
+        self_training_round(cfg, args.redo_round, redo=True)
+    records = self_training(cfg)
+    _summary(cfg, records, time.perf_counter() - start)
+    return 0
+
+
+def _first_line(exc: Exception) -> str:
+    return " ".join(str(exc).split("\n")[:3])
+
+
+def _say(message: str) -> None:
+    print(f"[ovseg] {message}", flush=True)
+
+
+def _summary(cfg, records: list[dict], seconds: float) -> None:
+    from storage.workspace import Workspace
+
+    ws = Workspace(cfg.workspace)
+    _say(f"done in {seconds:.0f} s")
+    for r in records:
+        metrics = ", ".join(f"{k} {v:.1f}" for k, v in r["metrics"].items() if v is not None)
+        _say(f"  round {r['round']} ({r['stage']}): {metrics}")
+    last = records[-1]["round"]
+    print(f"\nResults in {ws.root}:\n"
+          f"  checkpoints   {ws.url('checkpoints')}\n"
+          f"  pseudo-labels {ws.url('pseudo_labels')}  (Parquet, one row per region)\n"
+          f"  lineage       {ws.url('lineage')}\n"
+          f"  report        {ws.url(f'reports/round={last:03d}/index.md')}\n")
+    flag = "" if cfg.workspace == "ovseg-workspace" else f" --workspace {cfg.workspace}"
+    print("Try:")
+    for example in SQL_EXAMPLES:
+        print(f"  {example}{flag}")

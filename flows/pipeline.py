@@ -1,0 +1,70 @@
+"""The Prefect flows: stage one, one self-training round, the whole run, and evaluation.
+
+Flows only sequence tasks and pass references (config, round ids, URIs, small dicts).
+What is done is decided by the store (shard manifests, round commits, checkpoints, lineage),
+so re-running a flow after a crash redoes exactly the missing work.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from flows import steps, tasks
+from flows.config import RunConfig
+from flows.report import write_round_report
+from storage.records import utc_now
+
+
+@flow(name="ovseg-stage-one", log_prints=True)
+def stage_one(config: RunConfig) -> dict:
+    """Supervised training on the labelled source; records round 0 in the lineage."""
+    return tasks.stage_one(config)
+
+
+@flow(name="ovseg-self-training-round", flow_run_name="round-{round}", log_prints=True)
+def self_training_round(config: RunConfig, round: int, redo: bool = False) -> dict:
+    """Label the target with the parent checkpoint, commit the shards, retrain, record.
+
+    redo: forget what the round already committed and compute it again.
+    """
+    if round < 1:
+        raise ValueError("self-training rounds are numbered from 1 (round 0 is stage one)")
+    if redo:
+        steps.redo_round(config, round)
+    done = steps.completed(config, "self_training_round", round)
+    if done is not None:
+        get_run_logger().info("round %d already completed; nothing to do", round)
+        return done.to_dict()
+    started = utc_now()
+    parent = steps.parent_record(config, round).to_dict()
+    shards = tasks.shard_plan(config, round, parent["checkpoint_sha256"])
+    for shard in shards:  # sequential on one device; see docs for fan-out on a cluster
+        tasks.label_shard(config, round, shard, parent)
+    tasks.commit_round(config, round, len(shards))
+    checkpoint = tasks.retrain(config, round, parent)
+    record = tasks.finish_round(config, round, parent, checkpoint, started)
+    write_round_report(config, round)
+    return record
+
+
+@flow(name="ovseg-self-training", log_prints=True)
+def self_training(config: RunConfig, rounds: int | None = None) -> list[dict]:
+    """Stage one if needed, then `rounds` (default: config.self_training.rounds) rounds."""
+    count = config.self_training.rounds if rounds is None else rounds
+    records = [stage_one(config)]
+    write_round_report(config, 0)
+    if not config.model.self_training:
+        return records
+    for r in range(1, count + 1):
+        records.append(self_training_round(config, r))
+    return records
+
+
+@flow(name="ovseg-evaluate", log_prints=True)
+def evaluate(config: RunConfig, round: int) -> dict:
+    """mIoU of round `round`'s stored checkpoint on the run's labelled datasets."""
+    stored = steps.workspace(config).checkpoint(round)
+    if stored is None:
+        raise ValueError(f"round {round} has no stored checkpoint in {config.workspace}")
+    model = steps.load_checkpoint(config, stored.uri, stored.sha256)
+    return steps.measure(config, model, round)

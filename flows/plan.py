@@ -1,0 +1,139 @@
+"""From a RunConfig to concrete things: datasets, vocabularies, the store, a local scratch dir.
+
+Every task rebuilds what it needs from the config (cheap), so tasks pass only references.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from flows.config import DatasetRef, RunConfig
+from ovseg_core.data import open_dataset
+from ovseg_core.data.readers import LabeledDataset
+from ovseg_core.data.synth import read_synthetic_info, write_synthetic_dataset
+from ovseg_core.data.unlabeled import UnlabeledImages
+from ovseg_core.errors import OvsegError
+from storage.workspace import Workspace
+
+SYNTHETIC_DIR = "datasets"
+
+
+@dataclass
+class DataPlan:
+    """The datasets of a run. target: images only (`image_ids`, `read(image_id)`)."""
+
+    source: LabeledDataset
+    source_val: LabeledDataset | None
+    target: LabeledDataset | UnlabeledImages
+    target_eval: LabeledDataset | None
+    source_classes: list[str]
+    target_classes: list[str]
+    target_seen: list[bool]
+
+    def read_target(self, image_id: str):
+        """uint8 (H, W, 3) target image by id."""
+        if isinstance(self.target, UnlabeledImages):
+            return self.target.read(image_id)
+        return self.target.read_image(image_id)
+
+    def target_manifest_hash(self) -> str:
+        """sha256 of the sorted target image ids: which images the rounds label."""
+        ids = "\n".join(sorted(self.target.image_ids))
+        return hashlib.sha256(ids.encode()).hexdigest()
+
+
+def is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def local_dir(cfg: RunConfig, *parts: str) -> Path:
+    """A local scratch folder for this workspace (inside it when the workspace is local)."""
+    if is_local(cfg.workspace):
+        base = Path(cfg.workspace.removeprefix("file://")) / "_work"
+    else:
+        digest = hashlib.sha256(cfg.workspace.encode()).hexdigest()[:12]
+        base = Path.home() / ".cache" / "ovseg" / "work" / digest
+    path = base.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def synthetic_root(cfg: RunConfig) -> Path:
+    """Where the built-in synthetic dataset of this run lives (made on first use)."""
+    base = Path(cfg.workspace) if is_local(cfg.workspace) else Path.cwd() / "ovseg-data"
+    return base / SYNTHETIC_DIR / f"synthetic-seed{cfg.seed}"
+
+
+def ensure_synthetic(cfg: RunConfig) -> Path:
+    """Generate the synthetic dataset once (atomically: a killed run never leaves half of it)."""
+    root = synthetic_root(cfg)
+    if (root / "dataset.json").exists():
+        return root
+    tmp = root.with_name(root.name + f".tmp-{os.getpid()}")
+    write_synthetic_dataset(tmp, seed=cfg.seed)
+    tmp.rename(root)
+    return root
+
+
+def _open(ref: DatasetRef | None) -> LabeledDataset | UnlabeledImages | None:
+    if ref is None:
+        return None
+    if ref.kind == "images":
+        return UnlabeledImages(ref.root)
+    return open_dataset(ref.kind, ref.root, ref.split)
+
+
+def resolve_refs(cfg: RunConfig) -> dict[str, DatasetRef | None]:
+    """The dataset references of the run, with the synthetic defaults filled in."""
+    data = cfg.data
+    if data.source is not None:
+        if data.target is None:
+            raise OvsegError("data.target is required when data.source is set")
+        return {"source": data.source, "source_val": data.source_val,
+                "target": data.target, "target_eval": data.target_eval}
+    root = synthetic_root(cfg)
+    return {"source": DatasetRef(root=str(root / "source"), split="train"),
+            "source_val": DatasetRef(root=str(root / "source"), split="val"),
+            "target": DatasetRef(kind="images", root=str(root / "target" / "images")),
+            "target_eval": DatasetRef(root=str(root / "target"))}
+
+
+@cache
+def _plan(cfg_json: str) -> DataPlan:
+    cfg = RunConfig.model_validate_json(cfg_json)
+    if cfg.data.source is None:
+        ensure_synthetic(cfg)
+    refs = resolve_refs(cfg)
+    source, target = _open(refs["source"]), _open(refs["target"])
+    source_val, target_eval = _open(refs["source_val"]), _open(refs["target_eval"])
+    target_classes = cfg.data.target_classes or _classes_of(target_eval or target)
+    if cfg.data.source is None:
+        info = read_synthetic_info(synthetic_root(cfg))
+        seen_names = set(info["seen"])
+    else:
+        seen_names = set(source.class_names)
+    return DataPlan(source=source, source_val=source_val, target=target, target_eval=target_eval,
+                    source_classes=list(source.class_names), target_classes=list(target_classes),
+                    target_seen=[name in seen_names for name in target_classes])
+
+
+def _classes_of(dataset) -> list[str]:
+    names = getattr(dataset, "class_names", None)
+    if not names:
+        raise OvsegError("the target vocabulary is unknown: set data.target_classes or give a "
+                         "labelled data.target_eval")
+    return list(names)
+
+
+def data_plan(cfg: RunConfig) -> DataPlan:
+    """The run's datasets (cached per process and config)."""
+    return _plan(json.dumps(cfg.model_dump(mode="json"), sort_keys=True))
+
+
+def workspace(cfg: RunConfig) -> Workspace:
+    return Workspace(cfg.workspace)

@@ -1,0 +1,141 @@
+"""A report per round for people: overlays, plots across rounds, and a Markdown page.
+
+Written under `<workspace>/reports/round=NNN/` (PNG + `index.md`), and published as a Prefect
+Markdown artifact when a Prefect API is reachable (the temporary local server counts).
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from flows.config import RunConfig  # noqa: E402
+from flows.plan import data_plan, workspace  # noqa: E402
+from ovseg_core.visualize import overlay, panels  # noqa: E402
+from storage.query import run_sql  # noqa: E402
+from storage.rle import decode_masks  # noqa: E402
+from storage.samples import paint_label_map, select_images  # noqa: E402
+
+
+def write_round_report(cfg: RunConfig, round: int) -> str:
+    """Write the report of `round` (0 = stage one) and return the URL of its index.md."""
+    ws = workspace(cfg)
+    folder = ws.reports_dir(round)
+    lines = [f"# ovseg report: round {round}", ""]
+    lines += _metrics_section(cfg, folder)
+    if round > 0:
+        lines += _stats_section(cfg, round, folder)
+        lines += _overlay_section(cfg, round, folder)
+    index = posixpath.join(folder, "index.md")
+    with ws.fs.open(index, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    _publish_artifact(round, "\n".join(lines))
+    return index
+
+
+def _save_png(cfg: RunConfig, folder: str, name: str, picture: np.ndarray | plt.Figure) -> str:
+    buffer = io.BytesIO()
+    if isinstance(picture, plt.Figure):
+        picture.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        plt.close(picture)
+    else:
+        Image.fromarray(picture).save(buffer, format="png")
+    with workspace(cfg).fs.open(posixpath.join(folder, name), "wb") as f:
+        f.write(buffer.getvalue())
+    return name
+
+
+def _metrics_section(cfg: RunConfig, folder: str) -> list[str]:
+    """mIoU (all, seen, unseen classes of the target) per completed round, as a plot and table."""
+    records = [r for r in workspace(cfg).lineage() if r.status == "completed"
+               and r.stage in ("stage_one", "self_training_round")]
+    if not records:
+        return []
+    keys = ("target_miou", "target_seen_miou", "target_unseen_miou", "source_val_miou")
+    rows = ["| round | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for key in keys[:3]:
+        points = [(r.round, r.metrics[key]) for r in records if r.metrics.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", label=key.removeprefix("target_"))
+    for r in records:
+        rows.append(f"| {r.round} | " + " | ".join(_fmt(r.metrics.get(k)) for k in keys) + " |")
+    ax.set_xlabel("round")
+    ax.set_ylabel("mIoU (%)")
+    ax.set_title("target mIoU across rounds")
+    ax.legend(fontsize=8)
+    name = _save_png(cfg, folder, "miou.png", fig)
+    return ["## mIoU", "", f"![mIoU across rounds]({name})", "", *rows, ""]
+
+
+def _stats_section(cfg: RunConfig, round: int, folder: str) -> list[str]:
+    """Per-class pseudo-label counts across rounds (from the class_stats view, no masks read)."""
+    stats = run_sql(workspace(cfg), "SELECT round, class_name, n_regions, n_gated, n_accepted, "
+                    "confidence_p50 FROM class_stats WHERE round <= ? ORDER BY round, class_id",
+                    [round]).to_pylist()
+    if not stats:
+        return []
+    fig, ax = plt.subplots(figsize=(6, 3))
+    names = sorted({s["class_name"] for s in stats})
+    rounds = sorted({s["round"] for s in stats})
+    width = 0.8 / len(rounds)
+    for i, r in enumerate(rounds):
+        counts = {s["class_name"]: s["n_accepted"] for s in stats if s["round"] == r}
+        ax.bar(np.arange(len(names)) + i * width, [counts.get(n, 0) for n in names], width,
+               label=f"round {r}")
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=45, ha="right",
+                  fontsize=7)
+    ax.set_ylabel("accepted regions")
+    ax.legend(fontsize=8)
+    name = _save_png(cfg, folder, "accepted_regions.png", fig)
+    table = ["| class | regions | gated | accepted | median confidence |", "|---|---|---|---|---|"]
+    table += [f"| {s['class_name']} | {s['n_regions']} | {s['n_gated']} | {s['n_accepted']} | "
+              f"{_fmt(s['confidence_p50'])} |" for s in stats if s["round"] == round]
+    return ["## Pseudo-labels", "", f"![accepted regions per class]({name})", "", *table, ""]
+
+
+def _overlay_section(cfg: RunConfig, round: int, folder: str) -> list[str]:
+    """image | coarse prediction | pseudo-label (what retraining sees) for a few images."""
+    plan, ws = data_plan(cfg), workspace(cfg)
+    every = select_images(ws, round, where="TRUE")
+    chosen = sorted(every)[: cfg.self_training.report_images]
+    selected = select_images(ws, round, where=cfg.self_training.selection)
+    lines = ["## Samples", ""]
+    for k, image_id in enumerate(chosen):
+        image = plan.read_target(image_id)
+        sel = every[image_id]
+        coarse_masks = decode_masks([r["coarse_rle"] for r in sel.rows], sel.height, sel.width)
+        coarse = paint_label_map(sel.height, sel.width, sel.class_ids,
+                                 np.array([r["confidence"] for r in sel.rows]), coarse_masks)
+        pseudo = selected[image_id].label_map() if image_id in selected else \
+            np.full_like(coarse, 65535)
+        names = plan.target_classes
+        picture = panels([image, overlay(image, coarse, names), overlay(image, pseudo, names)],
+                         ["image", "coarse (model)", "pseudo-label"])
+        name = _save_png(cfg, folder, f"sample_{k}.png", picture)
+        lines += [f"`{image_id}`", "", f"![{image_id}]({name})", ""]
+    return lines
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _publish_artifact(round: int, markdown: str) -> None:
+    """Best effort: a report must never fail a round because no Prefect API is reachable."""
+    try:
+        from prefect.artifacts import create_markdown_artifact
+        from prefect.context import FlowRunContext
+
+        if FlowRunContext.get() is not None:
+            create_markdown_artifact(markdown=markdown, key=f"ovseg-report-round-{round}",
+                                     description=f"ovseg round {round}")
+    except Exception:  # noqa: BLE001 - publishing is optional
+        pass

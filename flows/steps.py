@@ -1,0 +1,266 @@
+"""The steps of a run as plain functions over (config, references) -> small dicts.
+
+Prefect tasks in `flows.tasks` wrap these one to one; tests call them directly too. Each step
+writes its result to the store itself and is idempotent: what the store already holds with a
+matching key is skipped, so a re-run after a crash redoes only the missing work.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+
+from flows.config import RunConfig, sha256_json
+from flows.faults import kill_point
+from flows.plan import data_plan, local_dir, workspace
+from ovseg_core.build import build_model
+from ovseg_core.checkpoint import load_model
+from ovseg_core.config import preset
+from ovseg_core.device import Runtime, pick_runtime
+from ovseg_core.inference import evaluate
+from ovseg_core.pseudo_labeling import label_images
+from ovseg_core.sam_encoder import build_sam
+from ovseg_core.selftrain import RefinedRegion, SamRefiner
+from ovseg_core.train import TrainConfig, train
+from storage.records import ImageRegions, LineageRecord, RegionRecord, utc_now
+from storage.samples import PseudoLabelSamples
+
+log = logging.getLogger("ovseg")
+
+
+# ---- shared resources (per process)
+@cache
+def runtime_for(device: str | None) -> Runtime:
+    return pick_runtime(device)
+
+
+def model_config(cfg: RunConfig):
+    m = cfg.model
+    overrides = {"dea_enabled": m.dea, "self_training": m.self_training}
+    if m.clip_weights:
+        overrides["clip"] = {"pretrained": m.clip_weights}
+    if m.sam_checkpoint:
+        overrides["sam"] = {"checkpoint": m.sam_checkpoint}
+    return preset(m.preset, **overrides)
+
+
+@cache
+def _refiner(variant: str, checkpoint: str | None, device: str) -> SamRefiner:
+    parts = build_sam(variant, checkpoint)
+    for module in (parts.image_encoder, parts.prompt_encoder, parts.mask_decoder):
+        module.to(device)
+    return SamRefiner(parts)
+
+
+def refiner_for(cfg: RunConfig, model) -> tuple[SamRefiner, bool]:
+    """The SAM refiner of the rounds, and whether it reuses the model's SAM embedding."""
+    st = cfg.self_training
+    device = str(runtime_for(cfg.device).device)
+    if st.refiner_sam != "model":
+        return _refiner(st.refiner_sam, st.refiner_checkpoint, device), False
+    if model.sam is not None:  # one SAM encoder pass per image: reuse the model's embedding
+        return SamRefiner(model.sam.parts), True
+    sam = model.config.sam  # DEA off: the model has no SAM encoder, so the refiner brings one
+    return _refiner(sam.variant, sam.checkpoint, device), False
+
+
+def train_config(cfg: RunConfig, steps: int, seed: int) -> TrainConfig:
+    t = cfg.train
+    return TrainConfig(steps=steps, batch_size=t.batch_size, lr=t.lr, crop_size=t.crop_size,
+                       alpha=t.alpha, seed=seed, num_workers=t.num_workers,
+                       warmup_steps=max(1, steps // 10), grad_clip=1.0, log_every=10,
+                       checkpoint_every=max(1, steps // 5))
+
+
+def parent_record(cfg: RunConfig, round: int) -> LineageRecord:
+    """The completed lineage record whose checkpoint round `round` starts from."""
+    stage = "stage_one" if round - 1 == 0 else "self_training_round"
+    for record in workspace(cfg).lineage(round - 1):
+        if record.stage == stage and record.status == "completed":
+            return record
+    raise RuntimeError(f"round {round - 1} ({stage}) has not completed; run it first")
+
+
+def completed(cfg: RunConfig, stage: str, round: int) -> LineageRecord | None:
+    for record in workspace(cfg).lineage(round):
+        if record.stage == stage and record.status == "completed":
+            return record
+    return None
+
+
+def load_checkpoint(cfg: RunConfig, uri: str, sha256: str):
+    """The model stored at `uri`, fetched into the local cache once per checkpoint hash."""
+    dest = local_dir(cfg, "checkpoints", sha256[:16])
+    if not (dest / "model.safetensors").exists():
+        workspace(cfg).fetch_checkpoint(uri, str(dest))
+    return load_model(dest).to(runtime_for(cfg.device).device)
+
+
+# ---- stage one
+def run_stage_one(cfg: RunConfig) -> dict:
+    """Train on the labelled source, store the checkpoint, measure, record lineage (round 0)."""
+    done = completed(cfg, "stage_one", 0)
+    if done is not None:
+        return done.to_dict()
+    started, plan, ws = utc_now(), data_plan(cfg), workspace(cfg)
+    model = build_model(model_config(cfg))
+    out = local_dir(cfg, "round=000", "train")
+    result = train(model, plan.source, plan.source_classes, [True] * len(plan.source_classes),
+                   train_config(cfg, cfg.train.steps, cfg.seed), out, runtime_for(cfg.device),
+                   on_step=lambda step, _loss: kill_point(f"train_step:0:{step}"))
+    ckpt = ws.put_checkpoint(0, str(out))
+    metrics = measure(cfg, model, round=0)
+    record = lineage_record(cfg, "stage_one", 0, None, ckpt.uri, ckpt.sha256, started,
+                            rows={"train_images": len(plan.source), "steps": result.steps},
+                            metrics=metrics)
+    ws.write_lineage(record)
+    return record.to_dict()
+
+
+# ---- a self-training round
+def shard_plan(cfg: RunConfig, round: int, parent_sha: str) -> list[dict]:
+    """The round's shards: image ids and the key that determines each shard's rows."""
+    ids = sorted(data_plan(cfg).target.image_ids)
+    size = cfg.self_training.shard_size
+    inference = sha256_json({"model": cfg.model.model_dump(mode="json"),
+                             "st": cfg.self_training.model_dump(mode="json", exclude={"rounds"}),
+                             "crop": cfg.train.crop_size})
+    shards = []
+    for k, start in enumerate(range(0, len(ids), size)):
+        chunk = ids[start:start + size]
+        key = sha256_json({"round": round, "shard": k, "images": chunk, "parent": parent_sha,
+                           "inference": inference})
+        shards.append({"shard": k, "image_ids": chunk, "key": key})
+    return shards
+
+
+def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
+    """Infer, gate and refine one shard of target images, then commit it (skip if committed)."""
+    ws = workspace(cfg)
+    if ws.is_shard_committed(round, shard["shard"], shard["key"]):
+        return {"shard": shard["shard"], "skipped": True}
+    plan, runtime = data_plan(cfg), runtime_for(cfg.device)
+    model = load_checkpoint(cfg, parent["checkpoint_uri"], parent["checkpoint_sha256"]).eval()
+    refiner, reuse = refiner_for(cfg, model)
+    text = model.encode_vocabulary(plan.target_classes)
+    st, records = cfg.self_training, []
+    ids = shard["image_ids"]
+    for start in range(0, len(ids), st.batch_size):
+        batch_ids = ids[start:start + st.batch_size]
+        images = [plan.read_target(i) for i in batch_ids]
+        labeled = label_images(model, refiner, text, images, runtime, model.config.input_size,
+                               st.gate_threshold, reuse)
+        for image_id, image, result in zip(batch_ids, images, labeled, strict=True):
+            records.append(image_regions(image_id, image.shape[:2], result.regions,
+                                         plan.target_classes, st.gate_threshold,
+                                         parent["checkpoint_sha256"]))
+        kill_point(f"inference:{round}:{shard['shard']}")
+    info = ws.write_shard(round, shard["shard"], shard["key"], records)
+    kill_point(f"after_shard_commit:{round}:{shard['shard']}")
+    return {"shard": info.shard, "skipped": False, "rows": info.rows, "images": info.images}
+
+
+def image_regions(image_id: str, size: tuple[int, int], regions: list[RefinedRegion],
+                  class_names: list[str], threshold: float, checkpoint_sha: str) -> ImageRegions:
+    """The store's record of one image's regions (core -> storage, numpy only)."""
+    rows = [RegionRecord(class_id=r.region.class_id, class_name=class_names[r.region.class_id],
+                         confidence=r.region.confidence, gated=r.gated, sam_iou=r.sam_iou,
+                         agreement_iou=r.agreement_iou, accepted=r.label_mask is not None,
+                         coarse_mask=r.region.mask, refined_mask=r.label_mask
+                         if r.label_source == "sam" else None, bbox=r.region.bbox)
+            for r in regions]
+    return ImageRegions(image_id=image_id, height=size[0], width=size[1],
+                        gate_threshold=threshold, checkpoint_sha256=checkpoint_sha, regions=rows)
+
+
+def commit_round(cfg: RunConfig, round: int, count: int) -> None:
+    """Mark the round's `count` shards as one committed round (idempotent)."""
+    workspace(cfg).commit_round(round, count)
+
+
+def redo_round(cfg: RunConfig, round: int) -> None:
+    """Forget everything round `round` produced so the next run recomputes it."""
+    import shutil
+
+    workspace(cfg).redo_round(round)
+    shutil.rmtree(local_dir(cfg, f"round={round:03d}"), ignore_errors=True)
+
+
+def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:
+    """Retrain from the parent checkpoint on the round's selected pseudo-labels; store it."""
+    ws = workspace(cfg)
+    stored = ws.checkpoint(round)
+    if stored is not None:
+        return {"uri": stored.uri, "sha256": stored.sha256}
+    plan = data_plan(cfg)
+    samples = PseudoLabelSamples(ws, round, plan.read_target, where=cfg.self_training.selection)
+    if len(samples) == 0:
+        raise RuntimeError(f"round {round} selected no pseudo-labels to retrain on; lower "
+                           "self_training.gate_threshold or change self_training.selection")
+    model = load_checkpoint(cfg, parent["checkpoint_uri"], parent["checkpoint_sha256"])
+    out = local_dir(cfg, f"round={round:03d}", "train")
+    train(model, samples, plan.target_classes, plan.target_seen,
+          train_config(cfg, cfg.train.retrain_steps, cfg.seed + round), out,
+          runtime_for(cfg.device),
+          on_step=lambda step, _loss: kill_point(f"train_step:{round}:{step}"))
+    ckpt = ws.put_checkpoint(round, str(out))
+    return {"uri": ckpt.uri, "sha256": ckpt.sha256}
+
+
+def measure(cfg: RunConfig, model, round: int) -> dict:
+    """mIoU (%) on the source validation split and the labelled target, where present."""
+    plan, runtime, metrics = data_plan(cfg), runtime_for(cfg.device), {}
+    model.eval()
+    if round == 0 and plan.source_val is not None:
+        result = evaluate(model, plan.source_val, runtime, progress=False)
+        metrics["source_val_miou"] = result["miou"]
+    if plan.target_eval is not None:
+        result = evaluate(model, _target_eval(plan), runtime, seen=plan.target_seen,
+                          progress=False)
+        metrics.update(target_miou=result["miou"], target_seen_miou=result["seen_miou"],
+                       target_unseen_miou=result["unseen_miou"])
+    return metrics
+
+
+def _target_eval(plan):
+    dataset = plan.target_eval
+    if list(dataset.class_names) != plan.target_classes:
+        dataset.class_names = plan.target_classes  # the run's vocabulary names the same ids
+    return dataset
+
+
+def finish_round(cfg: RunConfig, round: int, parent: dict, ckpt: dict, started: str) -> dict:
+    """Measure the round's checkpoint and write its immutable lineage record."""
+    done = completed(cfg, "self_training_round", round)
+    if done is not None:
+        return done.to_dict()
+    model = load_checkpoint(cfg, ckpt["uri"], ckpt["sha256"])
+    rows = round_counts(cfg, round)
+    record = lineage_record(cfg, "self_training_round", round, round - 1, ckpt["uri"],
+                            ckpt["sha256"], started, rows=rows,
+                            metrics=measure(cfg, model, round))
+    workspace(cfg).write_lineage(record)
+    return record.to_dict()
+
+
+def round_counts(cfg: RunConfig, round: int) -> dict:
+    from storage.query import run_sql
+
+    table = run_sql(workspace(cfg), "SELECT count(*) AS regions, count(DISTINCT image_id) AS "
+                    "images, count(*) FILTER (WHERE gated) AS gated, count(*) FILTER (WHERE "
+                    "accepted) AS accepted FROM pseudo_labels WHERE round = ?", [round])
+    return {k: int(v[0]) for k, v in table.to_pydict().items()}
+
+
+def lineage_record(cfg: RunConfig, stage: str, round: int, parent_round: int | None,
+                   uri: str, sha: str, started: str, rows: dict, metrics: dict) -> LineageRecord:
+    from storage.lineage import package_provenance
+
+    version, commit = package_provenance()
+    return LineageRecord(
+        stage=stage, round=round, parent_round=parent_round, checkpoint_uri=uri,
+        checkpoint_sha256=sha, config=cfg.model_dump(mode="json"), package_version=version,
+        git_commit=commit, dataset_manifest_hash=data_plan(cfg).target_manifest_hash(),
+        gate_threshold=cfg.self_training.gate_threshold if stage != "stage_one" else None,
+        started_at=started, ended_at=utc_now(), status="completed", row_counts=rows,
+        metrics=metrics)
