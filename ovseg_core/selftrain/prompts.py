@@ -43,8 +43,8 @@ class PromptSettings:
     use_box / use_mask: include the box / the soft mask prompt.
     """
 
-    positive_points: int = 1
-    negative_points: int = 0
+    positive_points: int = 2
+    negative_points: int = 1
     negative_min_depth: float = 0.5
     mask_logit: float = 20.0
     use_box: bool = True

@@ -114,7 +114,7 @@ def check_sample(refiner: SamRefiner, sample: VocSample, num_classes: int, backg
     regions = [r for r in find_regions(probs, refiner.settings.min_area) if r.class_id != background]
     coarse = probs.argmax(0)
     start = time.perf_counter()
-    image = torch.as_tensor(sample.rgb).permute(2, 0, 1)[None].float().div(255)
+    image = torch.from_numpy(np.ascontiguousarray(sample.rgb)).permute(2, 0, 1)[None].float() / 255
     embedding = refiner.encode(image.to(refiner.device))
     refined = refiner.refine_batch(embedding, [(h, w)], [regions], threshold=0.0)[0]
     seconds = time.perf_counter() - start
@@ -131,7 +131,7 @@ def refine_check(root: str | Path, refiner: SamRefiner, grid: int = 24) -> Check
     names, samples = read_voc_folder(root)
     background = 0 if names[0].lower() in BACKGROUND_NAMES else None
     pairs, seconds = [], 0.0
-    for sample in tqdm(samples, desc="refine-check", unit="image", leave=False):
+    for sample in tqdm(samples, desc="refine-check", unit="image"):
         p, s = check_sample(refiner, sample, len(names), background, grid)
         pairs += p
         seconds += s

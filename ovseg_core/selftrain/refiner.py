@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy import ndimage
 from torch import Tensor
 
 from ovseg_core.sam_encoder import SamImageEncoder, SamParts
@@ -62,15 +61,18 @@ class RefinedRegion:
 
 @dataclass
 class RefinerSettings:
-    """Acceptance and decoding settings of `SamRefiner` (defaults measured in the README)."""
+    """Acceptance and decoding settings of `SamRefiner` (defaults measured in selftrain/README.md).
+
+    output: "best" keeps, of SAM's 4 mask tokens, the one with the highest sam_iou x agreement;
+    "single" keeps SAM's single-mask token. min_area: smallest region `find_regions` keeps (px).
+    max_prompts: prompts per decoder pass (bounds memory; results do not depend on it).
+    """
 
     prompts: PromptSettings = field(default_factory=PromptSettings)
     min_sam_iou: float = 0.5
     min_agreement: float = 0.5
     fallback: str = "coarse"
-    output: str = "single"  # "single": SAM's single-mask token; "best": best of all 4 by sam_iou x agreement
-    iterations: int = 1
-    band: float = 0.0
+    output: str = "best"
     min_area: int = 16
     max_prompts: int = 64
 
@@ -181,44 +183,24 @@ class SamRefiner:
         step = self.settings.max_prompts
         for start in range(0, len(jobs), step):
             chunk = slice(start, start + step)
-            chunk_prompts = prompts.select(chunk)
-            for it in range(self.settings.iterations):
-                low, iou = decode_masks(self.parts, embeddings, image_index[chunk], chunk_prompts)
-                picks = [self._pick(frames[i], regions[i][j], low[k], iou[k])
-                         for k, (i, j) in enumerate(jobs[chunk])]
-                if it + 1 < self.settings.iterations:  # SAM's own loop: its logits as mask prompt
-                    chosen = torch.stack([low[k, t] for k, (_, _, t) in enumerate(picks)])
-                    chunk_prompts = RegionPrompts(chunk_prompts.points, chunk_prompts.labels,
-                                                  chunk_prompts.boxes, chosen[:, None])
-            out += [(self._clip(mask, regions[i][j].mask), score)
-                    for (mask, score, _), (i, j) in zip(picks, jobs[chunk], strict=True)]
+            low, iou = decode_masks(self.parts, embeddings, image_index[chunk],
+                                    prompts.select(chunk))
+            out += [self._pick(frames[i], regions[i][j], low[k], iou[k])
+                    for k, (i, j) in enumerate(jobs[chunk])]
         return out
 
     def _pick(self, frame: SamFrame, region: Region, low: Tensor, iou: Tensor
-              ) -> tuple[np.ndarray, float, int]:
+              ) -> tuple[np.ndarray, float]:
         """Choose the output token: single-mask token, or best of 4 by sam_iou x agreement.
 
-        low: (4, S/4, S/4) logits, iou: (4,). Returns (mask (h, w) bool, sam_iou, token).
+        low: (4, S/4, S/4) logits, iou: (4,). Returns (mask (h, w) bool, sam_iou).
         """
         tokens = [0] if self.settings.output == "single" else [0, 1, 2, 3]
         masks = (frame.masks_to_image(low[tokens][None])[0] > 0).cpu().numpy()
         ious = iou[tokens].float().cpu().numpy()
         scores = [float(s) * mask_iou(m, region.mask) for m, s in zip(masks, ious, strict=True)]
         best = int(np.argmax(scores))
-        return masks[best], float(ious[best]), tokens[best]
-
-    def _clip(self, mask: np.ndarray, coarse: np.ndarray) -> np.ndarray:
-        """Keep SAM's mask within `band` of the coarse region and the region's core beyond it.
-
-        band is a fraction of the image's longest side (1/24 = one cell of a 24 x 24 cost
-        volume): the coarse map is trusted to be off by at most that much. 0 disables.
-        """
-        if self.settings.band <= 0:
-            return mask
-        d = self.settings.band * max(mask.shape)
-        outside = ndimage.distance_transform_edt(~coarse)
-        inside = ndimage.distance_transform_edt(np.pad(coarse, 1))[1:-1, 1:-1]
-        return (mask & (outside <= d)) | (inside > d)
+        return masks[best], float(ious[best])
 
     def _judge(self, region: Region, mask: np.ndarray, sam_iou: float) -> RefinedRegion:
         """Acceptance of one SAM mask and the fallback when it is not trusted."""

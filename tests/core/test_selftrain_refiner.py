@@ -1,0 +1,99 @@
+"""Batched SAM refinement (real segment_anything modules, tiny random preset)."""
+
+import numpy as np
+import pytest
+import torch
+
+from ovseg_core.sam_encoder import build_sam
+from ovseg_core.selftrain import PromptSettings, RefinerSettings, SamRefiner, find_regions
+from ovseg_core.selftrain.prompts import SamFrame, build_prompts
+from ovseg_core.selftrain.refiner import decode_masks
+
+
+@pytest.fixture(scope="module")
+def parts():
+    torch.manual_seed(0)
+    return build_sam("tiny")
+
+
+def blob_probs(h: int, w: int, boxes: list[tuple[int, int, int, int]], p: float = 0.95):
+    """(len(boxes) + 1, h, w) probabilities: class k+1 inside box k (XYXY), class 0 elsewhere."""
+    n = len(boxes) + 1
+    probs = np.full((n, h, w), (1 - p) / (n - 1), np.float32)
+    probs[0] = p
+    for k, (x0, y0, x1, y1) in enumerate(boxes, start=1):
+        probs[:, y0:y1, x0:x1] = (1 - p) / (n - 1)
+        probs[k, y0:y1, x0:x1] = p
+    return probs
+
+
+def test_batched_decoding_matches_official_one_at_a_time(parts):
+    torch.manual_seed(1)
+    embeddings = torch.randn(2, parts.embed_dim, 16, 16)
+    sizes = [(60, 90), (100, 40)]  # landscape and portrait
+    probs = [blob_probs(60, 90, [(5, 5, 30, 30), (40, 10, 85, 50)]),
+             blob_probs(100, 40, [(3, 10, 30, 40), (5, 60, 35, 95), (20, 45, 38, 58)])]
+    settings = PromptSettings(positive_points=2, negative_points=1)
+    prompts, index = [], []
+    for i, ((h, w), pr) in enumerate(zip(sizes, probs, strict=True)):
+        regions = [r for r in find_regions(pr) if r.class_id > 0]
+        prompts.append(build_prompts(regions, SamFrame(h, w, parts.image_size), settings))
+        index += [i] * len(regions)
+    from ovseg_core.selftrain.refiner import concat_prompts
+    batch = concat_prompts(prompts)
+    low, iou = decode_masks(parts, embeddings, torch.tensor(index), batch)
+    assert low.shape == (5, 4, 64, 64) and iou.shape == (5, 4)
+    pe = parts.prompt_encoder.get_dense_pe()
+    for k, i in enumerate(index):
+        one = batch.select(slice(k, k + 1))
+        sparse, dense = parts.prompt_encoder(points=(one.points, one.labels), boxes=one.boxes,
+                                             masks=one.masks)
+        for multi, tokens in ((False, [0]), (True, [1, 2, 3])):
+            ref_low, ref_iou = parts.mask_decoder(
+                image_embeddings=embeddings[i : i + 1], image_pe=pe,
+                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                multimask_output=multi)
+            torch.testing.assert_close(low[k, tokens], ref_low[0], atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(iou[k, tokens], ref_iou[0], atol=1e-5, rtol=1e-4)
+
+
+def test_refine_batch_equals_per_region_refinement(parts):
+    torch.manual_seed(2)
+    refiner = SamRefiner(parts, RefinerSettings(output="best", min_sam_iou=-1e9,
+                                                min_agreement=0.0))
+    images = torch.rand(2, 3, 80, 120)
+    embeddings = refiner.encode(images)
+    assert embeddings.shape == (2, parts.embed_dim, 16, 16)
+    probs = [blob_probs(80, 120, [(10, 10, 50, 60), (70, 20, 110, 70)]),
+             blob_probs(80, 120, [(0, 0, 40, 40)], p=0.8)]  # 0.8: gated out at 0.9
+    batched = refiner.refine_batch(embeddings, [(80, 120)] * 2, probs)
+    assert [len(b) for b in batched] == [3, 2]
+    assert [r.gated for r in batched[1]] == [False, False]
+    gated = [r for r in batched[0] if r.gated]
+    assert len(gated) == 3 and {r.region.class_id for r in gated} == {0, 1, 2}
+    for r in gated:
+        (single,) = refiner.refine_batch(embeddings[:1], [(80, 120)], [[r.region]], threshold=0.9)
+        assert np.array_equal(single[0].refined_mask, r.refined_mask)
+        assert single[0].sam_iou == pytest.approx(r.sam_iou, abs=1e-5)
+        assert r.refined_mask.shape == (80, 120) and r.accepted and r.label_source == "sam"
+
+
+def test_acceptance_and_fallbacks(parts):
+    probs = [blob_probs(64, 64, [(8, 8, 40, 40)])]
+    emb = torch.randn(1, parts.embed_dim, 16, 16)
+    strict = RefinerSettings(min_sam_iou=1e9, fallback="coarse")
+    (coarse,) = SamRefiner(parts, strict).refine_batch(emb, [(64, 64)], probs, threshold=0.5)
+    assert all(r.gated and not r.accepted and r.label_source == "coarse" for r in coarse)
+    assert all(r.label_mask is r.region.mask for r in coarse)
+    ignore = RefinerSettings(min_sam_iou=1e9, fallback="ignore")
+    (ign,) = SamRefiner(parts, ignore).refine_batch(emb, [(64, 64)], probs, threshold=0.5)
+    assert all(r.label_mask is None and r.agreement_iou is not None for r in ign)
+    with pytest.raises(ValueError):
+        RefinerSettings(fallback="sam")
+
+
+def test_no_gated_regions_decodes_nothing(parts):
+    emb = torch.randn(1, parts.embed_dim, 16, 16)
+    probs = np.full((2, 32, 32), 0.5, np.float32)  # one region, confidence 0.5
+    (out,) = SamRefiner(parts).refine_batch(emb, [(32, 32)], [probs])
+    assert len(out) == 1 and not out[0].gated and out[0].refined_mask is None
