@@ -66,5 +66,5 @@ def evaluate(config: RunConfig, round: int) -> dict:
     stored = steps.workspace(config).checkpoint(round)
     if stored is None:
         raise ValueError(f"round {round} has no stored checkpoint in {config.workspace}")
-    model = steps.load_checkpoint(config, stored.uri, stored.sha256)
+    model = steps.load_checkpoint(config, round, stored.sha256)
     return steps.measure(config, model, round)

@@ -88,11 +88,19 @@ def completed(cfg: RunConfig, stage: str, round: int) -> LineageRecord | None:
     return None
 
 
-def load_checkpoint(cfg: RunConfig, uri: str, sha256: str):
-    """The model stored at `uri`, fetched into the local cache once per checkpoint hash."""
+def load_checkpoint(cfg: RunConfig, round: int, sha256: str):
+    """Round `round`'s stored model, fetched into the local cache once per checkpoint hash.
+
+    Found by round, not by URI, so a workspace that was moved or copied still works; the
+    hash recorded in the lineage must match the stored weights.
+    """
+    stored = workspace(cfg).checkpoint(round)
+    if stored is None or stored.sha256 != sha256:
+        raise RuntimeError(f"round {round}'s checkpoint {sha256[:12]} is missing from "
+                           f"{cfg.workspace} (found {stored.sha256[:12] if stored else 'none'})")
     dest = local_dir(cfg, "checkpoints", sha256[:16])
     if not (dest / "model.safetensors").exists():
-        workspace(cfg).fetch_checkpoint(uri, str(dest))
+        workspace(cfg).fetch_checkpoint(stored.uri, str(dest))
     return load_model(dest).to(runtime_for(cfg.device).device)
 
 
@@ -140,7 +148,7 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
     if ws.is_shard_committed(round, shard["shard"], shard["key"]):
         return {"shard": shard["shard"], "skipped": True}
     plan, runtime = data_plan(cfg), runtime_for(cfg.device)
-    model = load_checkpoint(cfg, parent["checkpoint_uri"], parent["checkpoint_sha256"]).eval()
+    model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"]).eval()
     refiner, reuse = refiner_for(cfg, model)
     text = model.encode_vocabulary(plan.target_classes)
     st, records = cfg.self_training, []
@@ -197,7 +205,7 @@ def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:
     if len(samples) == 0:
         raise RuntimeError(f"round {round} selected no pseudo-labels to retrain on; lower "
                            "self_training.gate_threshold or change self_training.selection")
-    model = load_checkpoint(cfg, parent["checkpoint_uri"], parent["checkpoint_sha256"])
+    model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"])
     out = local_dir(cfg, f"round={round:03d}", "train")
     train(model, samples, plan.target_classes, plan.target_seen,
           train_config(cfg, cfg.train.retrain_steps, cfg.seed + round), out,
@@ -234,7 +242,7 @@ def finish_round(cfg: RunConfig, round: int, parent: dict, ckpt: dict, started: 
     done = completed(cfg, "self_training_round", round)
     if done is not None:
         return done.to_dict()
-    model = load_checkpoint(cfg, ckpt["uri"], ckpt["sha256"])
+    model = load_checkpoint(cfg, round, ckpt["sha256"])
     rows = round_counts(cfg, round)
     record = lineage_record(cfg, "self_training_round", round, round - 1, ckpt["uri"],
                             ckpt["sha256"], started, rows=rows,
@@ -259,7 +267,7 @@ def lineage_record(cfg: RunConfig, stage: str, round: int, parent_round: int | N
     version, commit = package_provenance()
     return LineageRecord(
         stage=stage, round=round, parent_round=parent_round, checkpoint_uri=uri,
-        checkpoint_sha256=sha, config=cfg.model_dump(mode="json"), package_version=version,
+        checkpoint_sha256=sha, config=cfg.model_dump(mode="json", exclude={"workspace"}), package_version=version,
         git_commit=commit, dataset_manifest_hash=data_plan(cfg).target_manifest_hash(),
         gate_threshold=cfg.self_training.gate_threshold if stage != "stage_one" else None,
         started_at=started, ended_at=utc_now(), status="completed", row_counts=rows,

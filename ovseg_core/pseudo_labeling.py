@@ -33,7 +33,7 @@ class LabeledImage:
 def to_batch(images: list[np.ndarray], size: int) -> torch.Tensor:
     """uint8 (H_i, W_i, 3) images -> float (B, 3, size, size) in [0, 1] (bilinear resize)."""
     resized = [
-        F.interpolate(torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1)[None].float(),
+        F.interpolate(torch.from_numpy(np.array(im)).permute(2, 0, 1)[None].float(),
                       size=(size, size), mode="bilinear", align_corners=False)
         for im in images
     ]

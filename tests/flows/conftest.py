@@ -1,0 +1,48 @@
+"""One Prefect test harness per session, and a small synthetic run configuration."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from flows.config import DatasetRef, DataSettings, RunConfig, SelfTrainingSettings, TrainSettings
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """A temporary Prefect server shared by the whole session; yields its API URL."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    """A small synthetic dataset: 8 labelled source images, 4 val, 6 target images."""
+    from ovseg_core.data import write_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("synth") / "data"
+    return write_synthetic_dataset(root, seed=0, num_train=8, num_val=4, num_target=6)
+
+
+def small_config(synthetic_root: Path, workspace: Path | str, rounds: int = 2) -> RunConfig:
+    """The tiny preset on the small dataset: a few steps, every region gated, model SAM reused."""
+    return RunConfig(
+        workspace=str(workspace),
+        seed=0,
+        device="cpu",
+        data=DataSettings(
+            source=DatasetRef(root=str(synthetic_root / "source"), split="train"),
+            source_val=DatasetRef(root=str(synthetic_root / "source"), split="val"),
+            target=DatasetRef(kind="images", root=str(synthetic_root / "target" / "images")),
+            target_eval=DatasetRef(root=str(synthetic_root / "target")),
+        ),
+        train=TrainSettings(steps=4, retrain_steps=3, batch_size=2, crop_size=64),
+        self_training=SelfTrainingSettings(rounds=rounds, gate_threshold=0.0, refiner_sam="model",
+                                           shard_size=3, batch_size=3, report_images=2),
+    )
