@@ -60,6 +60,19 @@ def self_training(config: RunConfig, rounds: int | None = None) -> list[dict]:
     return records
 
 
+@flow(name="ovseg-next-round", log_prints=True)
+def next_round(config: RunConfig) -> dict:
+    """Stage one if it is missing, else the round after the last completed one.
+
+    The flow to put on a schedule (a nightly round): each run adds one round.
+    """
+    if steps.completed(config, "stage_one", 0) is None:
+        return stage_one(config)
+    done = [r.round for r in steps.workspace(config).lineage()
+            if r.stage == "self_training_round" and r.status == "completed"]
+    return self_training_round(config, max(done, default=0) + 1)
+
+
 @flow(name="ovseg-evaluate", log_prints=True)
 def evaluate(config: RunConfig, round: int) -> dict:
     """mIoU of round `round`'s stored checkpoint on the run's labelled datasets."""
