@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--skip-model", action="store_true", help="measure the loader only")
     args = parser.parse_args()
 
     from ovseg_core.config import preset
@@ -91,6 +92,8 @@ def main() -> None:
         for workers in args.workers:
             rate = loader_images_per_s(samples, crop, args.batch, workers, args.batches)
             print(f"loader  workers={workers}: {rate:8.1f} images/s")
+        if args.skip_model:
+            return
         seconds = step_seconds(args.preset, crop, args.batch, len(samples.class_names),
                                args.device, args.repeats)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
