@@ -54,15 +54,17 @@ class ModelSettings(_Strict):
 
 
 class TrainSettings(_Strict):
-    """Optimisation for stage one and for every retraining."""
+    """Optimisation for stage one and every retraining; None = the preset's default
+    (`ovseg_core.train.PRESET_DEFAULTS`; crop = the model's input size)."""
 
-    steps: int = Field(default=300, ge=1)
-    retrain_steps: int = Field(default=150, ge=1)
-    batch_size: int = Field(default=4, ge=1)
-    crop_size: int = Field(default=128, ge=32)
-    lr: float = Field(default=2e-4, gt=0)
+    steps: int | None = Field(default=None, ge=1)
+    retrain_steps: int | None = Field(default=None, ge=1, description="None = steps / 2")
+    batch_size: int | None = Field(default=None, ge=1)
+    crop_size: int | None = Field(default=None, ge=32)
+    lr: float | None = Field(default=None, gt=0)
     alpha: float = Field(default=0.3, ge=0, le=1)
-    num_workers: int = Field(default=0, ge=0)
+    num_workers: int | None = Field(default=None, ge=0)
+    checkpoint_every: int | None = Field(default=None, ge=1)
 
 
 class SelfTrainingSettings(_Strict):

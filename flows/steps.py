@@ -7,8 +7,11 @@ matching key is skipped, so a re-run after a crash redoes only the missing work.
 
 from __future__ import annotations
 
-import logging
+from collections import OrderedDict
 from functools import cache
+
+import torch
+from tqdm import tqdm
 
 from flows.config import RunConfig, sha256_json
 from flows.faults import kill_point
@@ -21,11 +24,9 @@ from ovseg_core.inference import evaluate
 from ovseg_core.pseudo_labeling import label_images
 from ovseg_core.sam_encoder import build_sam
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
-from ovseg_core.train import TrainConfig, train
+from ovseg_core.train import PRESET_DEFAULTS, TrainConfig, preset_train_config, train
 from storage.records import ImageRegions, LineageRecord, RegionRecord, utc_now
 from storage.samples import PseudoLabelSamples
-
-log = logging.getLogger("ovseg")
 
 
 # ---- shared resources (per process)
@@ -52,24 +53,49 @@ def _refiner(variant: str, checkpoint: str | None, device: str) -> SamRefiner:
     return SamRefiner(parts)
 
 
-def refiner_for(cfg: RunConfig, model) -> tuple[SamRefiner, bool]:
-    """The SAM refiner of the rounds, and whether it reuses the model's SAM embedding."""
+_EMBEDDINGS: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+EMBEDDING_CACHE_SIZE = 64
+"""Refiner embeddings kept in memory across rounds (images x 4 MiB at 1024 px), so a run of
+several rounds encodes each target image once when the refiner's SAM is not the model's."""
+
+
+def refiner_for(cfg: RunConfig, model) -> tuple[SamRefiner, str | None]:
+    """The SAM refiner of the rounds and the cache tag of its embeddings (None = reuse the
+    model's own SAM embedding, no second encoder pass)."""
     st = cfg.self_training
     device = str(runtime_for(cfg.device).device)
-    if st.refiner_sam != "model":
-        return _refiner(st.refiner_sam, st.refiner_checkpoint, device), False
-    if model.sam is not None:  # one SAM encoder pass per image: reuse the model's embedding
-        return SamRefiner(model.sam.parts), True
-    sam = model.config.sam  # DEA off: the model has no SAM encoder, so the refiner brings one
-    return _refiner(sam.variant, sam.checkpoint, device), False
+    if st.refiner_sam == "model" and model.sam is not None:
+        return SamRefiner(model.sam.parts), None
+    variant, checkpoint = st.refiner_sam, st.refiner_checkpoint
+    if variant == "model":  # DEA off: the model has no SAM encoder, so the refiner brings one
+        variant, checkpoint = model.config.sam.variant, model.config.sam.checkpoint
+    return _refiner(variant, checkpoint, device), f"{variant}:{checkpoint}"
 
 
-def train_config(cfg: RunConfig, steps: int, seed: int) -> TrainConfig:
+def cached_encoder(refiner: SamRefiner, tag: str, image_paths: list[str]):
+    """An `encode` for `label_images` that remembers each image's embedding by its path."""
+    def encode(batch: torch.Tensor) -> torch.Tensor:
+        keys = [(tag, tuple(batch.shape[-2:]), path) for path in image_paths]
+        if not all(k in _EMBEDDINGS for k in keys):
+            for key, emb in zip(keys, refiner.encode(batch), strict=True):
+                _EMBEDDINGS[key] = emb.cpu()
+                while len(_EMBEDDINGS) > EMBEDDING_CACHE_SIZE:
+                    _EMBEDDINGS.popitem(last=False)
+        return torch.stack([_EMBEDDINGS[k] for k in keys]).to(batch.device)
+    return encode
+
+
+def train_config(cfg: RunConfig, retrain: bool, seed: int) -> TrainConfig:
+    """Stage-one or retraining settings: the preset's defaults, then the run's settings."""
     t = cfg.train
-    return TrainConfig(steps=steps, batch_size=t.batch_size, lr=t.lr, crop_size=t.crop_size,
-                       alpha=t.alpha, seed=seed, num_workers=t.num_workers,
-                       warmup_steps=max(1, steps // 10), grad_clip=1.0, log_every=10,
-                       checkpoint_every=max(1, steps // 5))
+    steps = t.steps or PRESET_DEFAULTS[cfg.model.preset]["steps"]
+    if retrain:
+        steps = t.retrain_steps or max(1, steps // 2)
+    given = {"steps": steps, "batch_size": t.batch_size, "lr": t.lr, "alpha": t.alpha,
+             "crop_size": t.crop_size or model_config(cfg).input_size, "seed": seed,
+             "num_workers": t.num_workers, "checkpoint_every": t.checkpoint_every}
+    return preset_train_config(cfg.model.preset,
+                               **{k: v for k, v in given.items() if v is not None})
 
 
 def parent_record(cfg: RunConfig, round: int) -> LineageRecord:
@@ -114,7 +140,7 @@ def run_stage_one(cfg: RunConfig) -> dict:
     model = build_model(model_config(cfg))
     out = local_dir(cfg, "round=000", "train")
     result = train(model, plan.source, plan.source_classes, [True] * len(plan.source_classes),
-                   train_config(cfg, cfg.train.steps, cfg.seed), out, runtime_for(cfg.device),
+                   train_config(cfg, retrain=False, seed=cfg.seed), out, runtime_for(cfg.device),
                    on_step=lambda step, _loss: kill_point(f"train_step:0:{step}"))
     ckpt = ws.put_checkpoint(0, str(out))
     metrics = measure(cfg, model, round=0)
@@ -149,20 +175,24 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
         return {"shard": shard["shard"], "skipped": True}
     plan, runtime = data_plan(cfg), runtime_for(cfg.device)
     model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"]).eval()
-    refiner, reuse = refiner_for(cfg, model)
+    refiner, tag = refiner_for(cfg, model)
     text = model.encode_vocabulary(plan.target_classes)
-    st, records = cfg.self_training, []
-    ids = shard["image_ids"]
+    st, records, ids = cfg.self_training, [], shard["image_ids"]
+    bar = tqdm(total=len(ids), desc=f"label round {round} shard {shard['shard']}", unit="img")
     for start in range(0, len(ids), st.batch_size):
         batch_ids = ids[start:start + st.batch_size]
         images = [plan.read_target(i) for i in batch_ids]
+        paths = [f"{plan.target.root}/{i}" for i in batch_ids]
+        encode = None if tag is None else cached_encoder(refiner, tag, paths)
         labeled = label_images(model, refiner, text, images, runtime, model.config.input_size,
-                               st.gate_threshold, reuse)
+                               st.gate_threshold, encode)
         for image_id, image, result in zip(batch_ids, images, labeled, strict=True):
             records.append(image_regions(image_id, image.shape[:2], result.regions,
                                          plan.target_classes, st.gate_threshold,
                                          parent["checkpoint_sha256"]))
+        bar.update(len(batch_ids))
         kill_point(f"inference:{round}:{shard['shard']}")
+    bar.close()
     info = ws.write_shard(round, shard["shard"], shard["key"], records)
     kill_point(f"after_shard_commit:{round}:{shard['shard']}")
     return {"shard": info.shard, "skipped": False, "rows": info.rows, "images": info.images}
@@ -208,7 +238,7 @@ def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:
     model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"])
     out = local_dir(cfg, f"round={round:03d}", "train")
     train(model, samples, plan.target_classes, plan.target_seen,
-          train_config(cfg, cfg.train.retrain_steps, cfg.seed + round), out,
+          train_config(cfg, retrain=True, seed=cfg.seed + round), out,
           runtime_for(cfg.device),
           on_step=lambda step, _loss: kill_point(f"train_step:{round}:{step}"))
     ckpt = ws.put_checkpoint(round, str(out))

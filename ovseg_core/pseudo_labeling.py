@@ -6,6 +6,7 @@ testable without Prefect or the store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -63,18 +64,23 @@ def _to_image_size(result: RefinedRegion, height: int, width: int) -> RefinedReg
 @torch.no_grad()
 def label_images(model, refiner: SamRefiner, text: torch.Tensor, images: list[np.ndarray],
                  runtime: Runtime, size: int, threshold: float,
-                 reuse_model_sam: bool) -> list[LabeledImage]:
+                 encode: Callable[[torch.Tensor], torch.Tensor] | None = None
+                 ) -> list[LabeledImage]:
     """Pseudo-label a batch of images in one model pass and one batched SAM decoder pass.
 
     images: uint8 (H_i, W_i, 3) RGB, any sizes; each is resized to size x size for the model
-    and SAM. text: (N, P, D) from `model.encode_vocabulary`. reuse_model_sam: refine on the
+    and SAM. text: (N, P, D) from `model.encode_vocabulary`. encode: None = refine on the
     model's own SAM embedding (paper and mobile presets: one SAM encoder pass per image);
-    otherwise the refiner's SAM encodes the batch (the tiny preset's random SAM cannot refine).
+    else a function (B, 3, size, size) in [0, 1] -> (B, C, s, s) giving the refiner's
+    embeddings (the tiny preset's random SAM cannot refine; callers may cache these, since
+    the refiner's SAM is frozen and the images are the same every round).
     """
     batch = to_batch(images, size).to(runtime.device)
     probs, embedding = predict_probabilities(model, batch, text, runtime)
-    if not reuse_model_sam or embedding is None:
-        embedding = refiner.encode(batch.to(refiner.device))
+    if encode is not None:
+        embedding = encode(batch.to(refiner.device))
+    elif embedding is None:
+        raise ValueError("the model computed no SAM embedding (DEA off): pass `encode`")
     per_image = [p.float().cpu() for p in probs]
     refined = refiner.refine_batch(embedding.to(refiner.device).float(),
                                    [(size, size)] * len(images), per_image, threshold)

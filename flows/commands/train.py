@@ -6,17 +6,6 @@ import argparse
 
 KINDS = ("generic", "coco-stuff", "ade150", "ade847", "pc59", "pc459", "voc20")
 
-PRESET_DEFAULTS = {
-    "tiny": dict(steps=150, batch_size=4, lr=1e-3, clip_lr_mult=1.0, warmup_steps=15,
-                 scale_range=(0.75, 1.5), num_workers=0, log_every=10, checkpoint_every=50),
-    "paper": dict(steps=80_000, batch_size=4, warmup_steps=1500, num_workers=4,
-                  log_every=20, checkpoint_every=2000),
-    "mobile": dict(steps=80_000, batch_size=4, warmup_steps=1500, num_workers=4,
-                   log_every=20, checkpoint_every=2000),
-}
-"""Training defaults per model preset. The tiny preset's CLIP is random, so its visual tower
-trains at the full rate (clip_lr_mult 1.0) and a higher lr makes it learn in minutes on a CPU."""
-
 EPILOG = """example (the synthetic dataset, about 2 minutes on 2 CPU cores):
   ovseg data synth data/synth
   ovseg train --dataset generic --root data/synth/source --out runs/stage1 --preset tiny
@@ -32,7 +21,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--root", required=True, help="dataset root folder")
     parser.add_argument("--split", default="train", help="split to train on (default train)")
     parser.add_argument("--out", required=True, help="checkpoint folder (resumed if present)")
-    parser.add_argument("--preset", choices=tuple(PRESET_DEFAULTS), default="tiny",
+    parser.add_argument("--preset", choices=("tiny", "mobile", "paper"), default="tiny",
                         help="model preset (default tiny)")
     parser.add_argument("--init", metavar="CKPT", help="start from this checkpoint folder's weights")
     parser.add_argument("--steps", type=int, help="optimizer steps (default: per preset)")
@@ -48,16 +37,14 @@ def add_parser(subparsers) -> None:
 
 def train_config(args, input_size: int):
     """The TrainConfig of the parsed arguments (preset defaults, then explicit flags)."""
-    from ovseg_core.train import TrainConfig
+    from ovseg_core.train import preset_train_config
 
-    values = dict(PRESET_DEFAULTS[args.preset], crop_size=input_size, seed=args.seed)
+    values = {"crop_size": input_size, "seed": args.seed}
     for flag, key in (("steps", "steps"), ("batch_size", "batch_size"), ("lr", "lr"),
                       ("crop_size", "crop_size"), ("workers", "num_workers")):
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)
-    values["warmup_steps"] = min(values["warmup_steps"], max(1, values["steps"] // 10))
-    values["checkpoint_every"] = min(values["checkpoint_every"], values["steps"])
-    return TrainConfig(**values)
+    return preset_train_config(args.preset, **values)
 
 
 def run(args) -> int:

@@ -42,7 +42,8 @@ def small_config(synthetic_root: Path, workspace: Path | str, rounds: int = 2) -
             target=DatasetRef(kind="images", root=str(synthetic_root / "target" / "images")),
             target_eval=DatasetRef(root=str(synthetic_root / "target")),
         ),
-        train=TrainSettings(steps=4, retrain_steps=3, batch_size=2, crop_size=64),
+        train=TrainSettings(steps=4, retrain_steps=3, batch_size=2, crop_size=64,
+                            checkpoint_every=1),
         self_training=SelfTrainingSettings(rounds=rounds, gate_threshold=0.0, refiner_sam="model",
                                            shard_size=3, batch_size=3, report_images=2),
     )
