@@ -11,10 +11,8 @@ import os
 import posixpath
 from typing import TYPE_CHECKING
 
-import fsspec
-
 from storage.errors import StorageError
-from storage.fsio import atomic_write_json, read_json, remove
+from storage.fsio import atomic_write_json, read_json, remove, url_to_fs
 from storage.hashing import stream_sha256
 from storage.records import CheckpointRecord, utc_now
 
@@ -79,10 +77,7 @@ def put_checkpoint(ws: Workspace, round: int, local_dir: str) -> CheckpointRecor
 def fetch_checkpoint(ws: Workspace, uri: str, local_dir: str) -> str:
     """Copy the checkpoint at `uri` (a URL or local path) into `local_dir`, verifying the
     weights' sha256. Returns `local_dir`."""
-    if "://" in uri and not uri.startswith("file://"):
-        fs, path = fsspec.core.url_to_fs(uri)
-    else:
-        fs, path = fsspec.filesystem("file"), os.path.abspath(uri.removeprefix("file://"))
+    fs, path = url_to_fs(uri)
     marker = read_json(fs, posixpath.join(path, MARKER))
     if marker is None:
         raise StorageError(f"{uri} is not a stored checkpoint (no {MARKER})")

@@ -1,9 +1,21 @@
 """fsspec helpers: opening a root, and writes that are all-or-nothing for readers.
 
-A write goes to `<root>/_tmp/<uuid>-<name>` and is then moved to its final name. On a local
-disk the move is a rename (atomic); on object stores (s3://) an object appears only when its
-upload completes. A writer killed at any moment therefore leaves at most a stray file under
-`_tmp/`, never a partial file at a name a reader follows.
+Two kinds of write, neither ever shows a reader a partial file at its final name:
+- `atomic_write_*` (replace): on a local disk the file is written under `<root>/_tmp/` and
+  renamed over `final` (atomic); on object stores (s3://) it is one upload, and an object
+  appears only when its upload completes.
+- `create_file` / `create_json` (create-if-absent, for commits that several writers may race
+  on): exactly one writer creates `final`; the others are told it exists. Local disk: written
+  under `_tmp/`, then hard-linked to `final` (link(2) fails if the name exists; atomic on POSIX
+  filesystems and NFS). S3: one conditional upload (`If-None-Match: *`), refused by the server
+  if the key exists (AWS S3 since 2024, MinIO, moto; a store that ignores the header degrades
+  to last-writer-wins).
+
+A writer killed at any moment therefore leaves at most a stray file under `_tmp/` (local) or an
+unfinished upload (S3), never a partial file at a name a reader follows.
+
+Object-store roots are opened without fsspec's listings cache: other processes commit shards
+at any time, and a cached listing would hide them (s3fs also answers `exists`/`open` from it).
 """
 
 from __future__ import annotations
@@ -12,20 +24,26 @@ import json
 import os
 import posixpath
 import uuid
+from collections.abc import Callable
+from typing import BinaryIO
 
 import fsspec
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 TMP_DIR = "_tmp"
 
 
+def url_to_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """(filesystem, path) of a local path or fsspec URL; remote ones without listings cache."""
+    if "://" not in url or url.startswith("file://"):
+        return fsspec.filesystem("file"), os.path.abspath(url.removeprefix("file://"))
+    return fsspec.core.url_to_fs(url, use_listings_cache=False)
+
+
 def open_root(root: str) -> tuple[fsspec.AbstractFileSystem, str, str]:
     """(filesystem, path inside it, normalised root URL) of a local path or fsspec URL."""
-    if "://" not in root or root.startswith("file://"):
-        local = os.path.abspath(root.removeprefix("file://"))
-        return fsspec.filesystem("file"), local, local
-    fs, path = fsspec.core.url_to_fs(root)
+    fs, path = url_to_fs(root)
+    if is_local(fs):
+        return fs, path, path
     path = path.rstrip("/") or "/"
     return fs, path, fs.unstrip_protocol(path)
 
@@ -39,41 +57,64 @@ def _tmp_path(root_path: str, final: str) -> str:
     return posixpath.join(root_path, TMP_DIR, f"{uuid.uuid4().hex}-{posixpath.basename(final)}")
 
 
-def _commit(fs, tmp: str, final: str) -> None:
+def _write_tmp(fs, root_path: str, final: str, write: Callable[[BinaryIO], None]) -> str:
+    """Write a local temporary file for `final` with `write(file)`; returns its path."""
+    tmp = _tmp_path(root_path, final)
+    fs.makedirs(posixpath.dirname(tmp), exist_ok=True)
     fs.makedirs(posixpath.dirname(final), exist_ok=True)
-    if is_local(fs):
-        os.replace(tmp, final)  # atomic rename, also over an existing file
-    else:
-        fs.mv(tmp, final)
+    with open(tmp, "wb") as f:
+        write(f)
+    return tmp
 
 
 def atomic_write_bytes(fs, root_path: str, final: str, data: bytes) -> None:
-    """Write `data` to `final` so readers see either nothing (or the old file) or all of it."""
-    tmp = _tmp_path(root_path, final)
-    fs.makedirs(posixpath.dirname(tmp), exist_ok=True)
-    with fs.open(tmp, "wb") as f:
-        f.write(data)
-    _commit(fs, tmp, final)
+    """Write (or replace) `final` so readers see either the old file or all of `data`."""
+    if not is_local(fs):
+        fs.pipe_file(final, data)  # one upload: the object appears complete
+        return
+    tmp = _write_tmp(fs, root_path, final, lambda f: f.write(data))
+    os.replace(tmp, final)  # atomic rename, also over an existing file
 
 
 def atomic_write_json(fs, root_path: str, final: str, value) -> None:
-    atomic_write_bytes(fs, root_path, final, json.dumps(value, indent=1, sort_keys=True).encode())
+    atomic_write_bytes(fs, root_path, final, _json_bytes(value))
 
 
-def atomic_write_parquet(fs, root_path: str, final: str, table: pa.Table) -> None:
-    """Write a Parquet file via a temporary name (same guarantee as `atomic_write_bytes`)."""
-    tmp = _tmp_path(root_path, final)
-    fs.makedirs(posixpath.dirname(tmp), exist_ok=True)
-    with fs.open(tmp, "wb") as f:
-        pq.write_table(table, f)
-    _commit(fs, tmp, final)
+def create_file(fs, root_path: str, final: str, write: Callable[[BinaryIO], None]) -> bool:
+    """Create `final` with `write(file)` unless a file is there already (see the module
+    docstring). True if this call created it; False if it existed (left untouched)."""
+    if not is_local(fs):
+        fs.makedirs(posixpath.dirname(final), exist_ok=True)
+        try:
+            with fs.open(final, "xb") as f:  # S3: PUT with If-None-Match: *
+                write(f)
+        except FileExistsError:
+            return False
+        return True
+    tmp = _write_tmp(fs, root_path, final, write)
+    try:
+        os.link(tmp, final)  # fails if `final` exists: create-if-absent
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+    return True
+
+
+def create_json(fs, root_path: str, final: str, value) -> bool:
+    """`create_file` of `value` as JSON; True if this call created `final`."""
+    data = _json_bytes(value)
+    return create_file(fs, root_path, final, lambda f: f.write(data))
+
+
+def _json_bytes(value) -> bytes:
+    return json.dumps(value, indent=1, sort_keys=True).encode()
 
 
 def read_json(fs, path: str):
     """The parsed JSON at `path`, or None when there is no such file."""
     try:
-        with fs.open(path, "rb") as f:
-            return json.loads(f.read())
+        return json.loads(fs.cat_file(path))  # one GET on object stores
     except FileNotFoundError:
         return None
 

@@ -60,13 +60,13 @@ def _rounds_table(ws: Workspace) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=_ROUNDS_SCHEMA)
 
 
-def _shards_table(ws: Workspace, rounds: list[int]) -> pa.Table:
+def _shards_table(ws: Workspace, entries: dict[int, list[dict]]) -> pa.Table:
     rows = []
-    for r in rounds:
+    for r, round_entries in entries.items():
         committed = ws.is_round_committed(r)
         rows += [{"round": e["round"], "shard": e["shard"], "key": e["key"], "rows": e["rows"],
                   "images": e["images"], "committed_at": e["committed_at"],
-                  "round_committed": committed} for e in ws.shard_entries(r)]
+                  "round_committed": committed} for e in round_entries]
     schema = pa.schema([("round", pa.int32()), ("shard", pa.int32()), ("key", pa.string()),
                         ("rows", pa.int64()), ("images", pa.int64()),
                         ("committed_at", pa.string()), ("round_committed", pa.bool_())])
@@ -102,13 +102,13 @@ def connect(workspace: Workspace | str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     if not is_local(ws.fs):
         con.register_filesystem(ws.fs)
-    rounds = ws.rounds()
-    entries = [e for r in rounds for e in ws.shard_entries(r)]
+    by_round = {r: ws.shard_entries(r) for r in ws.rounds()}
+    entries = [e for round_entries in by_round.values() for e in round_entries]
     _parquet_view(con, "pseudo_labels", [ws.url(e["pseudo_labels"]) for e in entries],
                   PSEUDO_LABEL_SCHEMA.empty_table())
     _parquet_view(con, "images", [ws.url(e["images_file"]) for e in entries],
                   IMAGES_SCHEMA.empty_table())
-    con.register("_shards", _shards_table(ws, rounds))
+    con.register("_shards", _shards_table(ws, by_round))
     con.execute("CREATE VIEW shards AS SELECT * FROM _shards")
     con.register("_rounds", _rounds_table(ws))
     con.execute("CREATE VIEW rounds AS SELECT * FROM _rounds")

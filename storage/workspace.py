@@ -10,19 +10,28 @@ Layout (NNN = round, KKKKK = shard, both zero-padded):
     <root>/reports/round=NNN/...                           pictures and summaries for people
 
 Readers follow the manifests only: a shard is visible once its manifest entry exists, and the
-entry is written (atomically) after both of its Parquet files are in place.
+entry is written after both of its Parquet files are in place.
+
+Concurrent writers (processes, machines) may race on a shard: each writes its data files under
+new names (`shard=KKKKK.parquet`, or `shard=KKKKK.<random>.parquet` if that name is taken), never
+over another's; the manifest entry is then created if absent (storage.fsio.create_json), so
+exactly one writer commits. A loser deletes its own data files, then returns the winner's
+ShardInfo if the winner used the same key, or raises StorageError if it used another key.
+The round entry is created the same way. Files of killed writers are left unreferenced.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
+import uuid
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from storage import checkpoints, lineage
 from storage.errors import StorageError
-from storage.fsio import atomic_write_json, atomic_write_parquet, open_root, read_json, remove
+from storage.fsio import create_file, create_json, open_root, read_json, remove
 from storage.records import CheckpointRecord, ImageRegions, LineageRecord, ShardInfo, utc_now
 from storage.rows import shard_tables
 from storage.schema import IMAGES_SCHEMA, PSEUDO_LABEL_SCHEMA, SCHEMA_VERSION, conform
@@ -102,20 +111,37 @@ class Workspace:
             return self._shard_info(self.shard_entry(round, shard))
         if self.is_round_committed(round):
             raise StorageError(f"round {round} is committed; redo it before writing shard {shard}")
-        name = f"{self._round_part(round)}/shard={int(shard):05d}.parquet"
+        provenance = {"round": round, "shard": shard, "key": key}
+        stem = f"{self._round_part(round)}/shard={int(shard):05d}"
+        files = [self._create_parquet(f"{kind}/{stem}", conform(table, schema, provenance))
+                 for kind, table, schema in (("pseudo_labels", pseudo_labels, PSEUDO_LABEL_SCHEMA),
+                                             ("images", images, IMAGES_SCHEMA))]
         entry = {
             "round": int(round), "shard": int(shard), "key": key, "rows": pseudo_labels.num_rows,
-            "images": images.num_rows, "pseudo_labels": f"pseudo_labels/{name}",
-            "images_file": f"images/{name}", "schema_version": SCHEMA_VERSION,
-            "committed_at": utc_now(),
+            "images": images.num_rows, "pseudo_labels": files[0], "images_file": files[1],
+            "schema_version": SCHEMA_VERSION, "committed_at": utc_now(),
         }
-        provenance = {"round": round, "shard": shard, "key": key}
-        atomic_write_parquet(self.fs, self.path, self._abs(entry["pseudo_labels"]),
-                             conform(pseudo_labels, PSEUDO_LABEL_SCHEMA, provenance))
-        atomic_write_parquet(self.fs, self.path, self._abs(entry["images_file"]),
-                             conform(images, IMAGES_SCHEMA, provenance))
-        atomic_write_json(self.fs, self.path, self._shard_entry(round, shard), entry)
-        return self._shard_info(entry)
+        if create_json(self.fs, self.path, self._shard_entry(round, shard), entry):
+            return self._shard_info(entry)
+        # another writer committed the shard first: drop our files, keep its commit
+        for relative in files:
+            remove(self.fs, self._abs(relative))
+        self.is_shard_committed(round, shard, key)  # StorageError if committed with another key
+        return self._shard_info(self.shard_entry(round, shard))
+
+    def _create_parquet(self, stem: str, table: pa.Table) -> str:
+        """Write `table` to a new file `<stem>.parquet` (or `<stem>.<random>.parquet` if that
+        name is taken by a racing or killed writer); returns its path relative to the root.
+        Data files are never overwritten, so a manifest always names the files its writer
+        wrote."""
+        def write(f):
+            pq.write_table(table, f)
+
+        for suffix in ("", f".{uuid.uuid4().hex[:12]}"):
+            relative = f"{stem}{suffix}.parquet"
+            if create_file(self.fs, self.path, self._abs(relative), write):
+                return relative
+        raise StorageError(f"could not create a data file for {stem} under {self.root}")
 
     def _shard_info(self, entry: dict) -> ShardInfo:
         return ShardInfo(round=entry["round"], shard=entry["shard"], key=entry["key"],
@@ -158,17 +184,15 @@ class Workspace:
         if missing or extra:
             raise StorageError(f"round {round} cannot be committed: missing shards {missing}, "
                                f"unexpected shards {extra}")
-        existing = read_json(self.fs, self._round_entry(round))
-        if existing is not None:
-            if existing["shards"] != {str(k): v for k, v in shards.items()}:
-                raise StorageError(f"round {round} was committed with other shards")
-            return
+        committed = {str(k): v for k, v in shards.items()}
         entries = self.shard_entries(round)
-        atomic_write_json(self.fs, self.path, self._round_entry(round), {
-            "round": int(round), "shards": {str(k): v for k, v in shards.items()},
+        created = create_json(self.fs, self.path, self._round_entry(round), {
+            "round": int(round), "shards": committed,
             "rows": sum(e["rows"] for e in entries), "images": sum(e["images"] for e in entries),
             "committed_at": utc_now(),
         })
+        if not created and self.round_entry(round)["shards"] != committed:
+            raise StorageError(f"round {round} was committed with other shards")
 
     def is_round_committed(self, round: int) -> bool:
         return self.fs.exists(self._round_entry(round))
