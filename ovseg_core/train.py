@@ -7,6 +7,14 @@ Checkpoints (`out_dir/model.safetensors` + `config.json` via `save_model`, and
 `out_dir/trainer_state.pt` with optimizer, scheduler, step and RNG states) are written every
 `checkpoint_every` steps and at the end; a resumed run ends with the same weights as an
 uninterrupted one.
+
+Data parallel (launched by torchrun, process group set up by `distributed.init_from_env`):
+`batch_size` is the GLOBAL batch. Rank r of R takes samples k = step * batch_size +
+r * batch_size / R + j, so the global batch holds exactly the samples of a single-process run;
+each rank's loss is weighted by its share of the labelled pixels (`distributed.loss_share`), so
+DDP's averaged gradient is the single-process gradient up to float summation order. Only
+rank 0 writes the checkpoint, trainer state and log; every rank resumes from the same
+trainer state (the output folder must be on a file system all nodes share).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ovseg_core import distributed
 from ovseg_core.checkpoint import WEIGHTS_FILE, file_sha256, save_model
 from ovseg_core.data import SegmentationSamples
 from ovseg_core.data.transforms import AugmentConfig, augment
@@ -64,6 +73,9 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         if self.steps < 1 or self.batch_size < 1 or self.crop_size < 32:
             raise OvsegError("steps and batch_size must be >= 1 and crop_size >= 32")
+        if self.batch_size % distributed.world_size():
+            raise OvsegError(f"batch_size {self.batch_size} (global) must be a multiple of the "
+                             f"{distributed.world_size()} data-parallel processes")
         if not 0 <= self.alpha <= 1:
             raise OvsegError(f"alpha must be in [0, 1], got {self.alpha}")
         return self
@@ -145,13 +157,19 @@ def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen:
     """Train `model` in place and checkpoint it to `out_dir`; see the module docstring.
 
     seen: one bool per class of `class_names` (unseen classes get weight 1 - alpha).
-    on_step(step, loss): called after each optimizer step and its checkpoint (1-based step).
+    on_step(step, loss): called after each optimizer step and its checkpoint (1-based step;
+    loss: the global batch's loss, on every rank).
     """
     cfg.validate()
     if len(seen) != len(class_names):
         raise OvsegError(f"seen has {len(seen)} entries for {len(class_names)} classes")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    main = distributed.is_main()
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            _finish_staging(out_dir)
+    distributed.barrier()  # a checkpoint interrupted mid-move is complete before anyone reads
     started = time.perf_counter()
     model.to(runtime.device)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -161,19 +179,22 @@ def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen:
     step = 0
     if resume:
         step = load_trainer_state(out_dir, model, optimizer, scheduler, _identity(cfg, class_names))
+    step = distributed.same_on_all(step, "resumed step")
     if step >= cfg.steps:
         return TrainResult(out_dir, step, step, None, time.perf_counter() - started,
                            file_sha256(out_dir / WEIGHTS_FILE))
+    net = distributed.wrap(model, runtime.device)  # after resume: rank 0's weights everywhere
     text = model.encode_vocabulary(list(class_names))
     weights = seen_unseen_weights(list(seen), alpha=cfg.alpha).to(runtime.device)
     loader = _loader(samples, cfg, step)
-    log = (out_dir / LOG_NAME).open("a")
+    log = (out_dir / LOG_NAME).open("a") if main else None
     window: list[float] = []
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="train", unit="step")
-    model.train()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and main), desc="train",
+               unit="step")
+    net.train()
     start_step, last_loss, sha = step, None, None
     for images, labels in loader:
-        loss = _train_step(model, optimizer, images, labels, text, weights, runtime, cfg.grad_clip)
+        loss = _train_step(net, optimizer, images, labels, text, weights, runtime, cfg.grad_clip)
         scheduler.step()
         step += 1
         window.append(loss)
@@ -182,16 +203,19 @@ def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen:
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
         if step % cfg.log_every == 0 or step == cfg.steps:
             last_loss = float(np.mean(window))
-            _log(log, step, last_loss, optimizer, started)
+            if main:
+                _log(log, step, last_loss, optimizer, started)
             window = []
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             sha = save_checkpoint(out_dir, model, optimizer, scheduler, step, _identity(cfg, class_names))
         if on_step is not None:
             on_step(step, loss)
         if step >= cfg.steps:
             break
     bar.close()
-    log.close()
+    if main:
+        log.close()
+    sha = distributed.broadcast_object(sha)  # also waits for rank 0's last checkpoint
     if window:
         last_loss = float(np.mean(window))
     return TrainResult(out_dir, step, start_step, last_loss, time.perf_counter() - started, sha)
@@ -203,14 +227,14 @@ def _train_step(model, optimizer, images, labels, text, weights, runtime: Runtim
     labels = labels.to(runtime.device, non_blocking=True)
     with runtime.autocast():
         output = model(images, text)
-    loss = stseg_loss(output, labels, weights)
+    loss = stseg_loss(output, labels, weights) * distributed.loss_share(labels, weights)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip > 0:
         params = [p for g in optimizer.param_groups for p in g["params"]]
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()
-    value = float(loss.detach())
+    value = distributed.all_reduce_mean(float(loss.detach()))  # the global batch's loss
     if not math.isfinite(value):
         raise FloatingPointError(f"training loss became {value}")
     return value
@@ -226,13 +250,31 @@ def _param_groups(model, cfg: TrainConfig) -> list[dict]:
 
 
 def _loader(samples: SegmentationSamples, cfg: TrainConfig, start_step: int) -> DataLoader:
+    """Batches of this rank's share: samples step * batch_size + rank * per_rank + j."""
     stream = AugmentedStream(samples, AugmentConfig(cfg.crop_size, tuple(cfg.scale_range),
                                                     True, cfg.color_jitter), cfg.seed)
-    order = range(start_step * cfg.batch_size, cfg.steps * cfg.batch_size)
-    return DataLoader(stream, batch_size=cfg.batch_size, sampler=order, drop_last=True,
+    per_rank = cfg.batch_size // distributed.world_size()
+    offset = distributed.rank() * per_rank
+    order = _RankOrder(start_step, cfg.steps, cfg.batch_size, offset, per_rank)
+    return DataLoader(stream, batch_size=per_rank, sampler=order, drop_last=True,
                       num_workers=cfg.num_workers, persistent_workers=False,
                       generator=torch.Generator().manual_seed(cfg.seed),
                       pin_memory=torch.cuda.is_available())
+
+
+class _RankOrder:
+    """Sample numbers step * batch + offset + j for j < per_rank, steps [start, stop)."""
+
+    def __init__(self, start: int, stop: int, batch: int, offset: int, per_rank: int):
+        self.start, self.stop, self.batch, self.offset, self.per_rank = start, stop, batch, offset, per_rank
+
+    def __len__(self) -> int:
+        return (self.stop - self.start) * self.per_rank
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            base = step * self.batch + self.offset
+            yield from range(base, base + self.per_rank)
 
 
 def _identity(cfg: TrainConfig, class_names: Sequence[str]) -> dict:

@@ -9,7 +9,11 @@ KINDS = ("generic", "coco-stuff", "ade150", "ade847", "pc59", "pc459", "voc20")
 EPILOG = """example (the synthetic dataset, about 2 minutes on 2 CPU cores):
   ovseg data synth data/synth
   ovseg train --dataset generic --root data/synth/source --out runs/stage1 --preset tiny
-  ovseg evaluate --dataset generic --root data/synth/source --split val --checkpoint runs/stage1"""
+  ovseg evaluate --dataset generic --root data/synth/source --split val --checkpoint runs/stage1
+
+data parallel on 4 GPUs of one machine (--batch-size is the global batch, split over ranks):
+  torchrun --standalone --nproc-per-node 4 .venv/bin/ovseg train --dataset generic \
+      --root data/synth/source --out runs/stage1 --preset tiny --batch-size 8"""
 
 
 def add_parser(subparsers) -> None:
@@ -25,12 +29,14 @@ def add_parser(subparsers) -> None:
                         help="model preset (default tiny)")
     parser.add_argument("--init", metavar="CKPT", help="start from this checkpoint folder's weights")
     parser.add_argument("--steps", type=int, help="optimizer steps (default: per preset)")
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--batch-size", type=int,
+                        help="global batch (split over torchrun's processes; default: per preset)")
     parser.add_argument("--lr", type=float)
     parser.add_argument("--crop-size", type=int, help="crop side in px (default: model input size)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, help="data loader worker processes")
-    parser.add_argument("--device", help='"cuda", "cpu", "cuda:1" (default: CUDA when present)')
+    parser.add_argument("--device", help='"cuda", "cpu", "cuda:1" (default: CUDA when present; '
+                        'under torchrun "cuda" means cuda:LOCAL_RANK)')
     parser.add_argument("--no-resume", action="store_true", help="ignore a checkpoint in --out")
     parser.set_defaults(handler=run)
 
@@ -48,23 +54,37 @@ def train_config(args, input_size: int):
 
 
 def run(args) -> int:
+    from ovseg_core import distributed
+
+    runtime = distributed.init_from_env(args.device)  # joins torchrun's process group, if any
+    try:
+        return _train(args, runtime)
+    finally:
+        distributed.shutdown()
+
+
+def _train(args, runtime) -> int:
     from pathlib import Path
 
+    from ovseg_core import distributed
     from ovseg_core.build import build_model
     from ovseg_core.checkpoint import load_model
     from ovseg_core.config import preset
     from ovseg_core.data import open_dataset
-    from ovseg_core.device import pick_runtime
     from ovseg_core.train import train
 
-    runtime = pick_runtime(args.device)
     samples = open_dataset(args.dataset, args.root, args.split)
     model = load_model(args.init) if args.init else build_model(preset(args.preset))
     cfg = train_config(args, model.config.input_size)
-    print(f"training {args.preset} on {len(samples)} images, {len(samples.class_names)} classes, "
-          f"{cfg.steps} steps of batch {cfg.batch_size} ({runtime.device})")
+    main, world = distributed.is_main(), distributed.world_size()
+    if main:
+        where = f"{world} processes, {runtime.device.type}" if world > 1 else str(runtime.device)
+        print(f"training {args.preset} on {len(samples)} images, {len(samples.class_names)} classes, "
+              f"{cfg.steps} steps of batch {cfg.batch_size} ({where})")
     result = train(model, samples, samples.class_names, [True] * len(samples.class_names), cfg,
                    Path(args.out), runtime, resume=not args.no_resume)
+    if not main:
+        return 0
     loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
     print(f"done: step {result.steps}, final loss {loss}, {result.wall_s:.1f} s; "
           f"checkpoint {result.out_dir} (sha256 {result.checkpoint_sha256[:12]})")
