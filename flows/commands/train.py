@@ -12,7 +12,7 @@ EPILOG = """example (the synthetic dataset, about 2 minutes on 2 CPU cores):
   ovseg evaluate --dataset generic --root data/synth/source --split val --checkpoint runs/stage1
 
 data parallel on 4 GPUs of one machine (--batch-size is the global batch, split over ranks):
-  torchrun --standalone --nproc-per-node 4 .venv/bin/ovseg train --dataset generic \
+  torchrun --standalone --nproc-per-node 4 .venv/bin/ovseg train --dataset generic \\
       --root data/synth/source --out runs/stage1 --preset tiny --batch-size 8"""
 
 
