@@ -83,6 +83,18 @@ class SelfTrainingSettings(_Strict):
     report_images: int = Field(default=4, ge=0)
 
 
+class ClusterSettings(_Strict):
+    """Where a round's shard tasks run: here, in order, or fanned out over a Dask cluster."""
+
+    task_runner: Literal["local", "dask"] = "local"
+    address: str | None = Field(
+        default=None, description="Dask scheduler, e.g. tcp://10.0.0.5:8786; None = start a "
+        "local cluster")
+    workers: int = Field(default=2, ge=1, description="workers of the local cluster")
+    cluster_class: str | None = Field(
+        default=None, description="e.g. dask_cuda.LocalCUDACluster: one worker per GPU")
+
+
 class RunConfig(_Strict):
     """A whole ovseg run: stage one + N self-training rounds."""
 
@@ -93,6 +105,7 @@ class RunConfig(_Strict):
     model: ModelSettings = Field(default_factory=ModelSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     self_training: SelfTrainingSettings = Field(default_factory=SelfTrainingSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @field_validator("workspace")
     @classmethod

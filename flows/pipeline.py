@@ -38,8 +38,13 @@ def self_training_round(config: RunConfig, round: int, redo: bool = False) -> di
     started = utc_now()
     parent = steps.parent_record(config, round).to_dict()
     shards = tasks.shard_plan(config, round, parent["checkpoint_sha256"])
-    for shard in shards:  # sequential on one device; see docs for fan-out on a cluster
-        tasks.label_shard(config, round, shard, parent)
+    if config.cluster.task_runner == "local":  # in order, on this process's device
+        for shard in shards:
+            tasks.label_shard(config, round, shard, parent)
+    else:  # fanned out over the flow's Dask task runner, one shard per task
+        futures = [tasks.label_shard.submit(config, round, shard, parent) for shard in shards]
+        for future in futures:
+            future.result()
     tasks.commit_round(config, round, len(shards))
     checkpoint = tasks.retrain(config, round, parent)
     record = tasks.finish_round(config, round, parent, checkpoint, started)
@@ -56,8 +61,24 @@ def self_training(config: RunConfig, rounds: int | None = None) -> list[dict]:
     if not config.model.self_training:
         return records
     for r in range(1, count + 1):
-        records.append(self_training_round(config, r))
+        records.append(round_flow(config)(config, r))
     return records
+
+
+def round_flow(config: RunConfig):
+    """`self_training_round`, on a Dask task runner when the config asks for a cluster."""
+    cluster = config.cluster
+    if cluster.task_runner == "local":
+        return self_training_round
+    from prefect_dask import DaskTaskRunner
+
+    if cluster.address:
+        runner = DaskTaskRunner(address=cluster.address)
+    else:
+        kwargs = {} if cluster.cluster_class else {"processes": True, "threads_per_worker": 1}
+        runner = DaskTaskRunner(cluster_class=cluster.cluster_class,
+                                cluster_kwargs={"n_workers": cluster.workers, **kwargs})
+    return self_training_round.with_options(task_runner=runner)
 
 
 @flow(name="ovseg-next-round", log_prints=True)
@@ -70,7 +91,7 @@ def next_round(config: RunConfig) -> dict:
         return stage_one(config)
     done = [r.round for r in steps.workspace(config).lineage()
             if r.stage == "self_training_round" and r.status == "completed"]
-    return self_training_round(config, max(done, default=0) + 1)
+    return round_flow(config)(config, max(done, default=0) + 1)
 
 
 @flow(name="ovseg-evaluate", log_prints=True)

@@ -114,12 +114,21 @@ def completed(cfg: RunConfig, stage: str, round: int) -> LineageRecord | None:
     return None
 
 
-def load_checkpoint(cfg: RunConfig, round: int, sha256: str):
+_MODEL: dict[tuple, object] = {}
+
+
+def load_checkpoint(cfg: RunConfig, round: int, sha256: str, cached: bool = True):
     """Round `round`'s stored model, fetched into the local cache once per checkpoint hash.
+
+    cached: keep (and reuse) the last model loaded, so a worker labelling many shards loads
+    it once; pass False for a copy the caller may change (retraining).
 
     Found by round, not by URI, so a workspace that was moved or copied still works; the
     hash recorded in the lineage must match the stored weights.
     """
+    key = (cfg.workspace, round, sha256, cfg.device)
+    if cached and key in _MODEL:
+        return _MODEL[key]
     stored = workspace(cfg).checkpoint(round)
     if stored is None or stored.sha256 != sha256:
         raise RuntimeError(f"round {round}'s checkpoint {sha256[:12]} is missing from "
@@ -127,7 +136,11 @@ def load_checkpoint(cfg: RunConfig, round: int, sha256: str):
     dest = local_dir(cfg, "checkpoints", sha256[:16])
     if not (dest / "model.safetensors").exists():
         workspace(cfg).fetch_checkpoint(stored.uri, str(dest))
-    return load_model(dest).to(runtime_for(cfg.device).device)
+    model = load_model(dest).to(runtime_for(cfg.device).device)
+    if cached:
+        _MODEL.clear()
+        _MODEL[key] = model
+    return model
 
 
 # ---- stage one
@@ -235,7 +248,7 @@ def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:
     if len(samples) == 0:
         raise RuntimeError(f"round {round} selected no pseudo-labels to retrain on; lower "
                            "self_training.gate_threshold or change self_training.selection")
-    model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"])
+    model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"], cached=False)
     out = local_dir(cfg, f"round={round:03d}", "train")
     train(model, samples, plan.target_classes, plan.target_seen,
           train_config(cfg, retrain=True, seed=cfg.seed + round), out,

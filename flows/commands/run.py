@@ -50,11 +50,11 @@ def run(args: argparse.Namespace) -> int:
     _say(f"workspace {cfg.workspace} | preset {cfg.model.preset} | "
          f"{cfg.self_training.rounds} round(s) | Prefect home {home}")
     start = time.perf_counter()
-    from flows.pipeline import self_training, self_training_round
+    from flows.pipeline import round_flow, self_training
 
     _say("starting Prefect (a temporary local server unless PREFECT_API_URL is set)...")
     if args.redo_round is not None:
-        self_training_round(cfg, args.redo_round, redo=True)
+        round_flow(cfg)(cfg, args.redo_round, redo=True)
     records = self_training(cfg)
     _summary(cfg, records, time.perf_counter() - start)
     return 0

@@ -47,3 +47,23 @@ def small_config(synthetic_root: Path, workspace: Path | str, rounds: int = 2) -
         self_training=SelfTrainingSettings(rounds=rounds, gate_threshold=0.0, refiner_sam="model",
                                            shard_size=3, batch_size=3, report_images=2),
     )
+
+
+@pytest.fixture(scope="session")
+def stage_one_workspace(prefect_api, synthetic_root, tmp_path_factory) -> Path:
+    """A workspace where stage one of `small_config` is done; copy it, don't write to it."""
+    from flows.pipeline import self_training
+
+    workspace = tmp_path_factory.mktemp("stage_one") / "ws"
+    self_training(small_config(synthetic_root, workspace, rounds=0))
+    return workspace
+
+
+def pseudo_label_rows(workspace: Path | str) -> list[dict]:
+    """Every column of every pseudo-label row, in a stable order."""
+    from storage.query import run_sql
+    from storage.workspace import Workspace
+
+    table = run_sql(Workspace(str(workspace)),
+                    "SELECT * FROM pseudo_labels ORDER BY round, image_id, region_id")
+    return table.to_pylist()

@@ -19,7 +19,7 @@ import yaml
 
 from storage.query import run_sql
 from storage.workspace import Workspace
-from tests.flows.conftest import small_config
+from tests.flows.conftest import pseudo_label_rows, small_config
 
 VOLATILE = {"started_at", "ended_at", "checkpoint_uri", "git_commit"}
 
@@ -43,28 +43,21 @@ def _write_config(synthetic_root: Path, workspace: Path) -> Path:
 def _state(workspace: Path) -> dict:
     """Everything a round leaves that must not depend on interruptions."""
     ws = Workspace(str(workspace))
-    rows = run_sql(ws, "SELECT * FROM pseudo_labels ORDER BY round, image_id, region_id")
     images = run_sql(ws, "SELECT * FROM images ORDER BY round, image_id")
     lineage = [{k: v for k, v in r.to_dict().items() if k not in VOLATILE}
                for r in ws.lineage()]
-    return {"rows": rows.to_pylist(), "images": images.to_pylist(), "lineage": lineage,
+    return {"rows": pseudo_label_rows(workspace), "images": images.to_pylist(), "lineage": lineage,
             "checkpoints": {r: ws.checkpoint(r).sha256 for r in (0, 1)}}
 
 
 @pytest.fixture(scope="module")
-def reference(prefect_api, synthetic_root, tmp_path_factory):
-    """Stage one once (copied into each test's workspace) and an uninterrupted round 1."""
-    base = tmp_path_factory.mktemp("resume")
-    stage_one = base / "stage_one"
-    cfg = small_config(synthetic_root, stage_one, rounds=0)
-    from flows.pipeline import self_training
-
-    self_training(cfg)
-    ref = base / "reference"
-    shutil.copytree(stage_one, ref)
+def reference(prefect_api, synthetic_root, stage_one_workspace, tmp_path_factory):
+    """An uninterrupted round 1 on a copy of the stage-one workspace."""
+    ref = tmp_path_factory.mktemp("resume") / "reference"
+    shutil.copytree(stage_one_workspace, ref)
     done = _run(_write_config(synthetic_root, ref), prefect_api)
     assert done.returncode == 0, done.stderr[-3000:]
-    return stage_one, _state(ref)
+    return _state(ref)
 
 
 @pytest.mark.parametrize("kill_at", [
@@ -73,10 +66,10 @@ def reference(prefect_api, synthetic_root, tmp_path_factory):
     "train_step:1:2",           # during retraining, after a mid-run trainer checkpoint
 ])
 def test_killed_round_resumes_to_the_same_result(reference, prefect_api, synthetic_root,
-                                                 tmp_path, kill_at):
-    stage_one, expected = reference
+                                                 stage_one_workspace, tmp_path, kill_at):
+    expected = reference
     ws = tmp_path / "ws"
-    shutil.copytree(stage_one, ws)
+    shutil.copytree(stage_one_workspace, ws)
     cfg_path = _write_config(synthetic_root, ws)
     killed = _run(cfg_path, prefect_api, kill_at=kill_at)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
