@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_WORKSPACE = "ovseg-workspace"
+GATE_DEFAULTS = {"paper": 0.9, "mobile": 0.9, "tiny": 0.3}
 
 
 class _Strict(BaseModel):
@@ -29,6 +30,14 @@ class DatasetRef(_Strict):
     split: str | None = None
 
 
+class SyntheticSettings(_Strict):
+    """Size of the built-in synthetic dataset (used when `data.source` is not set)."""
+
+    train: int = Field(default=48, ge=1)
+    val: int = Field(default=16, ge=1)
+    target: int = Field(default=16, ge=1)
+
+
 class DataSettings(_Strict):
     """Where the labelled source, the unlabelled target and the target's held-out labels live."""
 
@@ -41,6 +50,7 @@ class DataSettings(_Strict):
         default=None, description="labelled target split for measuring mIoU per round")
     target_classes: list[str] | None = Field(
         default=None, description="target vocabulary; default: the target dataset's classes")
+    synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
 
 
 class ModelSettings(_Strict):
@@ -58,7 +68,7 @@ class TrainSettings(_Strict):
     (`ovseg_core.train.PRESET_DEFAULTS`; crop = the model's input size)."""
 
     steps: int | None = Field(default=None, ge=1)
-    retrain_steps: int | None = Field(default=None, ge=1, description="None = steps / 2")
+    retrain_steps: int | None = Field(default=None, ge=1, description="None = steps / 3")
     batch_size: int | None = Field(default=None, ge=1)
     crop_size: int | None = Field(default=None, ge=32)
     lr: float | None = Field(default=None, gt=0)
@@ -71,7 +81,10 @@ class SelfTrainingSettings(_Strict):
     """The rounds: gate, SAM refinement, sharding, and which rows retraining uses."""
 
     rounds: int = Field(default=2, ge=0)
-    gate_threshold: float = Field(default=0.9, ge=0, le=1)
+    gate_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="regions with confidence above this prompt SAM; "
+        "None = 0.9 (the paper), or 0.3 with the tiny preset, whose random CLIP is rarely "
+        "confident")
     refiner_sam: str = Field(
         default="vit_t", description="SAM variant that refines pseudo-labels, or 'model' to "
         "reuse the model's own SAM encoder embedding")
@@ -106,6 +119,12 @@ class RunConfig(_Strict):
     train: TrainSettings = Field(default_factory=TrainSettings)
     self_training: SelfTrainingSettings = Field(default_factory=SelfTrainingSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+
+    @model_validator(mode="after")
+    def _preset_defaults(self) -> RunConfig:
+        if self.self_training.gate_threshold is None:
+            self.self_training.gate_threshold = GATE_DEFAULTS[self.model.preset]
+        return self
 
     @field_validator("workspace")
     @classmethod

@@ -66,7 +66,8 @@ def local_dir(cfg: RunConfig, *parts: str) -> Path:
 def synthetic_root(cfg: RunConfig) -> Path:
     """Where the built-in synthetic dataset of this run lives (made on first use)."""
     base = Path(cfg.workspace) if is_local(cfg.workspace) else Path.cwd() / "ovseg-data"
-    return base / SYNTHETIC_DIR / f"synthetic-seed{cfg.seed}"
+    sizes = cfg.data.synthetic
+    return base / SYNTHETIC_DIR / f"synthetic-seed{cfg.seed}-{sizes.train}-{sizes.val}-{sizes.target}"
 
 
 def ensure_synthetic(cfg: RunConfig) -> Path:
@@ -75,7 +76,9 @@ def ensure_synthetic(cfg: RunConfig) -> Path:
     if (root / "dataset.json").exists():
         return root
     tmp = root.with_name(root.name + f".tmp-{os.getpid()}")
-    write_synthetic_dataset(tmp, seed=cfg.seed)
+    sizes = cfg.data.synthetic
+    write_synthetic_dataset(tmp, seed=cfg.seed, num_train=sizes.train, num_val=sizes.val,
+                            num_target=sizes.target)
     tmp.rename(root)
     return root
 

@@ -90,7 +90,7 @@ def train_config(cfg: RunConfig, retrain: bool, seed: int) -> TrainConfig:
     t = cfg.train
     steps = t.steps or PRESET_DEFAULTS[cfg.model.preset]["steps"]
     if retrain:
-        steps = t.retrain_steps or max(1, steps // 2)
+        steps = t.retrain_steps or max(1, steps // 3)
     given = {"steps": steps, "batch_size": t.batch_size, "lr": t.lr, "alpha": t.alpha,
              "crop_size": t.crop_size or model_config(cfg).input_size, "seed": seed,
              "num_workers": t.num_workers, "checkpoint_every": t.checkpoint_every}
