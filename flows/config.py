@@ -1,13 +1,11 @@
 """The run configuration: everything a user changes to run ovseg on real data and weights.
 
-One typed pydantic model, validated at the edge (CLI, YAML file, Prefect parameters). Its
-hash keys every resumable step, so two runs with the same config produce the same outputs.
+One typed pydantic model, validated at the edge (CLI, YAML file, Prefect parameters). The
+settings that shape a round's pseudo-labels are part of each shard's key (`flows.steps`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -132,19 +130,6 @@ class RunConfig(_Strict):
         if not value.strip():
             raise ValueError("workspace must be a path or an fsspec URL")
         return value
-
-    def config_hash(self) -> str:
-        """sha256 of the canonical JSON form: the identity of this run's settings."""
-        return sha256_json(self.model_dump(mode="json"))
-
-    def step_hash(self, *exclude: str) -> str:
-        """Hash of the settings minus top-level fields that do not change a step's output."""
-        data = self.model_dump(mode="json", exclude=set(exclude) | {"workspace", "device"})
-        return sha256_json(data)
-
-
-def sha256_json(data: object) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def load_config(path: str | Path | None, **overrides: object) -> RunConfig:

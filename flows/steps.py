@@ -13,18 +13,20 @@ from functools import cache
 import torch
 from tqdm import tqdm
 
-from flows.config import RunConfig, sha256_json
+from flows.config import RunConfig
 from flows.faults import kill_point
 from flows.plan import data_plan, local_dir, workspace
 from ovseg_core.build import build_model
 from ovseg_core.checkpoint import load_model
 from ovseg_core.config import preset
 from ovseg_core.device import Runtime, pick_runtime
+from ovseg_core.errors import OvsegError
 from ovseg_core.inference import evaluate
 from ovseg_core.pseudo_labeling import label_images
 from ovseg_core.sam_encoder import build_sam
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
 from ovseg_core.train import PRESET_DEFAULTS, TrainConfig, preset_train_config, train
+from storage.hashing import config_hash, shard_key
 from storage.records import ImageRegions, LineageRecord, RegionRecord, utc_now
 from storage.samples import PseudoLabelSamples
 
@@ -104,7 +106,8 @@ def parent_record(cfg: RunConfig, round: int) -> LineageRecord:
     for record in workspace(cfg).lineage(round - 1):
         if record.stage == stage and record.status == "completed":
             return record
-    raise RuntimeError(f"round {round - 1} ({stage}) has not completed; run it first")
+    raise OvsegError(f"round {round - 1} ({stage}) has not completed in {cfg.workspace}; "
+                     "run it first")
 
 
 def completed(cfg: RunConfig, stage: str, round: int) -> LineageRecord | None:
@@ -131,7 +134,7 @@ def load_checkpoint(cfg: RunConfig, round: int, sha256: str, cached: bool = True
         return _MODEL[key]
     stored = workspace(cfg).checkpoint(round)
     if stored is None or stored.sha256 != sha256:
-        raise RuntimeError(f"round {round}'s checkpoint {sha256[:12]} is missing from "
+        raise OvsegError(f"round {round}'s checkpoint {sha256[:12]} is missing from "
                            f"{cfg.workspace} (found {stored.sha256[:12] if stored else 'none'})")
     dest = local_dir(cfg, "checkpoints", sha256[:16])
     if not (dest / "model.safetensors").exists():
@@ -169,15 +172,14 @@ def shard_plan(cfg: RunConfig, round: int, parent_sha: str) -> list[dict]:
     """The round's shards: image ids and the key that determines each shard's rows."""
     ids = sorted(data_plan(cfg).target.image_ids)
     size = cfg.self_training.shard_size
-    inference = sha256_json({"model": cfg.model.model_dump(mode="json"),
-                             "st": cfg.self_training.model_dump(mode="json", exclude={"rounds"}),
-                             "crop": cfg.train.crop_size})
+    settings = config_hash({"model": cfg.model.model_dump(mode="json"),
+                            "self_training": cfg.self_training.model_dump(
+                                mode="json", exclude={"rounds", "report_images"})})
     shards = []
     for k, start in enumerate(range(0, len(ids), size)):
         chunk = ids[start:start + size]
-        key = sha256_json({"round": round, "shard": k, "images": chunk, "parent": parent_sha,
-                           "inference": inference})
-        shards.append({"shard": k, "image_ids": chunk, "key": key})
+        shards.append({"shard": k, "image_ids": chunk,
+                       "key": shard_key(round, k, chunk, parent_sha, settings)})
     return shards
 
 
@@ -246,7 +248,7 @@ def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:
     plan = data_plan(cfg)
     samples = PseudoLabelSamples(ws, round, plan.read_target, where=cfg.self_training.selection)
     if len(samples) == 0:
-        raise RuntimeError(f"round {round} selected no pseudo-labels to retrain on; lower "
+        raise OvsegError(f"round {round} selected no pseudo-labels to retrain on; lower "
                            "self_training.gate_threshold or change self_training.selection")
     model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"], cached=False)
     out = local_dir(cfg, f"round={round:03d}", "train")

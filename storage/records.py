@@ -17,8 +17,9 @@ class RegionRecord:
 
     Masks are boolean `(H, W)` at the image's full size; `bbox` is XYXY pixels of the coarse
     region (x1, y1 exclusive). `refined_mask`, `sam_iou` and `agreement_iou` are None when the
-    region was not refined by SAM. `accepted` means the refined mask is the one used in the
-    pseudo-label map.
+    region was not refined by SAM, or when SAM's mask was not trusted. `accepted` means the row
+    paints the pseudo-label map: with its refined mask when it has one, else with its coarse
+    mask (the refiner's fallback for an untrusted SAM mask).
     """
 
     class_id: int

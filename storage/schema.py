@@ -40,7 +40,7 @@ PSEUDO_LABEL_SCHEMA = pa.schema(
         pa.field("gated", pa.bool_(), nullable=False),  # confidence passed the gate
         pa.field("sam_iou", pa.float32()),  # SAM's predicted IoU; null if not refined
         pa.field("agreement_iou", pa.float32()),  # IoU(coarse, refined); null if not refined
-        pa.field("accepted", pa.bool_(), nullable=False),  # refined mask used in the label map
+        pa.field("accepted", pa.bool_(), nullable=False),  # the row paints the label map (refined mask, else coarse)
         pa.field("area", pa.int64(), nullable=False),  # coarse mask pixels
         pa.field("refined_area", pa.int64()),  # refined mask pixels; null if not refined
         pa.field("bbox_x0", pa.int32(), nullable=False),  # XYXY of the coarse region, pixels
