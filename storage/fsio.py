@@ -83,8 +83,7 @@ def atomic_write_json(fs, root_path: str, final: str, value) -> None:
 def create_file(fs, root_path: str, final: str, write: Callable[[BinaryIO], None]) -> bool:
     """Create `final` with `write(file)` unless a file is there already (see the module
     docstring). True if this call created it; False if it existed (left untouched)."""
-    if not is_local(fs):
-        fs.makedirs(posixpath.dirname(final), exist_ok=True)
+    if not is_local(fs):  # object stores have no folders to make
         try:
             with fs.open(final, "xb") as f:  # S3: PUT with If-None-Match: *
                 write(f)
