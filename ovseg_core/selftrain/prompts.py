@@ -39,6 +39,10 @@ class PromptSettings:
     negative_points: at most this many points at distance-transform peaks of (box minus region),
         each only where that background pocket is deep: distance >= `negative_min_depth` x the
         region's own peak distance (so thin slivers along the edge get no negative point).
+    box_margin: the box prompt is the region's box grown on each side by this fraction of the
+        image's longest side (clipped to the image). Default 1/24 = one cell of the 24 x 24
+        cost volume, the resolution the coarse regions come from: their edges can be off by
+        that much, and a tight box keeps SAM from reaching the object's true edge.
     mask_logit: magnitude of the soft mask prompt's logits (method.md: about 20).
     use_box / use_mask: include the box / the soft mask prompt.
     """
@@ -46,6 +50,7 @@ class PromptSettings:
     positive_points: int = 2
     negative_points: int = 1
     negative_min_depth: float = 0.5
+    box_margin: float = 1 / 24
     mask_logit: float = 20.0
     use_box: bool = True
     use_mask: bool = True
@@ -162,6 +167,16 @@ def negative_points(region: Region, count: int, min_depth: float) -> list[tuple[
             if outside_depth[y, x] >= max(min_depth * region_depth, 1.0)]
 
 
+def grow_boxes(regions: list[Region], frame: SamFrame, margin: float) -> np.ndarray:
+    """(M, 4) XYXY inclusive-exclusive boxes of `regions`, grown by `margin` x longest side."""
+    boxes = np.array([r.bbox for r in regions], dtype=np.float64).reshape(-1, 4)
+    pad = round(margin * max(frame.height, frame.width))
+    boxes += np.array([-pad, -pad, pad, pad])
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, frame.width)
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, frame.height)
+    return boxes
+
+
 def build_prompts(regions: list[Region], frame: SamFrame, settings: PromptSettings,
                   device: torch.device | str = "cpu") -> RegionPrompts:
     """Prompts for `regions` (all of one image), as tensors on `device`."""
@@ -180,8 +195,8 @@ def build_prompts(regions: list[Region], frame: SamFrame, settings: PromptSettin
     coords = frame.points(coords)
     boxes = masks = None
     if settings.use_box:
-        boxes = torch.as_tensor(frame.boxes(np.array([r.bbox for r in regions], dtype=np.float64)
-                                            .reshape(-1, 4)), dtype=torch.float32, device=device)
+        boxes = torch.as_tensor(frame.boxes(grow_boxes(regions, frame, settings.box_margin)),
+                                dtype=torch.float32, device=device)
     if settings.use_mask:
         stack = torch.as_tensor(np.stack([r.mask for r in regions]) if regions
                                 else np.zeros((0, frame.height, frame.width), bool), device=device)

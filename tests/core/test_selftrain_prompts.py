@@ -126,3 +126,15 @@ def test_build_prompts_shapes_and_padding():
     for k, mask in enumerate((a, b)):
         x, y = p.points[k, 0].tolist()  # the positive point maps back into its region
         assert mask[int((y + 0.5) / sy), int((x + 0.5) / sx)]
+
+
+def test_box_prompt_grows_by_margin_and_clips_to_image():
+    frame = SamFrame(100, 200, 1024)
+    a = np.zeros((100, 200), bool)
+    a[2:50, 30:80] = True
+    p = build_prompts([region_from(a)], frame, PromptSettings(box_margin=0.05))  # 10 px
+    expected = frame.boxes(np.array([20, 0, 90, 60]))  # y0 clipped at 0
+    assert p.boxes[0].tolist() == pytest.approx(expected.tolist(), abs=1e-3)
+    tight = build_prompts([region_from(a)], frame, PromptSettings(box_margin=0.0))
+    assert tight.boxes[0].tolist() == pytest.approx(frame.boxes(np.array([30, 2, 80, 50])).tolist(),
+                                                    abs=1e-3)

