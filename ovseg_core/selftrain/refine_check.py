@@ -114,7 +114,7 @@ def check_sample(refiner: SamRefiner, sample: VocSample, num_classes: int, backg
     regions = [r for r in find_regions(probs, refiner.settings.min_area) if r.class_id != background]
     coarse = probs.argmax(0)
     start = time.perf_counter()
-    image = torch.from_numpy(np.ascontiguousarray(sample.rgb)).permute(2, 0, 1)[None].float() / 255
+    image = torch.from_numpy(np.array(sample.rgb)).permute(2, 0, 1)[None].float() / 255
     embedding = refiner.encode(image.to(refiner.device))
     refined = refiner.refine_batch(embedding, [(h, w)], [regions], threshold=0.0)[0]
     seconds = time.perf_counter() - start

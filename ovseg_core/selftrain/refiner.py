@@ -112,6 +112,15 @@ def decode_masks(parts: SamParts, embeddings: Tensor, image_index: Tensor,
     return masks, dec.iou_prediction_head(hs[:, 0, :])
 
 
+def fit_probs(probs: np.ndarray | Tensor, size: tuple[int, int]) -> np.ndarray | Tensor:
+    """(N, h', w') probabilities, bilinearly resized to `size` = (h, w) if they differ."""
+    if tuple(probs.shape[-2:]) == tuple(size):
+        return probs
+    t = torch.as_tensor(probs, dtype=torch.float32)[None]
+    return torch.nn.functional.interpolate(t, size=tuple(size), mode="bilinear",
+                                           align_corners=False)[0]
+
+
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two bool masks of one shape (1.0 when both are empty)."""
     union = np.logical_or(a, b).sum()
@@ -151,13 +160,17 @@ class SamRefiner:
 
         embeddings: (B, C, s, s) SAM image embeddings of the images (one encoder pass, done by
             the caller). image_sizes: (h, w) of each image as SAM saw it, before its resize/pad.
-        probs: per image an (N, h, w) probability map (regions found here) or a list of Regions
-            whose masks are (h, w).
+        probs: per image an (N, h', w') probability map (bilinearly resized to (h, w) when its
+            size differs; regions found here) or a list of Regions whose masks are (h, w).
         Returns per image, per region (gated or not), a RefinedRegion.
         """
         if len(image_sizes) != embeddings.shape[0] or len(probs) != embeddings.shape[0]:
             raise ValueError("embeddings, image_sizes and probs must describe the same images")
-        regions = [p if isinstance(p, list) else self.regions_of(p) for p in probs]
+        regions = [p if isinstance(p, list) else self.regions_of(fit_probs(p, hw))
+                   for p, hw in zip(probs, image_sizes, strict=True)]
+        for rs, hw in zip(regions, image_sizes, strict=True):
+            if any(r.mask.shape != tuple(hw) for r in rs):
+                raise ValueError(f"region masks must be {tuple(hw)}, the image size SAM saw")
         gates = [gate(rs, threshold) for rs in regions]
         frames = [SamFrame(h, w, self.parts.image_size) for h, w in image_sizes]
         jobs = [(i, j) for i, g in enumerate(gates) for j, keep in enumerate(g) if keep]

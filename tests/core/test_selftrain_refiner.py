@@ -97,3 +97,15 @@ def test_no_gated_regions_decodes_nothing(parts):
     probs = np.full((2, 32, 32), 0.5, np.float32)  # one region, confidence 0.5
     (out,) = SamRefiner(parts).refine_batch(emb, [(32, 32)], [probs])
     assert len(out) == 1 and not out[0].gated and out[0].refined_mask is None
+
+
+def test_low_resolution_probs_are_resized_to_the_image(parts):
+    emb = torch.randn(1, parts.embed_dim, 16, 16)
+    low = torch.as_tensor(blob_probs(16, 24, [(4, 4, 12, 12)]))  # a quarter of 64 x 96
+    (out,) = SamRefiner(parts).refine_batch(emb, [(64, 96)], [low], threshold=0.5)
+    blob = next(r for r in out if r.region.class_id == 1)
+    assert blob.region.mask.shape == (64, 96) and blob.refined_mask.shape == (64, 96)
+    assert abs(blob.region.bbox[0] - 16) <= 2 and abs(blob.region.bbox[2] - 48) <= 2
+    wrong = find_regions(blob_probs(10, 10, [(2, 2, 6, 6)]))
+    with pytest.raises(ValueError, match="image size"):
+        SamRefiner(parts).refine_batch(emb, [(64, 96)], [wrong])
