@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from flows.config import RunConfig  # noqa: E402
@@ -68,6 +69,7 @@ def _metrics_section(cfg: RunConfig, folder: str) -> list[str]:
     for r in records:
         rows.append(f"| {r.round} | " + " | ".join(_fmt(r.metrics.get(k)) for k in keys) + " |")
     ax.set_xlabel("round")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("mIoU (%)")
     ax.set_title("target mIoU across rounds")
     ax.legend(fontsize=8)
