@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger
 from flows import steps, tasks
 from flows.config import RunConfig
 from flows.report import write_round_report
+from ovseg_core.profiling import phase
 from storage.records import utc_now
 
 
@@ -48,7 +49,8 @@ def self_training_round(config: RunConfig, round: int, redo: bool = False) -> di
     tasks.commit_round(config, round, len(shards))
     checkpoint = tasks.retrain(config, round, parent)
     record = tasks.finish_round(config, round, parent, checkpoint, started)
-    write_round_report(config, round)
+    with phase("report"):
+        write_round_report(config, round)
     return record
 
 

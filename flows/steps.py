@@ -22,6 +22,7 @@ from ovseg_core.config import preset
 from ovseg_core.device import Runtime, pick_runtime
 from ovseg_core.errors import OvsegError
 from ovseg_core.inference import evaluate
+from ovseg_core.profiling import phase
 from ovseg_core.pseudo_labeling import label_images
 from ovseg_core.sam_encoder import build_sam
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
@@ -137,9 +138,10 @@ def load_checkpoint(cfg: RunConfig, round: int, sha256: str, cached: bool = True
         raise OvsegError(f"round {round}'s checkpoint {sha256[:12]} is missing from "
                            f"{cfg.workspace} (found {stored.sha256[:12] if stored else 'none'})")
     dest = local_dir(cfg, "checkpoints", sha256[:16])
-    if not (dest / "model.safetensors").exists():
-        workspace(cfg).fetch_checkpoint(stored.uri, str(dest))
-    model = load_model(dest).to(runtime_for(cfg.device).device)
+    with phase("load_model"):
+        if not (dest / "model.safetensors").exists():
+            workspace(cfg).fetch_checkpoint(stored.uri, str(dest))
+        model = load_model(dest).to(runtime_for(cfg.device).device)
     if cached:
         _MODEL.clear()
         _MODEL[key] = model
@@ -196,19 +198,23 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
     bar = tqdm(total=len(ids), desc=f"label round {round} shard {shard['shard']}", unit="img")
     for start in range(0, len(ids), st.batch_size):
         batch_ids = ids[start:start + st.batch_size]
-        images = [plan.read_target(i) for i in batch_ids]
+        with phase("data"):
+            images = [plan.read_target(i) for i in batch_ids]
         paths = [f"{plan.target.root}/{i}" for i in batch_ids]
         encode = None if tag is None else cached_encoder(refiner, tag, paths)
         labeled = label_images(model, refiner, text, images, runtime, model.config.input_size,
                                st.gate_threshold, encode)
-        for image_id, image, result in zip(batch_ids, images, labeled, strict=True):
-            records.append(image_regions(image_id, image.shape[:2], result.regions,
-                                         plan.target_classes, st.gate_threshold,
-                                         parent["checkpoint_sha256"]))
+        with phase("storage"):
+            records += [image_regions(image_id, image.shape[:2], result.regions,
+                                      plan.target_classes, st.gate_threshold,
+                                      parent["checkpoint_sha256"])
+                        for image_id, image, result in zip(batch_ids, images, labeled,
+                                                           strict=True)]
         bar.update(len(batch_ids))
         kill_point(f"inference:{round}:{shard['shard']}")
     bar.close()
-    info = ws.write_shard(round, shard["shard"], shard["key"], records)
+    with phase("storage"):
+        info = ws.write_shard(round, shard["shard"], shard["key"], records)
     kill_point(f"after_shard_commit:{round}:{shard['shard']}")
     return {"shard": info.shard, "skipped": False, "rows": info.rows, "images": info.images}
 
@@ -252,16 +258,23 @@ def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:
                            "self_training.gate_threshold or change self_training.selection")
     model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"], cached=False)
     out = local_dir(cfg, f"round={round:03d}", "train")
-    train(model, samples, plan.target_classes, plan.target_seen,
-          train_config(cfg, retrain=True, seed=cfg.seed + round), out,
-          runtime_for(cfg.device),
-          on_step=lambda step, _loss: kill_point(f"train_step:{round}:{step}"))
-    ckpt = ws.put_checkpoint(round, str(out))
+    with phase("retrain"):
+        train(model, samples, plan.target_classes, plan.target_seen,
+              train_config(cfg, retrain=True, seed=cfg.seed + round), out,
+              runtime_for(cfg.device),
+              on_step=lambda step, _loss: kill_point(f"train_step:{round}:{step}"))
+    with phase("storage"):
+        ckpt = ws.put_checkpoint(round, str(out))
     return {"uri": ckpt.uri, "sha256": ckpt.sha256}
 
 
 def measure(cfg: RunConfig, model, round: int) -> dict:
     """mIoU (%) on the source validation split and the labelled target, where present."""
+    with phase("evaluate"):
+        return _measure(cfg, model, round)
+
+
+def _measure(cfg: RunConfig, model, round: int) -> dict:
     plan, runtime, metrics = data_plan(cfg), runtime_for(cfg.device), {}
     model.eval()
     if round == 0 and plan.source_val is not None:
@@ -288,7 +301,8 @@ def finish_round(cfg: RunConfig, round: int, parent: dict, ckpt: dict, started: 
     if done is not None:
         return done.to_dict()
     model = load_checkpoint(cfg, round, ckpt["sha256"])
-    rows = round_counts(cfg, round)
+    with phase("storage"):
+        rows = round_counts(cfg, round)
     record = lineage_record(cfg, "self_training_round", round, round - 1, ckpt["uri"],
                             ckpt["sha256"], started, rows=rows,
                             metrics=measure(cfg, model, round))

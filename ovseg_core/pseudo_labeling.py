@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from ovseg_core.device import Runtime
 from ovseg_core.inference import predict_probabilities
+from ovseg_core.profiling import phase
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
 from ovseg_core.selftrain.regions import mask_bbox
 
@@ -76,14 +77,17 @@ def label_images(model, refiner: SamRefiner, text: torch.Tensor, images: list[np
     the refiner's SAM is frozen and the images are the same every round).
     """
     batch = to_batch(images, size).to(runtime.device)
-    probs, embedding = predict_probabilities(model, batch, text, runtime)
+    with phase("model"):
+        probs, embedding = predict_probabilities(model, batch, text, runtime)
     if encode is not None:
-        embedding = encode(batch.to(refiner.device))
+        with phase("sam_encoder"):
+            embedding = encode(batch.to(refiner.device))
     elif embedding is None:
         raise ValueError("the model computed no SAM embedding (DEA off): pass `encode`")
     per_image = [p.float().cpu() for p in probs]
-    refined = refiner.refine_batch(embedding.to(refiner.device).float(),
-                                   [(size, size)] * len(images), per_image, threshold)
+    with phase("sam_refine"):
+        refined = refiner.refine_batch(embedding.to(refiner.device).float(),
+                                       [(size, size)] * len(images), per_image, threshold)
     out = []
     for image, p, results in zip(images, per_image, refined, strict=True):
         h, w = image.shape[:2]
