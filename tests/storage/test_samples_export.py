@@ -67,7 +67,8 @@ def test_custom_where_uses_coarse_masks_of_rows_not_accepted(workspace):
     expected = np.full((6, 8), IGNORE_INDEX, dtype=np.uint16)
     expected[0:4, 0:4] = 3
     expected[2:6, 2:6] = 5
-    expected[5, :] = 7  # coarse mask, score 1.0 > 0.855
+    expected[5, :] = 7  # coarse fallback: score 1.0 x agreement 0.1 = 0.1 < 0.855
+    expected[5, 2:6] = 5
     np.testing.assert_array_equal(label, expected)
     every = PseudoLabelSamples(workspace, 1, _load, where="class_id = ?", params=[1])
     np.testing.assert_array_equal(every.label_map(0), np.ones((6, 8), dtype=np.uint16))
