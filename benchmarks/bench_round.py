@@ -40,7 +40,7 @@ def main() -> None:
         "workspace": str(root / "ws"), "device": args.device,
         "data": {"synthetic": {"train": 16, "val": 4, "target": args.images}},
         "model": {"preset": args.preset},
-        "train": {"steps": 30, "retrain_steps": 10},
+        "train": {"retrain_steps": 50},
         "self_training": {"rounds": 1, "refiner_sam": args.refiner,
                           "shard_size": args.shard_size, "report_images": 2},
     })

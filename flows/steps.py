@@ -193,7 +193,8 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
     plan, runtime = data_plan(cfg), runtime_for(cfg.device)
     model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"]).eval()
     refiner, tag = refiner_for(cfg, model)
-    text = model.encode_vocabulary(plan.target_classes)
+    with phase("vocabulary"):
+        text = model.encode_vocabulary(plan.target_classes)
     st, records, ids = cfg.self_training, [], shard["image_ids"]
     bar = tqdm(total=len(ids), desc=f"label round {round} shard {shard['shard']}", unit="img")
     for start in range(0, len(ids), st.batch_size):
