@@ -91,6 +91,9 @@ class SelfTrainingSettings(_Strict):
     batch_size: int = Field(default=4, ge=1, description="images per inference batch")
     selection: str | None = Field(
         default=None, description="SQL WHERE over pseudo_labels for retraining; None = accepted")
+    mix_source: bool = Field(
+        default=True, description="retrain on the labelled source too (remapped into the "
+        "target vocabulary by class name), so seen classes stay anchored to real labels")
     report_images: int = Field(default=4, ge=0)
 
 

@@ -19,6 +19,7 @@ from flows.plan import data_plan, local_dir, workspace
 from ovseg_core.build import build_model
 from ovseg_core.checkpoint import load_model
 from ovseg_core.config import preset
+from ovseg_core.data.mixing import ConcatSamples, RemappedSamples
 from ovseg_core.device import Runtime, pick_runtime
 from ovseg_core.errors import OvsegError
 from ovseg_core.inference import evaluate
@@ -258,6 +259,9 @@ def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:
         raise OvsegError(f"round {round} selected no pseudo-labels to retrain on; lower "
                            "self_training.gate_threshold or change self_training.selection")
     model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"], cached=False)
+    if cfg.self_training.mix_source:
+        source = RemappedSamples(plan.source, plan.source_classes, plan.target_classes)
+        samples = ConcatSamples([samples, source])
     out = local_dir(cfg, f"round={round:03d}", "train")
     with phase("retrain"):
         train(model, samples, plan.target_classes, plan.target_seen,

@@ -95,7 +95,7 @@ class TrainResult:
 
 
 PRESET_DEFAULTS = {
-    "tiny": dict(steps=150, batch_size=4, lr=1e-3, clip_lr_mult=1.0, warmup_steps=15,
+    "tiny": dict(steps=400, batch_size=4, lr=1e-3, clip_lr_mult=1.0, warmup_steps=15,
                  scale_range=(0.75, 1.5), num_workers=0, log_every=10, checkpoint_every=50),
     "paper": dict(steps=80_000, batch_size=4, warmup_steps=1500, num_workers=4,
                   log_every=20, checkpoint_every=2000),

@@ -6,7 +6,7 @@ import argparse
 
 KINDS = ("generic", "coco-stuff", "ade150", "ade847", "pc59", "pc459", "voc20")
 
-EPILOG = """example (the synthetic dataset, about 2 minutes on 2 CPU cores):
+EPILOG = """example (the synthetic dataset, about a minute on 2 idle CPU cores):
   ovseg data synth data/synth
   ovseg train --dataset generic --root data/synth/source --out runs/stage1 --preset tiny
   ovseg evaluate --dataset generic --root data/synth/source --split val --checkpoint runs/stage1
