@@ -28,6 +28,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--preset", choices=("tiny", "mobile", "paper"), default="tiny",
                         help="model preset (default tiny)")
     parser.add_argument("--init", metavar="CKPT", help="start from this checkpoint folder's weights")
+    parser.add_argument("--clip-weights", metavar="FILE",
+                        help="local open_clip checkpoint for the CLIP encoder (never downloaded)")
+    parser.add_argument("--sam-checkpoint", metavar="FILE",
+                        help="local SAM .pth / mobile_sam.pt (default: $OVSEG_WEIGHTS_DIR)")
     parser.add_argument("--steps", type=int, help="optimizer steps (default: per preset)")
     parser.add_argument("--batch-size", type=int,
                         help="global batch (split over torchrun's processes; default: per preset)")
@@ -74,7 +78,12 @@ def _train(args, runtime) -> int:
     from ovseg_core.train import train
 
     samples = open_dataset(args.dataset, args.root, args.split)
-    model = load_model(args.init) if args.init else build_model(preset(args.preset))
+    weights = {}
+    if args.clip_weights:
+        weights["clip"] = {"pretrained": args.clip_weights}
+    if args.sam_checkpoint:
+        weights["sam"] = {"checkpoint": args.sam_checkpoint}
+    model = load_model(args.init) if args.init else build_model(preset(args.preset, **weights))
     cfg = train_config(args, model.config.input_size)
     main, world = distributed.is_main(), distributed.world_size()
     if main:
