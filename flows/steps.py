@@ -156,7 +156,7 @@ def run_stage_one(cfg: RunConfig) -> dict:
     if done is not None:
         return done.to_dict()
     started, plan, ws = utc_now(), data_plan(cfg), workspace(cfg)
-    model = build_model(model_config(cfg))
+    model = build_model(model_config(cfg), seed=cfg.seed)
     out = local_dir(cfg, "round=000", "train")
     result = train(model, plan.source, plan.source_classes, [True] * len(plan.source_classes),
                    train_config(cfg, retrain=False, seed=cfg.seed), out, runtime_for(cfg.device),

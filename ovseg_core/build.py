@@ -15,14 +15,19 @@ from ovseg_core.sam_encoder import SamImageEncoder, build_sam, default_sam_check
 from ovseg_core.templates import IMAGENET_TEMPLATES
 
 
-def build_model(config: ModelConfig) -> STSeg:
+def build_model(config: ModelConfig, seed: int | None = None) -> STSeg:
     """STSeg with pretrained weights read from the local files the config names.
 
     CLIP: `config.clip.pretrained` (None = random init). SAM: `config.sam.checkpoint`, else
     `default_sam_checkpoint(variant)`; a missing file raises OvsegError. SAM is built only when
-    DEA is on (the baseline rows of Table 2 carry no SAM).
+    DEA is on (the baseline rows of Table 2 carry no SAM). seed: the random init of what is not
+    loaded from files (None = the current global RNG state); the global RNG is left as it was.
     """
-    return _assemble(config.validate(), load_pretrained=True)
+    if seed is None:
+        return _assemble(config.validate(), load_pretrained=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _assemble(config.validate(), load_pretrained=True)
 
 
 def build_skeleton(config: ModelConfig) -> STSeg:

@@ -83,7 +83,7 @@ def _train(args, runtime) -> int:
         weights["clip"] = {"pretrained": args.clip_weights}
     if args.sam_checkpoint:
         weights["sam"] = {"checkpoint": args.sam_checkpoint}
-    model = load_model(args.init) if args.init else build_model(preset(args.preset, **weights))
+    model = load_model(args.init) if args.init else build_model(preset(args.preset, **weights), seed=args.seed)
     cfg = train_config(args, model.config.input_size)
     main, world = distributed.is_main(), distributed.world_size()
     if main:

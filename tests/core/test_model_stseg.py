@@ -107,3 +107,18 @@ def test_early_rejection_batch_equals_single_images(model, images):
         batch = model(images, text, top_k=1).logits
         singles = torch.cat([model(images[i:i + 1], text, top_k=1).logits for i in range(2)])
     assert torch.allclose(batch, singles, atol=1e-5)
+
+
+def test_seeded_build_is_reproducible_and_leaves_the_global_rng_alone():
+    import torch
+
+    from ovseg_core.build import build_model
+    from ovseg_core.config import preset
+
+    state = torch.random.get_rng_state()
+    a = build_model(preset("tiny"), seed=3).state_dict()
+    assert torch.equal(torch.random.get_rng_state(), state)
+    b = build_model(preset("tiny"), seed=3).state_dict()
+    c = build_model(preset("tiny"), seed=4).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
