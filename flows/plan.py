@@ -34,6 +34,7 @@ class DataPlan:
     source_classes: list[str]
     target_classes: list[str]
     target_seen: list[bool]
+    seen_names: frozenset[str]
 
     def read_target(self, image_id: str):
         """uint8 (H, W, 3) target image by id."""
@@ -122,7 +123,8 @@ def _plan(cfg_json: str) -> DataPlan:
         seen_names = set(source.class_names)
     return DataPlan(source=source, source_val=source_val, target=target, target_eval=target_eval,
                     source_classes=list(source.class_names), target_classes=list(target_classes),
-                    target_seen=[name in seen_names for name in target_classes])
+                    target_seen=[name in seen_names for name in target_classes],
+                    seen_names=frozenset(seen_names))
 
 
 def _classes_of(dataset) -> list[str]:

@@ -22,7 +22,7 @@ from flows.plan import data_plan, workspace  # noqa: E402
 from ovseg_core.visualize import overlay, panels  # noqa: E402
 from storage.query import run_sql  # noqa: E402
 from storage.rle import decode_masks  # noqa: E402
-from storage.samples import paint_label_map, select_images  # noqa: E402
+from storage.samples import DEFAULT_WHERE, paint_label_map, select_images  # noqa: E402
 
 
 def write_round_report(cfg: RunConfig, round: int) -> str:
@@ -106,9 +106,16 @@ def _stats_section(cfg: RunConfig, round: int, folder: str) -> list[str]:
 def _overlay_section(cfg: RunConfig, round: int, folder: str) -> list[str]:
     """image | coarse prediction | pseudo-label (what retraining sees) for a few images."""
     plan, ws = data_plan(cfg), workspace(cfg)
-    every = select_images(ws, round, where="TRUE")
-    chosen = sorted(every)[: cfg.self_training.report_images]
-    selected = select_images(ws, round, where=cfg.self_training.selection)
+    chosen = run_sql(ws, "SELECT DISTINCT image_id FROM pseudo_labels WHERE round = ? "
+                     "ORDER BY image_id LIMIT ?", [round, cfg.self_training.report_images]
+                     ).column("image_id").to_pylist()
+    if not chosen:
+        return []
+    # Only the chosen images' masks are read, whatever the size of the round.
+    among = f"image_id IN ({', '.join('?' * len(chosen))})"
+    every = select_images(ws, round, where=among, params=chosen)
+    selection = cfg.self_training.selection or DEFAULT_WHERE
+    selected = select_images(ws, round, where=f"({selection}) AND {among}", params=chosen)
     lines = ["## Samples", ""]
     for k, image_id in enumerate(chosen):
         image = plan.read_target(image_id)

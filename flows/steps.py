@@ -285,19 +285,13 @@ def _measure(cfg: RunConfig, model, round: int) -> dict:
     if round == 0 and plan.source_val is not None:
         result = evaluate(model, plan.source_val, runtime, progress=False)
         metrics["source_val_miou"] = result["miou"]
-    if plan.target_eval is not None:
-        result = evaluate(model, _target_eval(plan), runtime, seen=plan.target_seen,
-                          progress=False)
+    if plan.target_eval is not None:  # in the labelled dataset's own vocabulary and ids
+        names = plan.target_eval.class_names
+        result = evaluate(model, plan.target_eval, runtime, progress=False,
+                          seen=[name in plan.seen_names for name in names])
         metrics.update(target_miou=result["miou"], target_seen_miou=result["seen_miou"],
                        target_unseen_miou=result["unseen_miou"])
     return metrics
-
-
-def _target_eval(plan):
-    dataset = plan.target_eval
-    if list(dataset.class_names) != plan.target_classes:
-        dataset.class_names = plan.target_classes  # the run's vocabulary names the same ids
-    return dataset
 
 
 def finish_round(cfg: RunConfig, round: int, parent: dict, ckpt: dict, started: str) -> dict:
