@@ -51,7 +51,9 @@ def model_config(cfg: RunConfig):
 
 @cache
 def _refiner(variant: str, checkpoint: str | None, device: str) -> SamRefiner:
-    parts = build_sam(variant, checkpoint)
+    """A refiner on real weights: `checkpoint`, else the variant's default file (never random,
+    except the `tiny` variant, which has none); a missing file names the setting."""
+    parts = build_sam(variant, checkpoint, setting="self_training.refiner_checkpoint")
     for module in (parts.image_encoder, parts.prompt_encoder, parts.mask_decoder):
         module.to(device)
     return SamRefiner(parts)

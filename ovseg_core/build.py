@@ -11,7 +11,7 @@ from ovseg_core.config import ModelConfig
 from ovseg_core.dea import DEA
 from ovseg_core.decoder import CostAwareDecoder
 from ovseg_core.model import STSeg
-from ovseg_core.sam_encoder import SamImageEncoder, build_sam, default_sam_checkpoint
+from ovseg_core.sam_encoder import SamImageEncoder, build_sam
 from ovseg_core.templates import IMAGENET_TEMPLATES
 
 
@@ -35,22 +35,15 @@ def build_skeleton(config: ModelConfig) -> STSeg:
     return _assemble(config.validate(), load_pretrained=False)
 
 
-def sam_checkpoint_path(config: ModelConfig) -> str | None:
-    """The SAM weights file `build_model` reads (None for the random `tiny` variant)."""
-    if config.sam.checkpoint is not None:
-        return config.sam.checkpoint
-    default = default_sam_checkpoint(config.sam.variant)
-    return None if default is None else str(default)
-
-
 def _assemble(config: ModelConfig, load_pretrained: bool) -> STSeg:
     # SAM first, so a missing file fails fast; on its own RNG stream, so CLIP and the decoder
     # get the same random init with DEA on or off.
     sam = None
     if config.dea_enabled:
-        checkpoint = sam_checkpoint_path(config) if load_pretrained else None
         with torch.random.fork_rng(devices=[]):
-            sam = SamImageEncoder(build_sam(config.sam.variant, checkpoint))
+            sam = SamImageEncoder(build_sam(config.sam.variant, config.sam.checkpoint,
+                                            random_init=not load_pretrained,
+                                            setting="model.sam_checkpoint"))
     clip_cfg = config.clip if load_pretrained else dataclasses.replace(config.clip, pretrained=None)
     clip = build_open_clip(clip_cfg)
     visual = ClipVisual(clip.visual.trunk, clip.visual.head.proj)

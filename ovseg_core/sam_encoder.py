@@ -93,19 +93,26 @@ def _check_variant(variant: str) -> None:
         raise OvsegError(f"unknown SAM variant {variant!r}; choose one of {', '.join(SAM_VARIANTS)}")
 
 
-def build_sam(variant: str, checkpoint: str | Path | None = None) -> SamParts:
-    """Build the SAM modules of `variant` (eval mode) and load `checkpoint` if given.
+def build_sam(variant: str, checkpoint: str | Path | None = None, *, random_init: bool = False,
+              setting: str = "sam_checkpoint") -> SamParts:
+    """Build the SAM modules of `variant` (eval mode) with real weights.
 
-    The checkpoint is an official SAM / MobileSAM state dict with keys `image_encoder.*`,
-    `prompt_encoder.*`, `mask_decoder.*`; every key must match. `checkpoint=None` = random init.
+    checkpoint: an official SAM / MobileSAM state dict with keys `image_encoder.*`,
+    `prompt_encoder.*`, `mask_decoder.*` (every key must match); None = the default file of
+    the variant (`default_sam_checkpoint`). A real variant is never left random by accident: a
+    missing file is an OvsegError naming `setting` (the config key a user changes).
+    random_init: skip the weights (only for a skeleton whose weights are loaded next, from a
+    model checkpoint). The `tiny` variant has no weights file and is always random.
     """
     _check_variant(variant)
     if variant == "tiny":
         sam, image_size, embed_dim = _build_tiny(), TINY_IMAGE_SIZE, TINY_EMBED_DIM
     else:
         sam, image_size, embed_dim = _build_official(variant), 1024, 256
-    if checkpoint is not None:
-        load_sam_state(sam, Path(checkpoint))
+        if checkpoint is None and not random_init:
+            checkpoint = default_sam_checkpoint(variant)
+    if checkpoint is not None and not random_init:
+        load_sam_state(sam, Path(checkpoint), setting)
     sam.eval()
     return SamParts(sam.image_encoder, sam.prompt_encoder, sam.mask_decoder, image_size, embed_dim)
 
@@ -154,12 +161,15 @@ def _build_tiny() -> nn.Module:
     )
 
 
-def load_sam_state(sam: nn.Module, path: Path) -> None:
-    """Load a SAM .pth/.pt state dict into `sam` (weights_only, CPU, strict with named keys)."""
+def load_sam_state(sam: nn.Module, path: Path, setting: str = "sam_checkpoint") -> None:
+    """Load a SAM .pth/.pt state dict into `sam` (weights_only, CPU, strict with named keys).
+
+    setting: the config key that names this file, quoted in the error when it is missing.
+    """
     if not path.is_file():
         raise OvsegError(
-            f"SAM checkpoint not found: {path}. Put the file there, or set the model config's "
-            "sam_checkpoint to an existing file (or OVSEG_WEIGHTS_DIR to its folder)."
+            f"SAM checkpoint not found: {path}. Put the file there, or set {setting} to an "
+            "existing file (or OVSEG_WEIGHTS_DIR to its folder)."
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -81,9 +81,24 @@ def test_dea_off_removes_parameters_and_changes_output(model, images):
     assert all(torch.equal(v, shared[k]) for k, v in base.state_dict().items())
     text = model.encode_vocabulary(NAMES)
     with torch.no_grad():
-        with_dea, without = model(images, text), base(images, text)
+        without = base(images, text)
     assert without.sam_embedding is None
-    assert (with_dea.logits - without.logits).abs().max() > 1e-3
+
+
+def test_dea_keeps_clip_alignment_at_init_and_learns_away_from_it(images):
+    """At init the DEA-on cost volume equals the DEA-off one (CLIP's image-text alignment is
+    kept); once DEA's output projections move, SAM's features change the logits."""
+    on = build_model(preset("tiny"), seed=0).eval()
+    off = build_model(preset("tiny", dea_enabled=False), seed=0).eval()
+    text = on.encode_vocabulary(NAMES)
+    with torch.no_grad():
+        dense, _ = on.clip_visual(torch.nn.functional.interpolate(images, size=(128, 128)))
+        fused = on.dea(dense, on.sam(images), on.sam_valid_grid(96, 160))
+        assert torch.equal(fused, dense)
+        assert torch.equal(on(images, text).logits, off(images, text).logits)
+        torch.nn.init.normal_(on.dea.cross.out_proj.weight, std=0.5)
+        moved = on(images, text).logits
+    assert (moved - off(images, text).logits).abs().max() > 1e-3
 
 
 def test_early_rejection_keeps_winners_and_their_logits(model, images):

@@ -1,0 +1,38 @@
+"""The SAM that refines pseudo-labels holds real weights: compared tensor by tensor with the file."""
+
+import pytest
+import torch
+
+from flows.config import RunConfig
+from flows.steps import _refiner, model_config, refiner_for
+from ovseg_core.build import build_model
+from ovseg_core.errors import OvsegError
+from ovseg_core.sam_encoder import build_sam, default_sam_checkpoint
+
+
+def test_default_job_refiner_holds_the_shipped_mobile_sam_weights():
+    cfg = RunConfig()  # the default job's settings
+    model = build_model(model_config(cfg), seed=0)
+    refiner, tag = refiner_for(cfg, model)
+    assert tag is not None and tag.startswith("vit_t:")
+    shipped = torch.load(default_sam_checkpoint("vit_t"), map_location="cpu", weights_only=True)
+    parts = refiner.parts
+    loaded = {f"{name}.{key}": value
+              for name, module in (("image_encoder", parts.image_encoder),
+                                   ("prompt_encoder", parts.prompt_encoder),
+                                   ("mask_decoder", parts.mask_decoder))
+              for key, value in module.state_dict().items()}
+    assert set(loaded) == set(shipped)
+    differing = [k for k in shipped if not torch.equal(loaded[k].cpu(), shipped[k])]
+    assert differing == []
+    random = build_sam("vit_t", random_init=True)
+    assert not torch.equal(random.mask_decoder.iou_token.weight,
+                           shipped["mask_decoder.iou_token.weight"])
+
+
+def test_a_real_refiner_without_its_weights_is_an_error_naming_the_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("OVSEG_WEIGHTS_DIR", str(tmp_path))
+    with pytest.raises(OvsegError, match="self_training.refiner_checkpoint"):
+        _refiner("vit_b", None, "cpu")
+    with pytest.raises(OvsegError, match="model.sam_checkpoint"):
+        build_model(model_config(RunConfig.model_validate({"model": {"preset": "paper"}})))
