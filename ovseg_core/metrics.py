@@ -1,8 +1,17 @@
 """Semantic segmentation metrics from a confusion matrix: mIoU, per-class IoU, seen/unseen split.
 
-Pixels whose ground truth is IGNORE_INDEX are excluded. A class absent from both the ground
-truth and the predictions (union 0) has IoU None and is left out of every mean, as in
-detectron2's SemSegEvaluator. All percentages are in [0, 100].
+Pixels whose ground truth is IGNORE_INDEX are excluded. All percentages are in [0, 100].
+
+Which classes count (`ConfusionMatrix.compute(seen, rule=...)`):
+
+- `"gt_present"` (default, detectron2's SemSegEvaluator today): a class counts only when it has
+  at least one ground-truth pixel. A class absent from the ground truth has IoU None in
+  `per_class` and is left out of every mean, even when it was predicted (its false positives
+  still lower the IoU of the classes whose pixels they took).
+- `"union"` (detectron2 in 2021): a class counts when the ground truth or the predictions hold
+  it, so a class predicted but absent from the ground truth counts with IoU 0.
+
+In both rules a class absent from both has IoU None.
 """
 
 from __future__ import annotations
@@ -12,6 +21,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ovseg_core.constants import IGNORE_INDEX
+
+RULES = ("gt_present", "union")
+"""The names `ConfusionMatrix.compute` accepts for `rule`; the first is the default."""
 
 
 class ConfusionMatrix:
@@ -36,33 +48,43 @@ class ConfusionMatrix:
         n = self.num_classes
         gt_v, pred_v = gt[valid], pred[valid]
         if gt_v.size and (gt_v.min() < 0 or gt_v.max() >= n):
-            raise ValueError(f"ground truth ids outside [0, {n}): {np.unique(gt_v[(gt_v < 0) | (gt_v >= n)])[:5]}")
+            bad = np.unique(gt_v[(gt_v < 0) | (gt_v >= n)])[:5]
+            raise ValueError(f"ground truth ids outside [0, {n}): {bad}")
         if pred_v.size and (pred_v.min() < 0 or pred_v.max() >= n):
             raise ValueError(f"predicted ids outside [0, {n})")
         self.counts += np.bincount(gt_v * n + pred_v, minlength=n * n).reshape(n, n)
 
-    def iou(self) -> np.ndarray:
-        """float64 (N,) IoU in [0, 1]; NaN where the class is absent from both gt and predictions."""
+    def iou(self, rule: str = "gt_present") -> np.ndarray:
+        """float64 (N,) IoU in [0, 1]; NaN for a class that does not count under `rule` (RULES)."""
+        _check_rule(rule)
         tp = np.diag(self.counts).astype(np.float64)
-        union = self.counts.sum(0) + self.counts.sum(1) - tp
+        gt_pixels = self.counts.sum(1)
+        union = gt_pixels + self.counts.sum(0) - tp
+        counted = gt_pixels > 0 if rule == "gt_present" else union > 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(union > 0, tp / union, np.nan)
+            return np.where(counted, tp / union, np.nan)
 
-    def compute(self, seen: Sequence[bool] | None = None) -> dict:
-        """{"miou", "per_class", "seen_miou", "unseen_miou", "pixel_acc"} in percent.
+    def compute(self, seen: Sequence[bool] | None = None, rule: str = "gt_present") -> dict:
+        """{"miou", "per_class", "seen_miou", "unseen_miou", "pixel_acc", "rule"}, in percent.
 
-        per_class maps the class name (or id) to its IoU in percent, None when absent from both.
-        seen_miou / unseen_miou are None without `seen` or without a present class in the group.
+        rule: which classes count (module docstring): "gt_present" (default) or "union".
+        per_class maps the class name (or id) to its IoU in percent, None when the class does
+        not count under `rule`. seen: one bool per class; seen_miou / unseen_miou are None
+        without it or without a counted class in the group. pixel_acc: correct / non-ignored
+        pixels, None without pixels.
         """
-        iou = self.iou()
+        iou = self.iou(rule)
         keys = self.class_names or list(range(self.num_classes))
         total = self.counts.sum()
         result = {
             "miou": _mean_percent(iou),
-            "per_class": {k: (None if np.isnan(v) else float(100 * v)) for k, v in zip(keys, iou, strict=True)},
+            "per_class": {
+                k: (None if np.isnan(v) else float(100 * v)) for k, v in zip(keys, iou, strict=True)
+            },
             "seen_miou": None,
             "unseen_miou": None,
             "pixel_acc": float(100 * np.trace(self.counts) / total) if total else None,
+            "rule": rule,
         }
         if seen is not None:
             mask = np.asarray(seen, dtype=bool)
@@ -71,6 +93,11 @@ class ConfusionMatrix:
             result["seen_miou"] = _mean_percent(iou[mask])
             result["unseen_miou"] = _mean_percent(iou[~mask])
         return result
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; use one of {', '.join(RULES)}")
 
 
 def format_table(result: dict) -> str:

@@ -1,4 +1,4 @@
-"""mIoU: a hand-computed case, an independent computation on random maps, seen/unseen split."""
+"""mIoU: hand-computed cases under both rules, an independent computation, seen/unseen split."""
 
 import numpy as np
 import pytest
@@ -30,28 +30,55 @@ def test_hand_computed_case():
     assert r["pixel_acc"] == pytest.approx(100 * 5 / 7)
 
 
-def test_class_predicted_but_absent_counts_as_zero():
+def test_class_predicted_but_absent_from_gt_is_not_counted_by_default():
+    gt, pred = np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])
+    cm = ConfusionMatrix(3)
+    cm.update(pred, gt)
+    # class 0: tp 1, fn 1 (taken by class 2) -> 1/2; class 1: 2/2; class 2: no gt pixel
+    r = cm.compute(seen=[True, False, False])
+    assert r["rule"] == "gt_present"
+    assert r["per_class"] == {0: 50.0, 1: 100.0, 2: None}
+    assert r["miou"] == 75.0
+    assert r["seen_miou"] == 50.0 and r["unseen_miou"] == 100.0
+    assert r["pixel_acc"] == 75.0
+
+
+def test_union_rule_counts_a_predicted_only_class_as_zero():
+    cm = ConfusionMatrix(3)
+    cm.update(np.array([0, 2, 1, 1]), np.array([0, 0, 1, 1]))
+    r = cm.compute(seen=[True, False, False], rule="union")
+    assert r["rule"] == "union"
+    assert r["per_class"] == {0: 50.0, 1: 100.0, 2: 0.0}
+    assert r["miou"] == 50.0
+    assert r["seen_miou"] == 50.0 and r["unseen_miou"] == 50.0
+
+
+def test_only_predicted_classes_give_no_mean_under_gt_present():
     cm = ConfusionMatrix(2)
-    cm.update(np.array([0, 1]), np.array([0, 0]))
-    r = cm.compute()
-    assert r["per_class"] == {0: 50.0, 1: 0.0}
-    assert r["miou"] == 25.0 and r["seen_miou"] is None
+    cm.update(np.array([1, 1]), np.array([I, I]))
+    assert cm.compute()["miou"] is None and cm.compute()["pixel_acc"] is None
+    cm.update(np.array([1]), np.array([0]))
+    assert cm.compute()["per_class"] == {0: 0.0, 1: None}
+    assert cm.compute(rule="union")["per_class"] == {0: 0.0, 1: 0.0}
 
 
-def independent_miou(preds, gts, n):
+def independent_miou(preds, gts, n, rule):
     ious = []
     for c in range(n):
-        inter = union = 0
+        inter = union = gt_pixels = 0
         for p, g in zip(preds, gts, strict=True):
             valid = g != IGNORE_INDEX
             inter += np.sum((p == c) & (g == c) & valid)
             union += np.sum(((p == c) | (g == c)) & valid)
-        ious.append(inter / union if union else None)
+            gt_pixels += np.sum((g == c) & valid)
+        counted = gt_pixels > 0 if rule == "gt_present" else union > 0
+        ious.append(inter / union if counted else None)
     present = [v for v in ious if v is not None]
     return 100 * float(np.mean(present)), ious
 
 
-def test_random_maps_match_independent_computation():
+@pytest.mark.parametrize("rule", ["gt_present", "union"])
+def test_random_maps_match_independent_computation(rule):
     rng = np.random.default_rng(7)
     n = 11
     gts = [rng.integers(0, n - 1, size=(13, 17)) for _ in range(4)]  # class 10 never in gt
@@ -61,11 +88,12 @@ def test_random_maps_match_independent_computation():
     cm = ConfusionMatrix(n)
     for p, g in zip(preds, gts, strict=True):
         cm.update(torch.from_numpy(p), torch.from_numpy(g))
-    expected, ious = independent_miou(preds, gts, n)
-    r = cm.compute()
+    expected, ious = independent_miou(preds, gts, n, rule)
+    r = cm.compute(rule=rule)
     assert r["miou"] == pytest.approx(expected)
     for c in range(n):
         assert r["per_class"][c] == pytest.approx(None if ious[c] is None else 100 * ious[c])
+    assert (r["per_class"][10] is None) == (rule == "gt_present")
     batched = ConfusionMatrix(n)
     batched.update(np.stack(preds), np.stack(gts))
     np.testing.assert_array_equal(batched.counts, cm.counts)
@@ -79,6 +107,8 @@ def test_rejects_bad_input():
         cm.update(np.full((2, 2), 3), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="seen has 2 entries"):
         cm.compute(seen=[True, False])
+    with pytest.raises(ValueError, match="unknown rule"):
+        cm.compute(rule="gt")
 
 
 def test_table_lists_classes_and_summary():
