@@ -49,6 +49,9 @@ class DataSettings(_Strict):
     target_classes: list[str] | None = Field(
         default=None, description="target vocabulary; default: the target dataset's classes")
     synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
+    same_names: dict[str, str | list[str]] | None = Field(
+        default=None, description="extra name pairs that mean the same class (source name -> "
+        "target name(s)), added to the shipped COCO-Stuff map (ovseg_core.data.name_map)")
 
 
 class ModelSettings(_Strict):
@@ -57,6 +60,10 @@ class ModelSettings(_Strict):
     preset: Literal["tiny", "mobile", "paper"] = "tiny"
     clip_weights: str | None = Field(default=None, description="local open_clip checkpoint file")
     sam_checkpoint: str | None = Field(default=None, description="local SAM .pth / mobile_sam.pt")
+    pretrain_clip: bool = Field(
+        default=True, description="tiny preset on the built-in world without clip_weights: "
+        "pretrain the tiny CLIP contrastively on the world's caption corpus (every class, seen "
+        "and unseen, in words) once per workspace, and use it as the CLIP weights")
     dea: bool = True
     self_training: bool = True
 
@@ -89,11 +96,15 @@ class SelfTrainingSettings(_Strict):
     refiner_checkpoint: str | None = None
     shard_size: int = Field(default=8, ge=1, description="images per shard (one task each)")
     batch_size: int = Field(default=4, ge=1, description="images per inference batch")
+    fallback: Literal["ignore", "coarse"] = Field(
+        default="ignore", description="what an untrusted SAM mask's region paints: nothing "
+        "(the paper) or its coarse mask")
     selection: str | None = Field(
-        default=None, description="SQL WHERE over pseudo_labels for retraining; None = accepted")
-    mix_source: bool = Field(
-        default=True, description="retrain on the labelled source too (remapped into the "
-        "target vocabulary by class name), so seen classes stay anchored to real labels")
+        default=None, description="SQL WHERE over pseudo_labels for retraining; None = every "
+        "row that paints (paints <> 'none')")
+    source_share: float = Field(
+        default=0.5, ge=0, lt=1, description="share of each retraining batch drawn from the "
+        "labelled source (remapped into the target vocabulary by meaning); 0 = the paper")
     report_images: int = Field(default=4, ge=0)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from flows.config import DatasetRef, RunConfig
 from ovseg_core.data import open_dataset
+from ovseg_core.data.name_map import NameMap
 from ovseg_core.data.readers import LabeledDataset
 from ovseg_core.data.synth import read_synthetic_info, write_synthetic_dataset
 from ovseg_core.data.unlabeled import UnlabeledImages
@@ -35,6 +36,11 @@ class DataPlan:
     target_classes: list[str]
     target_seen: list[bool]
     seen_names: frozenset[str]
+    name_map: NameMap
+
+    def seen(self, names: list[str]) -> list[bool]:
+        """One bool per class of `names`: seen when a seen source class means it (name map)."""
+        return self.name_map.seen_mask(names, sorted(self.seen_names))
 
     def read_target(self, image_id: str):
         """uint8 (H, W, 3) target image by id."""
@@ -116,6 +122,7 @@ def _plan(cfg_json: str) -> DataPlan:
     source, target = _open(refs["source"]), _open(refs["target"])
     source_val, target_eval = _open(refs["source_val"]), _open(refs["target_eval"])
     target_classes = cfg.data.target_classes or _classes_of(target_eval or target)
+    name_map = NameMap.default().extend(same=cfg.data.same_names)
     if cfg.data.source is None:
         info = read_synthetic_info(synthetic_root(cfg))
         seen_names = set(info["seen"])
@@ -123,8 +130,8 @@ def _plan(cfg_json: str) -> DataPlan:
         seen_names = set(source.class_names)
     return DataPlan(source=source, source_val=source_val, target=target, target_eval=target_eval,
                     source_classes=list(source.class_names), target_classes=list(target_classes),
-                    target_seen=[name in seen_names for name in target_classes],
-                    seen_names=frozenset(seen_names))
+                    target_seen=name_map.seen_mask(target_classes, sorted(seen_names)),
+                    seen_names=frozenset(seen_names), name_map=name_map)
 
 
 def _classes_of(dataset) -> list[str]:

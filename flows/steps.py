@@ -7,26 +7,27 @@ matching key is skipped, so a re-run after a crash redoes only the missing work.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import dataclasses
 from functools import cache
 
-import torch
 from tqdm import tqdm
 
 from flows.config import RunConfig
 from flows.faults import kill_point
 from flows.plan import data_plan, local_dir, workspace
+from flows.quality import round_quality
 from ovseg_core.build import build_model
 from ovseg_core.checkpoint import load_model
 from ovseg_core.config import preset
-from ovseg_core.data.mixing import ConcatSamples, RemappedSamples
+from ovseg_core.data.mixing import RemappedSamples, SharedSamples
 from ovseg_core.device import Runtime, pick_runtime
 from ovseg_core.errors import OvsegError
 from ovseg_core.inference import evaluate
 from ovseg_core.profiling import phase
-from ovseg_core.pseudo_labeling import label_images
+from ovseg_core.labeling import LABELING_VERSION, RoundLabeler, shared_cache
 from ovseg_core.sam_encoder import build_sam
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
+from ovseg_core.selftrain.refiner import RefinerSettings
 from ovseg_core.train import PRESET_DEFAULTS, TrainConfig, preset_train_config, train
 from storage.hashing import config_hash, shard_key
 from storage.records import ImageRegions, LineageRecord, RegionRecord, utc_now
@@ -42,53 +43,105 @@ def runtime_for(device: str | None) -> Runtime:
 def model_config(cfg: RunConfig):
     m = cfg.model
     overrides = {"dea_enabled": m.dea, "self_training": m.self_training}
-    if m.clip_weights:
-        overrides["clip"] = {"pretrained": m.clip_weights}
+    weights = clip_weights(cfg)
+    if weights:
+        overrides["clip"] = {"pretrained": weights}
     if m.sam_checkpoint:
         overrides["sam"] = {"checkpoint": m.sam_checkpoint}
     return preset(m.preset, **overrides)
 
 
+CLIP_PRETRAIN_SEED = 0
+"""The pretrained tiny CLIP is an input of a run, like real CLIP weights: one per workspace,
+whatever the run's seed (Table 2's seeds vary what is trained on top of it)."""
+
+
+def pretrains_clip(cfg: RunConfig) -> bool:
+    """The tiny preset on the built-in world, with no CLIP weights given and pretraining on."""
+    m = cfg.model
+    return m.preset == "tiny" and m.clip_weights is None and m.pretrain_clip and \
+        cfg.data.source is None
+
+
+def clip_weights(cfg: RunConfig) -> str | None:
+    """The run's CLIP weights file: `model.clip_weights`, or the workspace's pretrained tiny
+    CLIP (named by the key of what shapes it; made by `ensure_clip`), or None (random)."""
+    if not pretrains_clip(cfg):
+        return cfg.model.clip_weights
+    from ovseg_core import clip_pretrain as cp
+
+    key = cp.corpus_key(CLIP_PRETRAIN_SEED, cp.DEFAULT_STEPS, cp.DEFAULT_BATCH,
+                        cp.DEFAULT_IMAGE_SIZE, cp.DEFAULT_LR)
+    return str(local_dir(cfg, "clip") / f"ovseg-tiny-{key[:16]}.pt")
+
+
+def ensure_clip(cfg: RunConfig) -> dict:
+    """Pretrain the tiny CLIP once per workspace (atomically) and return its report (key,
+    seconds, loss, zero-shot checks); {} when the run does not pretrain."""
+    if not pretrains_clip(cfg):
+        return {}
+    import json
+    import os
+    from pathlib import Path
+
+    from ovseg_core.clip_pretrain import pretrain_tiny_clip
+
+    path = Path(clip_weights(cfg))
+    report_file = path.with_suffix(".json")
+    if not (path.is_file() and report_file.is_file()):
+        tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
+        report = pretrain_tiny_clip(tmp, seed=CLIP_PRETRAIN_SEED)
+        report["out"] = str(path)
+        tmp.rename(path)
+        report_file.write_text(json.dumps(report, indent=2) + "\n")
+    return json.loads(report_file.read_text())
+
+
+def clip_metrics(report: dict) -> dict:
+    """The pretrained CLIP's key and zero-shot figures, for the stage-one lineage record."""
+    if not report:
+        return {}
+    crops, dense = report["pretrained"]["crops"], report["pretrained"]["dense"]
+    return {"clip_pretrain_key": report["corpus_key"],
+            "clip_crop_unseen_top1": crops["unseen_top1"], "clip_crop_chance": crops["chance"],
+            "clip_dense_unseen_miou": dense["unseen_miou"]}
+
+
 @cache
-def _refiner(variant: str, checkpoint: str | None, device: str) -> SamRefiner:
+def _refiner(variant: str, checkpoint: str | None, device: str, fallback: str) -> SamRefiner:
     """A refiner on real weights: `checkpoint`, else the variant's default file (never random,
     except the `tiny` variant, which has none); a missing file names the setting."""
     parts = build_sam(variant, checkpoint, setting="self_training.refiner_checkpoint")
     for module in (parts.image_encoder, parts.prompt_encoder, parts.mask_decoder):
         module.to(device)
-    return SamRefiner(parts)
+    return SamRefiner(parts, refiner_settings(fallback))
 
 
-_EMBEDDINGS: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-EMBEDDING_CACHE_SIZE = 64
-"""Refiner embeddings kept in memory across rounds (images x 4 MiB at 1024 px), so a run of
-several rounds encodes each target image once when the refiner's SAM is not the model's."""
+def refiner_settings(fallback: str) -> RefinerSettings:
+    """The refiner's measured defaults with the run's fallback for untrusted SAM masks."""
+    return dataclasses.replace(RefinerSettings(), fallback=fallback)
 
 
-def refiner_for(cfg: RunConfig, model) -> tuple[SamRefiner, str | None]:
-    """The SAM refiner of the rounds and the cache tag of its embeddings (None = reuse the
-    model's own SAM embedding, no second encoder pass)."""
+def refiner_for(cfg: RunConfig, model) -> tuple[SamRefiner, str]:
+    """The SAM refiner of the rounds and the tag of its embeddings cache (its weights)."""
     st = cfg.self_training
     device = str(runtime_for(cfg.device).device)
     if st.refiner_sam == "model" and model.sam is not None:
-        return SamRefiner(model.sam.parts), None
+        sam = model.config.sam
+        return (SamRefiner(model.sam.parts, refiner_settings(st.fallback)),
+                f"model:{sam.variant}:{sam.checkpoint}")
     variant, checkpoint = st.refiner_sam, st.refiner_checkpoint
     if variant == "model":  # DEA off: the model has no SAM encoder, so the refiner brings one
         variant, checkpoint = model.config.sam.variant, model.config.sam.checkpoint
-    return _refiner(variant, checkpoint, device), f"{variant}:{checkpoint}"
+    return _refiner(variant, checkpoint, device, st.fallback), f"{variant}:{checkpoint}"
 
 
-def cached_encoder(refiner: SamRefiner, tag: str, image_paths: list[str]):
-    """An `encode` for `label_images` that remembers each image's embedding by its path."""
-    def encode(batch: torch.Tensor) -> torch.Tensor:
-        keys = [(tag, tuple(batch.shape[-2:]), path) for path in image_paths]
-        if not all(k in _EMBEDDINGS for k in keys):
-            for key, emb in zip(keys, refiner.encode(batch), strict=True):
-                _EMBEDDINGS[key] = emb.cpu()
-                while len(_EMBEDDINGS) > EMBEDDING_CACHE_SIZE:
-                    _EMBEDDINGS.popitem(last=False)
-        return torch.stack([_EMBEDDINGS[k] for k in keys]).to(batch.device)
-    return encode
+def labeler_for(cfg: RunConfig, model) -> RoundLabeler:
+    """The round's labeller: the parent model, the target vocabulary, the refiner, the gate."""
+    refiner, tag = refiner_for(cfg, model)
+    return RoundLabeler(model, refiner, data_plan(cfg).target_classes,
+                        runtime_for(cfg.device), cfg.self_training.gate_threshold,
+                        shared_cache(tag))
 
 
 def train_config(cfg: RunConfig, retrain: bool, seed: int) -> TrainConfig:
@@ -158,6 +211,7 @@ def run_stage_one(cfg: RunConfig) -> dict:
     if done is not None:
         return done.to_dict()
     started, plan, ws = utc_now(), data_plan(cfg), workspace(cfg)
+    clip = ensure_clip(cfg)
     model = build_model(model_config(cfg), seed=cfg.seed)
     out = local_dir(cfg, "round=000", "train")
     result = train(model, plan.source, plan.source_classes, [True] * len(plan.source_classes),
@@ -167,7 +221,7 @@ def run_stage_one(cfg: RunConfig) -> dict:
     metrics = measure(cfg, model, round=0)
     record = lineage_record(cfg, "stage_one", 0, None, ckpt.uri, ckpt.sha256, started,
                             rows={"train_images": len(plan.source), "steps": result.steps},
-                            metrics=metrics)
+                            metrics=metrics | clip_metrics(clip))
     ws.write_lineage(record)
     return record.to_dict()
 
@@ -179,7 +233,8 @@ def shard_plan(cfg: RunConfig, round: int, parent_sha: str) -> list[dict]:
     size = cfg.self_training.shard_size
     settings = config_hash({"model": cfg.model.model_dump(mode="json"),
                             "self_training": cfg.self_training.model_dump(
-                                mode="json", exclude={"rounds", "report_images"})})
+                                mode="json", exclude={"rounds", "report_images"}),
+                            "labeling_version": LABELING_VERSION})
     shards = []
     for k, start in enumerate(range(0, len(ids), size)):
         chunk = ids[start:start + size]
@@ -193,27 +248,21 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
     ws = workspace(cfg)
     if ws.is_shard_committed(round, shard["shard"], shard["key"]):
         return {"shard": shard["shard"], "skipped": True}
-    plan, runtime = data_plan(cfg), runtime_for(cfg.device)
-    model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"]).eval()
-    refiner, tag = refiner_for(cfg, model)
-    with phase("vocabulary"):
-        text = model.encode_vocabulary(plan.target_classes)
-    st, records, ids = cfg.self_training, [], shard["image_ids"]
+    plan = data_plan(cfg)
+    model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"])
+    labeler = labeler_for(cfg, model)
+    records, ids = [], shard["image_ids"]
     bar = tqdm(total=len(ids), desc=f"label round {round} shard {shard['shard']}", unit="img")
-    for start in range(0, len(ids), st.batch_size):
-        batch_ids = ids[start:start + st.batch_size]
+    for start in range(0, len(ids), cfg.self_training.batch_size):
+        batch_ids = ids[start:start + cfg.self_training.batch_size]
         with phase("data"):
             images = [plan.read_target(i) for i in batch_ids]
-        paths = [f"{plan.target.root}/{i}" for i in batch_ids]
-        encode = None if tag is None else cached_encoder(refiner, tag, paths)
-        labeled = label_images(model, refiner, text, images, runtime, model.config.input_size,
-                               st.gate_threshold, encode)
+        labeled = labeler.label(images, [f"{plan.target.root}/{i}" for i in batch_ids])
         with phase("storage"):
-            records += [image_regions(image_id, image.shape[:2], result.regions,
-                                      plan.target_classes, st.gate_threshold,
-                                      parent["checkpoint_sha256"])
-                        for image_id, image, result in zip(batch_ids, images, labeled,
-                                                           strict=True)]
+            records += [image_regions(image_id, image.shape[:2], regions, plan.target_classes,
+                                      labeler.threshold, parent["checkpoint_sha256"])
+                        for image_id, image, regions in zip(batch_ids, images, labeled,
+                                                            strict=True)]
         bar.update(len(batch_ids))
         kill_point(f"inference:{round}:{shard['shard']}")
     bar.close()
@@ -223,14 +272,19 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
     return {"shard": info.shard, "skipped": False, "rows": info.rows, "images": info.images}
 
 
+PAINTS = {"sam": "refined", "coarse": "coarse", "none": "none"}
+"""RefinedRegion.label_source -> the store's `paints` value."""
+
+
 def image_regions(image_id: str, size: tuple[int, int], regions: list[RefinedRegion],
                   class_names: list[str], threshold: float, checkpoint_sha: str) -> ImageRegions:
-    """The store's record of one image's regions (core -> storage, numpy only)."""
+    """The store's record of one image's regions (core -> storage, numpy only). SAM's mask is
+    kept whether trusted or not; `accepted` = trusted; `paints` = what paints the map."""
     rows = [RegionRecord(class_id=r.region.class_id, class_name=class_names[r.region.class_id],
                          confidence=r.region.confidence, gated=r.gated, sam_iou=r.sam_iou,
-                         agreement_iou=r.agreement_iou, accepted=r.label_mask is not None,
-                         coarse_mask=r.region.mask, refined_mask=r.label_mask
-                         if r.label_source == "sam" else None, bbox=r.region.bbox)
+                         agreement_iou=r.agreement_iou, accepted=r.accepted,
+                         paints=PAINTS[r.label_source], coarse_mask=r.region.mask,
+                         refined_mask=r.refined_mask, bbox=r.region.bbox)
             for r in regions]
     return ImageRegions(image_id=image_id, height=size[0], width=size[1],
                         gate_threshold=threshold, checkpoint_sha256=checkpoint_sha, regions=rows)
@@ -261,9 +315,11 @@ def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:
         raise OvsegError(f"round {round} selected no pseudo-labels to retrain on; lower "
                            "self_training.gate_threshold or change self_training.selection")
     model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"], cached=False)
-    if cfg.self_training.mix_source:
-        source = RemappedSamples(plan.source, plan.source_classes, plan.target_classes)
-        samples = ConcatSamples([samples, source])
+    share = cfg.self_training.source_share
+    if share > 0:
+        source = RemappedSamples(plan.source, plan.source_classes, plan.target_classes,
+                                 plan.name_map)
+        samples = SharedSamples(samples, source, share, seed=cfg.seed + round)
     out = local_dir(cfg, f"round={round:03d}", "train")
     with phase("retrain"):
         train(model, samples, plan.target_classes, plan.target_seen,
@@ -290,7 +346,7 @@ def _measure(cfg: RunConfig, model, round: int) -> dict:
     if plan.target_eval is not None:  # in the labelled dataset's own vocabulary and ids
         names = plan.target_eval.class_names
         result = evaluate(model, plan.target_eval, runtime, progress=False,
-                          seen=[name in plan.seen_names for name in names])
+                          seen=plan.seen(names))
         metrics.update(target_miou=result["miou"], target_seen_miou=result["seen_miou"],
                        target_unseen_miou=result["unseen_miou"])
     return metrics
@@ -304,9 +360,10 @@ def finish_round(cfg: RunConfig, round: int, parent: dict, ckpt: dict, started: 
     model = load_checkpoint(cfg, round, ckpt["sha256"])
     with phase("storage"):
         rows = round_counts(cfg, round)
+        quality = round_quality(workspace(cfg), round, data_plan(cfg))
     record = lineage_record(cfg, "self_training_round", round, round - 1, ckpt["uri"],
                             ckpt["sha256"], started, rows=rows,
-                            metrics=measure(cfg, model, round))
+                            metrics=measure(cfg, model, round) | quality)
     workspace(cfg).write_lineage(record)
     return record.to_dict()
 
@@ -314,10 +371,21 @@ def finish_round(cfg: RunConfig, round: int, parent: dict, ckpt: dict, started: 
 def round_counts(cfg: RunConfig, round: int) -> dict:
     from storage.query import run_sql
 
-    table = run_sql(workspace(cfg), "SELECT count(*) AS regions, count(DISTINCT image_id) AS "
-                    "images, count(*) FILTER (WHERE gated) AS gated, count(*) FILTER (WHERE "
-                    "accepted) AS accepted FROM pseudo_labels WHERE round = ?", [round])
-    return {k: int(v[0]) for k, v in table.to_pydict().items()}
+    table = run_sql(workspace(cfg), ROUND_COUNTS, [round])
+    return {k: (None if v[0] is None else round_value(v[0])) for k, v in table.to_pydict().items()}
+
+
+ROUND_COUNTS = """SELECT count(*) AS regions, count(DISTINCT image_id) AS images,
+    count(*) FILTER (WHERE gated) AS gated, count(*) FILTER (WHERE accepted) AS accepted,
+    count(*) FILTER (WHERE paints = 'refined') AS refined,
+    count(*) FILTER (WHERE paints = 'coarse') AS coarse,
+    avg(sam_iou) AS sam_iou_mean FROM pseudo_labels WHERE round = ?"""
+"""A round's row counts for its lineage record (refined = rows painted with SAM's mask)."""
+
+
+def round_value(value):
+    """int counts stay int; means are rounded to 4 decimals."""
+    return int(value) if float(value).is_integer() else round(float(value), 4)
 
 
 def lineage_record(cfg: RunConfig, stage: str, round: int, parent_round: int | None,

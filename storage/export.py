@@ -91,8 +91,8 @@ def _coco(round: int, images: list[dict], selections: dict[str, ImageSelection])
                 "area": int(areas[i]), "bbox": [float(v) for v in boxes[i]], "iscrowd": 0,
                 "score": float(selection.scores[i]),
                 "ovseg": {k: row[k] for k in ("region_id", "confidence", "sam_iou",
-                                              "agreement_iou", "gated", "accepted")}
-                | {"refined": bool(selection.uses_refined[i])},
+                                              "agreement_iou", "gated", "accepted",
+                                              "paints")},
             })
     coco["categories"] = [{"id": int(k), "name": v} for k, v in sorted(categories.items())]
     return coco

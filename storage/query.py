@@ -24,7 +24,7 @@ import pyarrow as pa
 from storage.errors import StorageError
 from storage.fsio import is_local
 from storage.hashing import canonical_json
-from storage.schema import IMAGES_SCHEMA, PSEUDO_LABEL_SCHEMA
+from storage.schema import IMAGES_SCHEMA, PSEUDO_LABEL_SCHEMA, SCHEMA_VERSION
 from storage.views import QUALITY_VIEWS
 from storage.workspace import Workspace
 
@@ -93,6 +93,20 @@ def _lock(con, ws: Workspace) -> None:
     con.execute("SET lock_configuration = true")
 
 
+def _check_versions(ws: Workspace, entries: list[dict]) -> None:
+    """StorageError when a committed shard was written with another store schema version."""
+    old = sorted({e["round"] for e in entries if e.get("schema_version") != SCHEMA_VERSION})
+    if old:
+        raise StorageError(
+            f"{ws.root}: round(s) {', '.join(map(str, old))} were written by another ovseg "
+            f"version (store schema {_versions(entries)}; this one reads {SCHEMA_VERSION}). "
+            "Redo them with `ovseg run --redo-round R`, or start a new workspace.")
+
+
+def _versions(entries: list[dict]) -> str:
+    return ", ".join(sorted({str(e.get("schema_version")) for e in entries}))
+
+
 def connect(workspace: Workspace | str) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the workspace's views (see the module docstring).
 
@@ -104,6 +118,7 @@ def connect(workspace: Workspace | str) -> duckdb.DuckDBPyConnection:
         con.register_filesystem(ws.fs)
     by_round = {r: ws.shard_entries(r) for r in ws.rounds()}
     entries = [e for round_entries in by_round.values() for e in round_entries]
+    _check_versions(ws, entries)
     _parquet_view(con, "pseudo_labels", [ws.url(e["pseudo_labels"]) for e in entries],
                   PSEUDO_LABEL_SCHEMA.empty_table())
     _parquet_view(con, "images", [ws.url(e["images_file"]) for e in entries],

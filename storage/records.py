@@ -16,10 +16,10 @@ class RegionRecord:
     """One region of one image, as the self-training step produced it.
 
     Masks are boolean `(H, W)` at the image's full size; `bbox` is XYXY pixels of the coarse
-    region (x1, y1 exclusive). `refined_mask`, `sam_iou` and `agreement_iou` are None when the
-    region was not refined by SAM, or when SAM's mask was not trusted. `accepted` means the row
-    paints the pseudo-label map: with its refined mask when it has one, else with its coarse
-    mask (the refiner's fallback for an untrusted SAM mask).
+    region (x1, y1 exclusive). `refined_mask` is SAM's mask, kept whether trusted or not;
+    it, `sam_iou` and `agreement_iou` are None when the region was not gated. `accepted`: SAM's
+    mask is trusted. `paints`: what paints the pseudo-label map, one of
+    `storage.schema.PAINTS` ("refined" needs a refined mask).
     """
 
     class_id: int
@@ -29,6 +29,7 @@ class RegionRecord:
     sam_iou: float | None
     agreement_iou: float | None
     accepted: bool
+    paints: str
     coarse_mask: np.ndarray
     refined_mask: np.ndarray | None
     bbox: tuple[int, int, int, int]

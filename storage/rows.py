@@ -7,7 +7,7 @@ import pyarrow as pa
 from storage.errors import StorageError
 from storage.records import ImageRegions
 from storage.rle import encode_masks, rle_areas
-from storage.schema import IGNORE_INDEX, IMAGES_SCHEMA, PSEUDO_LABEL_SCHEMA
+from storage.schema import IGNORE_INDEX, IMAGES_SCHEMA, PAINTS, PSEUDO_LABEL_SCHEMA
 
 
 def _image_columns(round: int, shard: int, images: list[ImageRegions]) -> dict[str, list]:
@@ -27,6 +27,9 @@ def _check_image(image: ImageRegions) -> None:
     for r in image.regions:
         if not 0 <= r.class_id < IGNORE_INDEX:
             raise StorageError(f"{image.image_id}: class id {r.class_id} is outside [0, {IGNORE_INDEX})")
+        if r.paints not in PAINTS or (r.paints == "refined" and r.refined_mask is None):
+            raise StorageError(f"{image.image_id}: paints={r.paints!r} is not one of {PAINTS} "
+                               "(or 'refined' without a refined mask)")
         x0, y0, x1, y1 = r.bbox
         if not (0 <= x0 <= x1 <= image.width and 0 <= y0 <= y1 <= image.height):
             raise StorageError(f"{image.image_id}: bbox {r.bbox} is outside the "
@@ -61,6 +64,7 @@ def _region_columns(round: int, shard: int, images: list[ImageRegions]) -> dict[
         cols["sam_iou"] += [r.sam_iou for r in regions]
         cols["agreement_iou"] += [r.agreement_iou for r in regions]
         cols["accepted"] += [bool(r.accepted) for r in regions]
+        cols["paints"] += [r.paints for r in regions]
         cols["area"] += rle_areas(coarse, h, w).tolist()
         cols["refined_area"] += refined_area
         for j, name in enumerate(("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")):

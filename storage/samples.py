@@ -1,10 +1,16 @@
 """Selection for retraining: a round's selected rows painted into label maps.
 
-Painting rule (one way, used by training and export alike):
-- a row's mask is its refined mask when the row is `accepted` and has one, else its coarse mask;
-- its score is `confidence * sam_iou` when the refined mask is used, else
-  `confidence * agreement_iou` (the coarse fallback of an untrusted SAM mask), or `confidence`
-  when the row was never refined; the same rule as `ovseg_core.selftrain.paint_pseudo_labels`;
+Painting rule (the one rule of the store; training, export, the report and the pseudo-label
+quality measure all paint through `ImageSelection.label_map`):
+- `paints` says what a row paints in the round's own label map: its SAM mask ("refined"), its
+  coarse mask ("coarse", the fallback setting for an untrusted SAM mask) or nothing ("none");
+  the default selection is the rows that paint (DEFAULT_WHERE). A row that a user's selection
+  picks paints its SAM mask when `paints` is "refined", else its coarse mask (an ungated or
+  untrusted region has no other mask to give);
+- its score is `confidence * sam_iou` for a SAM mask, else `confidence * agreement_iou` (a
+  coarse mask of a gated region), or `confidence` when the region was not gated; the same
+  rule as `RefinedRegion.score` in ovseg_core (the two layers may not import each other; a
+  flows test paints one set of regions both ways and compares);
 - rows are painted in increasing (score, region_id) order, so where masks overlap the highest
   score wins; pixels no selected row covers are IGNORE_INDEX (65535).
 """
@@ -23,10 +29,12 @@ from storage.rle import decode_masks
 from storage.schema import IGNORE_INDEX
 from storage.workspace import Workspace
 
-DEFAULT_WHERE = "gated AND accepted"
+DEFAULT_WHERE = "paints <> 'none'"
+"""The retraining selection when none is given: every row that paints (the paper: trusted SAM
+masks; with the coarse fallback on, also the coarse masks of untrusted gated regions)."""
 
 _ROW_COLUMNS = ("image_id, region_id, class_id, class_name, confidence, sam_iou, agreement_iou, "
-                "gated, accepted, image_height, image_width, coarse_rle, refined_rle")
+                "gated, accepted, paints, image_height, image_width, coarse_rle, refined_rle")
 
 
 @dataclass
@@ -68,8 +76,7 @@ def paint_label_map(height: int, width: int, class_ids: np.ndarray, scores: np.n
 
 
 def _selection(image_id: str, rows: list[dict]) -> ImageSelection:
-    uses_refined = np.array([r["accepted"] and r["refined_rle"] is not None for r in rows],
-                            dtype=bool)
+    uses_refined = np.array([r["paints"] == "refined" for r in rows], dtype=bool)
     scores = np.array([_score(r, refined) for r, refined in zip(rows, uses_refined, strict=True)],
                       dtype=np.float64)
     return ImageSelection(
@@ -100,10 +107,17 @@ def select_rows(workspace: Workspace | str, round: int, where: str | None = None
 
 
 def select_images(workspace: Workspace | str, round: int, where: str | None = None,
-                  params: list | dict | None = None) -> dict[str, ImageSelection]:
-    """{image_id: ImageSelection} for the images with at least one selected row."""
+                  params: list | dict | None = None, coarse: bool = False
+                  ) -> dict[str, ImageSelection]:
+    """{image_id: ImageSelection} for the images with at least one selected row.
+
+    coarse: every selected row paints its coarse mask instead (what SAM was asked to refine;
+    the baseline of the pseudo-label quality measure).
+    """
     grouped: dict[str, list[dict]] = {}
     for row in select_rows(workspace, round, where, params).to_pylist():
+        if coarse:
+            row["paints"] = "coarse"
         grouped.setdefault(row["image_id"], []).append(row)
     return {image_id: _selection(image_id, rows) for image_id, rows in grouped.items()}
 

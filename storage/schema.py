@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
-"""Bumped on any change of the columns below; stored in every file's metadata."""
+SCHEMA_VERSION = 2
+"""Bumped on any change of the columns below; stored in every file's metadata and manifest entry.
+Readers refuse shards of another version (`storage.query.connect`). History: 2 added `paints`,
+made `accepted` mean "SAM's mask is trusted" and keeps SAM's mask even when it is not."""
+
+PAINTS = ("refined", "coarse", "none")
+"""What paints the label map for a row: its SAM mask, its coarse mask, or nothing."""
 
 IGNORE_INDEX = 65535
 """The ignore label of painted label maps (uint16 max). Equals `ovseg_core.constants.IGNORE_INDEX`;
@@ -38,11 +43,12 @@ PSEUDO_LABEL_SCHEMA = pa.schema(
         pa.field("confidence", pa.float32(), nullable=False),  # region confidence in [0, 1]
         pa.field("gate_threshold", pa.float32(), nullable=False),
         pa.field("gated", pa.bool_(), nullable=False),  # confidence passed the gate
-        pa.field("sam_iou", pa.float32()),  # SAM's predicted IoU; null if not refined
-        pa.field("agreement_iou", pa.float32()),  # IoU(coarse, refined); null if not refined
-        pa.field("accepted", pa.bool_(), nullable=False),  # the row paints the label map (refined mask, else coarse)
+        pa.field("sam_iou", pa.float32()),  # SAM's predicted IoU; null if not gated
+        pa.field("agreement_iou", pa.float32()),  # IoU(coarse, SAM mask); null if not gated
+        pa.field("accepted", pa.bool_(), nullable=False),  # SAM's mask is trusted
+        pa.field("paints", pa.string(), nullable=False),  # one of PAINTS
         pa.field("area", pa.int64(), nullable=False),  # coarse mask pixels
-        pa.field("refined_area", pa.int64()),  # refined mask pixels; null if not refined
+        pa.field("refined_area", pa.int64()),  # SAM mask pixels; null if not gated
         pa.field("bbox_x0", pa.int32(), nullable=False),  # XYXY of the coarse region, pixels
         pa.field("bbox_y0", pa.int32(), nullable=False),
         pa.field("bbox_x1", pa.int32(), nullable=False),
@@ -51,7 +57,7 @@ PSEUDO_LABEL_SCHEMA = pa.schema(
         pa.field("image_width", pa.int32(), nullable=False),
         pa.field("checkpoint_sha256", pa.string(), nullable=False),  # the producing checkpoint
         pa.field("coarse_rle", pa.string(), nullable=False),  # COCO RLE counts, (H, W) mask
-        pa.field("refined_rle", pa.string()),  # COCO RLE counts; null if not refined
+        pa.field("refined_rle", pa.string()),  # SAM's mask, trusted or not; null if not gated
     ],
     metadata=_metadata("pseudo_labels"),
 )

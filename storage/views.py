@@ -1,21 +1,27 @@
 """SQL of the quality views built on `pseudo_labels` and `images`.
 
 None of them names a mask column, so DuckDB reads only the small Parquet columns.
-Confidence bins are 0.05 wide on [0, 1]. Coverage is the accepted regions' pixels (refined
-area, or coarse area when there is no refined mask) over all pixels of the round's images;
-overlapping regions count twice, so it is an upper bound of the painted share.
+Confidence bins are 0.05 wide on [0, 1]. `accepted`: SAM's mask is trusted; `paints`: what
+paints the label map (refined / coarse / none). Coverage is the painting rows' pixels (SAM
+mask area or coarse area, as painted) over all pixels of the round's images; overlapping
+regions count twice, so it is an upper bound of the painted share.
 """
 
-QUALITY_VIEWS = {
+PAINTED_AREA = ("CASE paints WHEN 'refined' THEN refined_area WHEN 'coarse' THEN area "
+                "ELSE 0 END")
+"""Pixels a row paints (before overlaps are resolved)."""
+
+_VIEWS = {
     "class_stats": """
         SELECT round, class_id, any_value(class_name) AS class_name,
                count(*) AS n_regions,
                count(*) FILTER (WHERE gated) AS n_gated,
                count(*) FILTER (WHERE accepted) AS n_accepted,
+               count(*) FILTER (WHERE paints = 'refined') AS n_refined,
+               count(*) FILTER (WHERE paints = 'coarse') AS n_coarse,
                count(DISTINCT image_id) AS n_images,
                sum(area)::BIGINT AS area_sum, avg(area) AS area_mean,
-               (sum(coalesce(refined_area, area)) FILTER (WHERE accepted))::BIGINT AS
-                   accepted_area_sum,
+               sum(PAINTED_AREA)::BIGINT AS painted_area_sum,
                min(confidence) AS confidence_min,
                quantile_cont(confidence, 0.1) AS confidence_p10,
                quantile_cont(confidence, 0.5) AS confidence_p50,
@@ -44,13 +50,13 @@ QUALITY_VIEWS = {
              cls AS (SELECT class_id, any_value(class_name) AS class_name
                      FROM pseudo_labels GROUP BY class_id),
              acc AS (SELECT round, class_id,
-                            count(*) FILTER (WHERE accepted) AS n_accepted,
-                            sum(coalesce(refined_area, area)) FILTER (WHERE accepted) AS px,
-                            count(DISTINCT image_id) FILTER (WHERE accepted) AS n_img
+                            count(*) FILTER (WHERE paints <> 'none') AS n_painted,
+                            sum(PAINTED_AREA) AS px,
+                            count(DISTINCT image_id) FILTER (WHERE paints <> 'none') AS n_img
                      FROM pseudo_labels GROUP BY round, class_id),
              cov AS (SELECT px.round, cls.class_id, cls.class_name,
-                            coalesce(acc.n_accepted, 0) AS n_accepted,
-                            coalesce(acc.px, 0)::BIGINT AS accepted_px,
+                            coalesce(acc.n_painted, 0) AS n_painted,
+                            coalesce(acc.px, 0)::BIGINT AS painted_px,
                             coalesce(acc.px, 0) / px.total_px AS coverage,
                             coalesce(acc.n_img, 0) / px.n_images AS image_fraction
                      FROM px CROSS JOIN cls
@@ -60,12 +66,16 @@ QUALITY_VIEWS = {
         FROM cov WINDOW w AS (PARTITION BY class_id ORDER BY round)
         ORDER BY round, class_id""",
     "images_without_accepted": """
-        SELECT i.round, i.shard, i.image_id, i.n_regions, coalesce(s.n_gated, 0) AS n_gated
+        SELECT i.round, i.shard, i.image_id, i.n_regions, coalesce(s.n_gated, 0) AS n_gated,
+               coalesce(s.n_painted, 0) AS n_painted
         FROM images i LEFT JOIN (
             SELECT round, image_id, count(*) FILTER (WHERE gated) AS n_gated,
+                   count(*) FILTER (WHERE paints <> 'none') AS n_painted,
                    bool_or(accepted) AS any_accepted
             FROM pseudo_labels GROUP BY round, image_id) s
           ON s.round = i.round AND s.image_id = i.image_id
         WHERE NOT coalesce(s.any_accepted, false)
         ORDER BY i.round, i.image_id""",
 }
+
+QUALITY_VIEWS = {name: sql.replace("PAINTED_AREA", PAINTED_AREA) for name, sql in _VIEWS.items()}

@@ -31,7 +31,8 @@ def synthetic_root(tmp_path_factory) -> Path:
 
 
 def small_config(synthetic_root: Path, workspace: Path | str, rounds: int = 2) -> RunConfig:
-    """The tiny preset on the small dataset: a few steps, every region gated, model SAM reused."""
+    """The tiny preset on the small dataset: a few steps, every region gated, the model's random
+    tiny SAM refines (so SAM is never trusted and the coarse fallback paints)."""
     return RunConfig(
         workspace=str(workspace),
         seed=0,
@@ -45,6 +46,7 @@ def small_config(synthetic_root: Path, workspace: Path | str, rounds: int = 2) -
         train=TrainSettings(steps=4, retrain_steps=3, batch_size=2, crop_size=64,
                             checkpoint_every=1),
         self_training=SelfTrainingSettings(rounds=rounds, gate_threshold=0.0, refiner_sam="model",
+                                           fallback="coarse",
                                            shard_size=3, batch_size=3, report_images=2),
     )
 

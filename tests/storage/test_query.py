@@ -15,6 +15,7 @@ def _region(class_id, confidence, area_rows, accepted, gated=True, sam_iou=0.8, 
     mask[:area_rows] = True
     return RegionRecord(class_id=class_id, class_name=f"c{class_id}", confidence=confidence,
                         gated=gated, sam_iou=sam_iou, agreement_iou=agreement, accepted=accepted,
+                        paints="refined" if accepted else "none",
                         coarse_mask=mask, refined_mask=mask, bbox=(0, 0, 10, area_rows))
 
 
@@ -42,9 +43,10 @@ def test_class_stats_match_hand_computed_values(two_rounds):
     rows = run_sql(two_rounds, "SELECT * FROM class_stats WHERE round = ?", [1]).to_pylist()
     c0, c1 = rows
     assert (c0["class_id"], c0["n_regions"], c0["n_gated"], c0["n_accepted"]) == (0, 2, 2, 2)
-    assert (c0["area_sum"], c0["area_mean"], c0["accepted_area_sum"]) == (50, 25.0, 50)
+    assert (c0["area_sum"], c0["area_mean"], c0["painted_area_sum"]) == (50, 25.0, 50)
+    assert (c0["n_refined"], c0["n_coarse"], c1["n_refined"]) == (2, 0, 0)
     assert c0["confidence_p50"] == pytest.approx(0.94, abs=1e-6)
-    assert (c1["n_gated"], c1["n_accepted"], c1["accepted_area_sum"]) == (0, 0, None)
+    assert (c1["n_gated"], c1["n_accepted"], c1["painted_area_sum"]) == (0, 0, 0)
 
 
 def test_quality_views(two_rounds):

@@ -22,21 +22,21 @@ def _rect(y0, y1, x0, x1, shape=(6, 8)):
     return mask
 
 
-def _hand_made(workspace, big_class=7):
+def _hand_made(workspace, big_class=7, fallback="none"):
     """One 6x8 image, four regions:
     A class 3: refined rows 0-3 x cols 0-4, conf 0.9 * sam 0.9 = 0.81, accepted
     B class 5: refined rows 2-6 x cols 2-6, conf 0.95 * sam 0.9 = 0.855, accepted (wins overlap)
-    C class big_class: coarse rows 5-6, conf 1.0, gated but not accepted (coarse used if chosen)
-    D class 1: everything, conf 0.3, not gated
+    C class big_class: coarse rows 5-6, conf 1.0, gated but not accepted; paints `fallback`
+    D class 1: everything, conf 0.3, not gated (paints nothing)
     """
     regions = [
-        RegionRecord(3, "cat", 0.9, True, 0.9, 0.8, True, _rect(0, 4, 0, 5), _rect(0, 4, 0, 4),
+        RegionRecord(3, "cat", 0.9, True, 0.9, 0.8, True, "refined", _rect(0, 4, 0, 5), _rect(0, 4, 0, 4),
                      (0, 0, 5, 4)),
-        RegionRecord(5, "dog", 0.95, True, 0.9, 0.8, True, _rect(2, 6, 2, 7), _rect(2, 6, 2, 6),
+        RegionRecord(5, "dog", 0.95, True, 0.9, 0.8, True, "refined", _rect(2, 6, 2, 7), _rect(2, 6, 2, 6),
                      (2, 2, 7, 6)),
-        RegionRecord(big_class, "tree", 1.0, True, 0.5, 0.1, False, _rect(5, 6, 0, 8),
+        RegionRecord(big_class, "tree", 1.0, True, 0.5, 0.1, False, fallback, _rect(5, 6, 0, 8),
                      _rect(0, 1, 0, 1), (0, 5, 8, 6)),
-        RegionRecord(1, "sky", 0.3, False, None, None, False, _rect(0, 6, 0, 8), None,
+        RegionRecord(1, "sky", 0.3, False, None, None, False, "none", _rect(0, 6, 0, 8), None,
                      (0, 0, 8, 6)),
     ]
     workspace.write_shard(1, 0, "k", [ImageRegions("x/one.png", 6, 8, 0.9, "s", regions),
@@ -60,9 +60,10 @@ def test_default_selection_paints_the_expected_map(workspace):
     np.testing.assert_array_equal(label, expected)
 
 
-def test_custom_where_uses_coarse_masks_of_rows_not_accepted(workspace):
-    _hand_made(workspace)
-    samples = PseudoLabelSamples(workspace, 1, _load, where="gated")
+@pytest.mark.parametrize("fallback, where", [("coarse", None), ("none", "gated")])
+def test_coarse_fallback_or_custom_where_paints_coarse_masks(workspace, fallback, where):
+    _hand_made(workspace, fallback=fallback)
+    samples = PseudoLabelSamples(workspace, 1, _load, where=where)
     label = samples.label_map(0)
     expected = np.full((6, 8), IGNORE_INDEX, dtype=np.uint16)
     expected[0:4, 0:4] = 3
@@ -120,7 +121,7 @@ def test_coco_export_round_trips(workspace, tmp_path):
     for ann, (im, region) in zip(coco["annotations"], expected, strict=True):
         mask = mask_utils.decode({"size": ann["segmentation"]["size"],
                                   "counts": ann["segmentation"]["counts"].encode()})
-        used = region.refined_mask if region.accepted else region.coarse_mask
+        used = region.refined_mask if region.paints == "refined" else region.coarse_mask
         np.testing.assert_array_equal(mask.astype(bool), used)
         assert ann["category_id"] == region.class_id and ann["area"] == used.sum()
         assert coco["images"][ann["image_id"] - 1]["file_name"] == im.image_id

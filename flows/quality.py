@@ -1,0 +1,83 @@
+"""Pseudo-label quality of a round: the painted label maps measured against held-out labels.
+
+Where the target images have labels that the rounds never use (`data.target_eval` covering the
+same images, as in the built-in world), each image's pseudo-label map is compared with its
+ground truth over the pixels the map labels (a precision-style mIoU: an unlabelled pixel is
+neither right nor wrong) and its coverage (labelled ground-truth pixels the map paints) is
+counted. Two maps per image: "refined", the map retraining uses (SAM's trusted masks; coarse
+fallbacks when that setting is on), and "coarse", the gated regions' coarse masks, i.e. what
+SAM was asked to refine. Their difference is what SAM did for the pseudo-labels of this round.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flows.plan import DataPlan
+from ovseg_core.constants import IGNORE_INDEX
+from ovseg_core.metrics import ConfusionMatrix
+from storage.samples import select_images
+from storage.workspace import Workspace
+
+QUALITY_SELECTION = "gated"
+"""The rows both maps are painted from: every gated region."""
+
+
+def match_ids(target_ids: list[str], eval_ids: list[str]) -> dict[str, str]:
+    """{target image id: eval image id} for the same file: equal ids, or an eval id that ends
+    with '/' + the target id (e.g. 'images/a.png' for 'a.png')."""
+    by_name: dict[str, list[str]] = {}
+    for e in eval_ids:
+        by_name.setdefault(e.rsplit("/", 1)[-1], []).append(e)
+    matches = {}
+    for t in target_ids:
+        found = [e for e in by_name.get(t.rsplit("/", 1)[-1], []) if e == t or e.endswith("/" + t)]
+        if len(found) == 1:
+            matches[t] = found[0]
+    return matches
+
+
+def round_quality(ws: Workspace, round: int, plan: DataPlan) -> dict:
+    """{"pl_refined_miou", "pl_refined_coverage", ..., "pl_coarse_..."} in percent, with seen /
+    unseen means and `pl_images`; {} when the target has no held-out labels for its images."""
+    if plan.target_eval is None or not plan.target_eval.has_labels:
+        return {}
+    matches = match_ids(list(plan.target.image_ids), list(plan.target_eval.image_ids))
+    if not matches:
+        return {}
+    names = list(plan.target_eval.class_names)
+    lookup = _id_lookup(plan.target_classes, names)
+    truth = {t: plan.target_eval.read_label(e) for t, e in matches.items()}
+    metrics: dict = {"pl_images": len(matches)}
+    for kind, coarse in (("refined", False), ("coarse", True)):
+        selections = select_images(ws, round, QUALITY_SELECTION, coarse=coarse)
+        maps = {t: lookup[selections[t].label_map()] if t in selections else None for t in truth}
+        metrics.update(_score(maps, truth, names, plan.seen(names), f"pl_{kind}_"))
+    return metrics
+
+
+def _score(maps: dict, truth: dict, names: list[str], seen: list[bool], prefix: str) -> dict:
+    """Precision-style mIoU and coverage of pseudo-label maps (uint16, IGNORE = unlabelled)."""
+    matrix = ConfusionMatrix(len(names), names)
+    labelled = covered = 0
+    for image_id, gt in truth.items():
+        pseudo = maps[image_id]
+        valid = gt != IGNORE_INDEX
+        painted = np.zeros_like(valid) if pseudo is None else pseudo != IGNORE_INDEX
+        labelled += int(valid.sum())
+        covered += int((valid & painted).sum())
+        if pseudo is not None:
+            matrix.update(np.where(painted, pseudo, 0), np.where(painted, gt, IGNORE_INDEX))
+    result = matrix.compute(seen=seen)
+    return {f"{prefix}miou": result["miou"], f"{prefix}seen_miou": result["seen_miou"],
+            f"{prefix}unseen_miou": result["unseen_miou"],
+            f"{prefix}coverage": 100.0 * covered / labelled if labelled else None}
+
+
+def _id_lookup(pseudo_names: list[str], eval_names: list[str]) -> np.ndarray:
+    """uint16 (65536,) map from pseudo-label ids to eval ids by class name (IGNORE if absent)."""
+    position = {n: i for i, n in enumerate(eval_names)}
+    lookup = np.full(IGNORE_INDEX + 1, IGNORE_INDEX, dtype=np.uint16)
+    for i, name in enumerate(pseudo_names):
+        lookup[i] = position.get(name, IGNORE_INDEX)
+    return lookup

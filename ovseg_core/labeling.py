@@ -1,0 +1,158 @@
+"""Round labelling: target images -> gated, SAM-refined regions at each image's full size.
+
+`RoundLabeler` is what a self-training round runs per batch of target images; it is plain
+PyTorch (no Prefect, no store), built once per worker from a model and a refiner:
+
+- the model sees each image resized to its square input (`input_size`, the paper's protocol)
+  and gives (N, size, size) class probabilities; regions are found there;
+- SAM sees the image as it is: its true aspect ratio, longest side resized to SAM's 1024 and
+  padded bottom-right; each region's mask is resized to the image's working size (the image
+  itself, or the size SAM's resize gives when the image is larger) and prompts are made in
+  SAM's frame; refined masks come back at the working size, then at the full image size.
+
+SAM is frozen and target images do not change between rounds, so the refiner's embeddings are
+kept (`EmbeddingCache`, by image key; about 4 MiB each at 1024 px) across batches and rounds.
+The model's own SAM embedding (DEA) is of the square model input, so it is not reused for
+refinement: the refiner always encodes the true image (with `refiner_sam: model` that is a
+second pass of the same encoder, the price of the true aspect ratio).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ovseg_core.device import Runtime
+from ovseg_core.inference import predict_probabilities
+from ovseg_core.profiling import phase
+from ovseg_core.sam_encoder import resize_longest_side
+from ovseg_core.selftrain import RefinedRegion, SamRefiner
+from ovseg_core.selftrain.regions import Region, mask_bbox
+
+
+LABELING_VERSION = 2
+"""Version of the labelling algorithm (regions, gate, prompts, SAM choice and trust, painting
+source). Part of every shard key, so committed shards of another algorithm are never mixed into
+a resumed round. Bump it with any change that changes a round's rows for the same inputs."""
+
+
+class EmbeddingCache:
+    """Refiner image embeddings by image key, the `size` most recent kept (CPU tensors)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._store: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def get(self, refiner: SamRefiner, images: list[np.ndarray], keys: Sequence[str]
+            ) -> torch.Tensor:
+        """(B, C, s, s) embeddings of the images at their true aspect ratio, on the refiner's
+        device; images not cached yet are encoded one by one."""
+        for image, key in zip(images, keys, strict=True):
+            if key not in self._store:
+                batch = image_tensor(image).to(refiner.device)
+                self._store[key] = refiner.encode(batch)[0].cpu()
+                while len(self._store) > self.size:
+                    self._store.popitem(last=False)
+            self._store.move_to_end(key)
+        return torch.stack([self._store[k] for k in keys]).to(refiner.device)
+
+
+@cache
+def shared_cache(refiner_tag: str) -> EmbeddingCache:
+    """One embedding cache per refiner (tag = variant and weights file) per process, so a
+    run of several rounds encodes each target image once."""
+    return EmbeddingCache()
+
+
+class RoundLabeler:
+    """Labels batches of target images with one model, one vocabulary and one refiner.
+
+    model: an STSeg; class_names: the target vocabulary (N entries); threshold: the
+    confidence gate (regions above it are refined by SAM); cache: the refiner's embeddings.
+    """
+
+    def __init__(self, model, refiner: SamRefiner, class_names: Sequence[str], runtime: Runtime,
+                 threshold: float, cache: EmbeddingCache | None = None) -> None:
+        self.model, self.refiner, self.runtime = model.eval(), refiner, runtime
+        self.threshold = threshold
+        self.size = int(model.config.input_size)
+        self.cache = cache or EmbeddingCache()
+        with torch.no_grad(), phase("vocabulary"):
+            self.text = model.encode_vocabulary(list(class_names))
+
+    @torch.no_grad()
+    def label(self, images: list[np.ndarray], keys: Sequence[str]) -> list[list[RefinedRegion]]:
+        """Regions of each image (gated or not) with masks at the image's (H, W).
+
+        images: uint8 (H_i, W_i, 3) RGB, any sizes; keys: one stable id per image (its path),
+        the key of its cached SAM embedding. One model pass and one batched SAM decoder pass.
+        """
+        with phase("model"):
+            probs, _ = predict_probabilities(self.model, to_square_batch(images, self.size),
+                                             self.text, self.runtime)
+        work = [working_size(*im.shape[:2], self.refiner.parts.image_size) for im in images]
+        regions = [self.regions_at(p.float().cpu(), hw) for p, hw in zip(probs, work, strict=True)]
+        with phase("sam_encoder"):
+            embeddings = self.cache.get(self.refiner, images, keys)
+        with phase("sam_refine"):
+            refined = self.refiner.refine_batch(embeddings, work, regions, self.threshold)
+        return [[r for r in (to_image_size(x, *im.shape[:2]) for x in rs) if r is not None]
+                for im, rs in zip(images, refined, strict=True)]
+
+    def regions_at(self, probs: torch.Tensor, size: tuple[int, int]) -> list[Region]:
+        """Regions of (N, s, s) probabilities, found at s x s, masks resized to `size`."""
+        resized = (resize_region(r, size) for r in self.refiner.regions_of(probs))
+        return [r for r in resized if r.area > 0]
+
+
+def image_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None].float() / 255.0
+
+
+def to_square_batch(images: list[np.ndarray], size: int) -> torch.Tensor:
+    """uint8 (H_i, W_i, 3) images -> float (B, 3, size, size) in [0, 1] (bilinear resize)."""
+    resized = [F.interpolate(image_tensor(im), size=(size, size), mode="bilinear",
+                             align_corners=False) for im in images]
+    return torch.cat(resized).clamp_(0, 1)
+
+
+def working_size(height: int, width: int, sam_size: int) -> tuple[int, int]:
+    """(h, w) at which regions are refined: the image's own size, or SAM's resize of it when
+    its longest side exceeds `sam_size` (SAM sees no more detail than that)."""
+    if max(height, width) <= sam_size:
+        return height, width
+    return resize_longest_side(height, width, sam_size)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """bool (h, w) -> bool `size`: bilinear on the 0/1 mask, thresholded at 0.5 (smooth edges
+    when enlarging a coarse mask, nearest-like when shrinking)."""
+    if mask.shape == tuple(size):
+        return mask
+    t = torch.from_numpy(mask)[None, None].float()
+    return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)[0, 0].numpy() > 0.5
+
+
+def resize_region(region: Region, size: tuple[int, int]) -> Region:
+    """The region with its mask, area and box at `size` (the mask may vanish: area 0)."""
+    mask = resize_mask(region.mask, size)
+    bbox = mask_bbox(mask) if mask.any() else (0, 0, 0, 0)
+    return replace(region, mask=mask, area=int(mask.sum()), bbox=bbox)
+
+
+def to_image_size(result: RefinedRegion, height: int, width: int) -> RefinedRegion | None:
+    """The refined region with its masks at (height, width); None if its coarse mask vanishes."""
+    region = resize_region(result.region, (height, width))
+    if region.area == 0:
+        return None
+    refined = result.refined_mask
+    if refined is not None:
+        refined = resize_mask(refined, (height, width))
+    return replace(result, region=region, refined_mask=refined)
