@@ -23,8 +23,8 @@ from ovseg_core.data.mixing import RemappedSamples, SharedSamples
 from ovseg_core.device import Runtime, pick_runtime
 from ovseg_core.errors import OvsegError
 from ovseg_core.inference import evaluate
-from ovseg_core.profiling import phase
 from ovseg_core.labeling import LABELING_VERSION, RoundLabeler, shared_cache
+from ovseg_core.profiling import phase
 from ovseg_core.sam_encoder import build_sam
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
 from ovseg_core.selftrain.refiner import RefinerSettings

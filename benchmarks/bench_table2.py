@@ -1,0 +1,92 @@
+"""The paper's Table 2 on the built-in world: baseline, +DEA, +ST, DEA+ST over several seeds.
+
+One pretrained tiny CLIP (made once, as `ovseg run` does) is the CLIP of every run. For each
+seed and each DEA setting, one run trains stage one (the baseline / +DEA rows: its target
+mIoU) and then the self-training rounds (the +ST / DEA+ST rows: the last round's target mIoU),
+through the real Prefect flows. Prints mean +- std over seeds of seen, unseen and all mIoU (%)
+and writes every run's figures to `<workdir>/table2.json`.
+
+    uv run python benchmarks/bench_table2.py --seeds 0 1 2 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+ROWS = (("baseline", False, 0), ("+DEA", True, 0), ("+ST", False, None), ("DEA+ST", True, None))
+"""(row, DEA on, round whose metrics the row reports: 0 = stage one, None = the last)."""
+KEYS = (("seen", "target_seen_miou"), ("unseen", "target_unseen_miou"), ("all", "target_miou"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workdir", default=None, help="default: a temporary folder")
+    args = parser.parse_args()
+    from flows.prefect_env import configure_prefect
+
+    configure_prefect()
+    root = Path(args.workdir or tempfile.mkdtemp(prefix="ovseg-table2-"))
+    clip = pretrained_clip(root)
+    runs = {}
+    for seed in args.seeds:
+        for dea in (False, True):
+            runs[(seed, dea)] = run(root, clip, seed, dea, args.rounds)
+            print(f"seed {seed} DEA {dea}: " + json.dumps(runs[(seed, dea)]), flush=True)
+    table = {row: [metrics(runs[(s, dea)], rnd) for s in args.seeds] for row, dea, rnd in ROWS}
+    (root / "table2.json").write_text(json.dumps(table, indent=2) + "\n")
+    print_table(table, args)
+
+
+def pretrained_clip(root: Path) -> str:
+    """The tiny CLIP pretrained on the world's captions (the same file `ovseg run` makes)."""
+    from flows.config import RunConfig
+    from flows.steps import clip_weights, ensure_clip
+
+    cfg = RunConfig.model_validate({"workspace": str(root / "clip-ws")})
+    ensure_clip(cfg)
+    return clip_weights(cfg)
+
+
+def run(root: Path, clip: str, seed: int, dea: bool, rounds: int) -> dict[int, dict]:
+    """{round: lineage metrics} of one run (round 0 = stage one)."""
+    from flows.config import RunConfig
+    from flows.pipeline import self_training
+    from storage.workspace import Workspace
+
+    workspace = root / f"seed{seed}-dea{int(dea)}"
+    cfg = RunConfig.model_validate({
+        "workspace": str(workspace), "seed": seed,
+        "model": {"preset": "tiny", "dea": dea, "clip_weights": clip},
+        "self_training": {"rounds": rounds, "report_images": 0},
+    })
+    self_training(cfg)
+    return {r.round: r.metrics for r in Workspace(str(workspace)).lineage()
+            if r.status == "completed"}
+
+
+def metrics(run_metrics: dict[int, dict], round: int | None) -> dict:
+    chosen = run_metrics[max(run_metrics) if round is None else round]
+    return {name: chosen[key] for name, key in KEYS}
+
+
+def print_table(table: dict, args) -> None:
+    print(f"\nTable 2 on the built-in world: seeds {args.seeds}, {args.rounds} rounds, "
+          "target mIoU % (mean +- std over seeds)")
+    print(f"{'row':10s} " + " ".join(f"{name:>14s}" for name, _ in KEYS))
+    for row, values in table.items():
+        cells = []
+        for name, _ in KEYS:
+            xs = [v[name] for v in values]
+            std = statistics.stdev(xs) if len(xs) > 1 else 0.0
+            cells.append(f"{statistics.mean(xs):7.1f} +- {std:4.1f}")
+        print(f"{row:10s} " + " ".join(f"{c:>14s}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()
