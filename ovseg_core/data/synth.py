@@ -116,6 +116,38 @@ def render_scene(rng: np.random.Generator, size: int, with_unseen: bool) -> tupl
     return image, label
 
 
+def world_classes() -> list[str]:
+    """The target vocabulary of the synthetic world: ground, the seen shapes, the unseen shapes."""
+    return [GROUND] + [c.name for c in SEEN_SHAPES] + [c.name for c in UNSEEN_SHAPES]
+
+
+def world_shape(class_id: int) -> ShapeClass:
+    """The shape of target class id `class_id` in 1..8 (0 is the ground, which has none)."""
+    shapes = SEEN_SHAPES + UNSEEN_SHAPES
+    if not 1 <= class_id <= len(shapes):
+        raise ValueError(f"class id {class_id} is not a shape (1..{len(shapes)})")
+    return shapes[class_id - 1]
+
+
+def render_shapes(rng: np.random.Generator, size: int,
+                  objects: list[tuple[int, float, float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Ground plus the given shapes, painted in order, in the style of `render_scene`.
+
+    objects: (class_id 1..8 in the target vocabulary, radius px, centre x px, centre y px).
+    Returns image uint8 (size, size, 3) and label uint16 (size, size) with target class ids.
+    """
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    image = _ground(rng, size)
+    label = np.zeros((size, size), dtype=np.uint16)
+    for class_id, radius, cx, cy in objects:
+        spec = world_shape(class_id)
+        mask = _shape_mask(spec.shape, xx - cx, yy - cy, radius, float(rng.uniform(0, np.pi)))
+        color = np.clip(np.array(spec.color) + rng.integers(-15, 16, size=3), 0, 255)
+        image[mask] = _texture(spec.texture, color, xx, yy, rng)[mask]
+        label[mask] = class_id
+    return image, label
+
+
 def _ground(rng: np.random.Generator, size: int) -> np.ndarray:
     coarse = rng.normal(0.0, 18.0, size=(size // 16, size // 16, 1))
     smooth = np.kron(coarse, np.ones((16, 16, 1)))
