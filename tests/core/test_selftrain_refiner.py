@@ -7,7 +7,7 @@ import torch
 from ovseg_core.sam_encoder import build_sam
 from ovseg_core.selftrain import PromptSettings, RefinerSettings, SamRefiner, find_regions
 from ovseg_core.selftrain.prompts import SamFrame, build_prompts
-from ovseg_core.selftrain.refiner import decode_masks
+from ovseg_core.selftrain.refiner import clip_to_band, decode_masks, mask_iou
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_batched_decoding_matches_official_one_at_a_time(parts):
 def test_refine_batch_equals_per_region_refinement(parts):
     torch.manual_seed(2)
     refiner = SamRefiner(parts, RefinerSettings(output="best", min_sam_iou=-1e9,
-                                                min_agreement=0.0))
+                                                min_agreement=0.0, band=None))
     images = torch.rand(2, 3, 80, 120)
     embeddings = refiner.encode(images)
     assert embeddings.shape == (2, parts.embed_dim, 16, 16)
@@ -109,3 +109,34 @@ def test_low_resolution_probs_are_resized_to_the_image(parts):
     wrong = find_regions(blob_probs(10, 10, [(2, 2, 6, 6)]))
     with pytest.raises(ValueError, match="image size"):
         SamRefiner(parts).refine_batch(emb, [(64, 96)], [wrong])
+
+
+def test_clip_to_band_hand_computed():
+    coarse = np.zeros((1, 10), bool)
+    coarse[0, :5] = True  # edge between columns 4 and 5
+    sam = np.zeros((1, 10), bool)
+    sam[0, 2:8] = True  # a hole far inside the region, a leak far outside it
+    # within 2 px of the edge (columns 3-6) SAM's pixels, elsewhere the coarse region's
+    got = clip_to_band(coarse, sam, width=2.0)[0]
+    assert got.astype(int).tolist() == [1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
+    assert clip_to_band(coarse, sam, width=0.0)[0].tolist() == coarse[0].tolist()
+    assert clip_to_band(coarse, sam, width=100.0)[0].tolist() == sam[0].tolist()
+
+
+def test_single_token_threshold_and_band(parts):
+    torch.manual_seed(3)
+    emb = torch.randn(1, parts.embed_dim, 16, 16)
+    h, w = 64, 96
+    probs = blob_probs(h, w, [(20, 10, 70, 50)])
+    settings = RefinerSettings(min_sam_iou=-1e9, min_agreement=0.0, mask_threshold=-1.0,
+                               band=3 / 96)  # 3 px
+    (out,) = SamRefiner(parts, settings).refine_batch(emb, [(h, w)], [probs], threshold=0.5)
+    blob = next(r for r in out if r.region.class_id == 1)
+    frame = SamFrame(h, w, parts.image_size)
+    prompts = build_prompts([blob.region], frame, settings.prompts)
+    low, iou = decode_masks(parts, emb, torch.tensor([0]), prompts)
+    sam = (frame.masks_to_image(low[:, :1])[0, 0] > -1.0).numpy()  # token 0, logit > -1
+    assert blob.sam_iou == pytest.approx(float(iou[0, 0]), abs=1e-5)
+    assert blob.agreement_iou == pytest.approx(mask_iou(sam, blob.region.mask))  # before the band
+    np.testing.assert_array_equal(blob.refined_mask, clip_to_band(blob.region.mask, sam, 3.0))
+    assert blob.accepted and blob.label_mask is blob.refined_mask
