@@ -143,3 +143,23 @@ def test_local_and_memory_workspaces_give_identical_results(tmp_path):
         ws.fs.rm(ws.path, recursive=True)
     assert results[0].num_rows == 7  # 2 + 0 + 3 + 2
     assert results[0].equals(results[2]) and results[1].equals(results[3])
+
+
+def test_shards_of_another_schema_version_are_refused_with_what_to_do(workspace):
+    import json
+
+    workspace.write_shard(1, 0, "k", make_images(2, [1, 2]))
+    entry = workspace.fs.open(workspace._abs(workspace._shard_entry(1, 0))).read()
+    old = json.loads(entry) | {"schema_version": SCHEMA_VERSION - 1}
+    with workspace.fs.open(workspace._abs(workspace._shard_entry(1, 0)), "w") as f:
+        f.write(json.dumps(old))
+    with pytest.raises(StorageError, match="redo-round"):
+        run_sql(workspace, "SELECT count(*) FROM pseudo_labels")
+
+
+def test_a_row_that_paints_its_sam_mask_must_have_one(workspace):
+    images = make_images(1, [1])
+    images[0].regions[0].refined_mask = None
+    images[0].regions[0].paints = "refined"
+    with pytest.raises(StorageError, match="paints"):
+        workspace.write_shard(1, 0, "k", images)
