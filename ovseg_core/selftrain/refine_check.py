@@ -127,7 +127,8 @@ def check_sample(refiner: SamRefiner, sample: VocSample, num_classes: int, backg
     """Coarse and refined IoU per ground-truth class of one image, and SAM seconds."""
     h, w = sample.label.shape
     probs = degrade(sample.label, num_classes, grid)
-    regions = [r for r in find_regions(probs, refiner.settings.min_area) if r.class_id != background]
+    regions = [r for r in find_regions(probs, refiner.settings.min_area)
+               if r.class_id != background]
     coarse = probs.argmax(0)
     start = time.perf_counter()
     image = torch.from_numpy(np.array(sample.rgb)).permute(2, 0, 1)[None].float() / 255
@@ -136,7 +137,8 @@ def check_sample(refiner: SamRefiner, sample: VocSample, num_classes: int, backg
     seconds = time.perf_counter() - start
     painted = paint_pseudo_labels(refined, h, w).astype(np.int64)
     classes = [int(c) for c in np.unique(sample.label) if c not in (VOC_VOID, background)]
-    c_iou, r_iou = class_ious(coarse, sample.label, classes), class_ious(painted, sample.label, classes)
+    c_iou = class_ious(coarse, sample.label, classes)
+    r_iou = class_ious(painted, sample.label, classes)
     pairs = [{"image": sample.image_id, "class_id": c, "coarse_iou": c_iou[c],
               "refined_iou": r_iou[c]} for c in classes]
     return pairs, seconds

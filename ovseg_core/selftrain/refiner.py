@@ -174,7 +174,7 @@ class SamRefiner:
         return self._encoder(images)
 
     def regions_of(self, probs: np.ndarray | Tensor) -> list[Region]:
-        """Regions of one (N, h, w) probability map (`find_regions` with this refiner's min_area)."""
+        """Regions of one (N, h, w) probability map (`find_regions`, this refiner's min_area)."""
         return find_regions(probs, min_area=self.settings.min_area)
 
     @torch.no_grad()

@@ -79,8 +79,8 @@ def test_mask_prompt_frame_and_round_trip(hw):
     assert (logits[0, 0, (nh + 3) // 4 :, :] == -20).all()
     assert (logits[0, 0, :, (nw + 3) // 4 :] == -20).all()
     # positive logits sit on the resized region, a quarter of the frame's scale
-    expected = F.interpolate(torch.as_tensor(to_frame(mask, frame), dtype=torch.float32)[None, None],
-                             size=(256, 256), mode="area")[0, 0] > 0.5
+    framed = torch.as_tensor(to_frame(mask, frame), dtype=torch.float32)[None, None]
+    expected = F.interpolate(framed, size=(256, 256), mode="area")[0, 0] > 0.5
     got = (logits[0, 0] > 0).numpy()
     assert got.sum() > 0
     assert (got >= ndimage.binary_erosion(expected.numpy())).all()  # only edge pixels may differ

