@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "flows.commands.predict",
     "flows.commands.refine_check",
     "flows.commands.sql",
+    "flows.commands.clip",
 )
 
 

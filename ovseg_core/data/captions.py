@@ -38,8 +38,11 @@ WORLD_SIZE = 128
 RADIUS_RANGE = (0.12, 0.22)
 """Object radius as a fraction of WORLD_SIZE (as in `render_scene`)."""
 
-KIND_WEIGHTS = {"object": 0.55, "ground": 0.1, "scene": 0.35}
+KIND_WEIGHTS = {"object": 0.45, "ground": 0.1, "scene": 0.45}
 """How often each kind of sample is drawn."""
+
+OFF_CENTRE = 0.4
+"""An object's centre stays at least this many radii inside the image border."""
 
 MIN_VISIBLE = 0.03
 """A shape is named in a scene caption when it covers at least this fraction of the image."""
@@ -78,7 +81,7 @@ def with_article(name: str) -> str:
 
 
 def name_list(names: list[str]) -> str:
-    """["a", "b", "c"] -> "a, b and c" with articles: "a red disk, a blue square and an orange star"."""
+    """Names with articles joined as "a red disk, a blue square and an orange star"."""
     phrases = [with_article(n) for n in names]
     if len(phrases) == 1:
         return phrases[0]
@@ -109,14 +112,16 @@ def scene_caption(rng: np.random.Generator, names: list[str]) -> str:
     return form.format(list=name_list(names), there=there)
 
 
-def render_object(rng: np.random.Generator, size: int, class_id: int) -> tuple[np.ndarray, np.ndarray]:
+def render_object(rng: np.random.Generator, size: int,
+                  class_id: int) -> tuple[np.ndarray, np.ndarray]:
     """One shape of target class `class_id` (1..8) near the centre of a `size` px image.
 
     The radius is drawn at the world's scale (RADIUS_RANGE x WORLD_SIZE px), the centre within a
-    jitter that keeps most of the shape inside. Returns image uint8 (S, S, 3), label uint16 (S, S).
+    jitter that keeps a good part of the shape inside (OFF_CENTRE).
+    Returns image uint8 (S, S, 3), label uint16 (S, S).
     """
     radius = float(rng.uniform(*RADIUS_RANGE) * WORLD_SIZE)
-    jitter = max(0.0, size / 2 - 0.8 * radius)
+    jitter = max(0.0, size / 2 - OFF_CENTRE * radius)
     cx, cy = size / 2 + rng.uniform(-jitter, jitter, size=2)
     return render_shapes(rng, size, [(class_id, radius, float(cx), float(cy))])
 
@@ -137,7 +142,7 @@ def scene_window(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.nd
 
 
 def visible_shapes(label: np.ndarray, min_fraction: float = MIN_VISIBLE) -> list[int]:
-    """Shape ids (>= 1) covering at least `min_fraction` of the label uint16 (H, W), largest first."""
+    """Shape ids (>= 1) covering at least `min_fraction` of label uint16 (H, W), largest first."""
     counts = np.bincount(label.ravel().astype(np.int64))
     ids = [i for i in range(1, counts.size) if counts[i] >= min_fraction * label.size]
     return sorted(ids, key=lambda i: -counts[i])
