@@ -12,8 +12,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DEFAULT_WORKSPACE = "ovseg-workspace"
-GATE_DEFAULTS = {"paper": 0.9, "mobile": 0.9, "tiny": 0.3}
+from ovseg_core.constants import ALPHA, DEFAULT_WORKSPACE, PAPER_GATE
+
+GATE_DEFAULTS = {"paper": PAPER_GATE, "mobile": PAPER_GATE, "tiny": 0.3}
 
 
 class _Strict(BaseModel):
@@ -77,7 +78,7 @@ class TrainSettings(_Strict):
     batch_size: int | None = Field(default=None, ge=1)
     crop_size: int | None = Field(default=None, ge=32)
     lr: float | None = Field(default=None, gt=0)
-    alpha: float = Field(default=0.3, ge=0, le=1)
+    alpha: float = Field(default=ALPHA, ge=0, le=1)
     num_workers: int | None = Field(default=None, ge=0)
     checkpoint_every: int | None = Field(default=None, ge=1)
 

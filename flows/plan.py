@@ -106,6 +106,11 @@ def resolve_refs(cfg: RunConfig) -> dict[str, DatasetRef | None]:
             raise OvsegError("data.target is required when data.source is set")
         return {"source": data.source, "source_val": data.source_val,
                 "target": data.target, "target_eval": data.target_eval}
+    given = [k for k in ("source_val", "target", "target_eval") if getattr(data, k) is not None]
+    if given:
+        raise OvsegError(f"data.{given[0]} is set but data.source is not: set data.source (the "
+                         "labelled stage-one data) too, or remove data.* to run on the built-in "
+                         "synthetic world")
     root = synthetic_root(cfg)
     return {"source": DatasetRef(root=str(root / "source"), split="train"),
             "source_val": DatasetRef(root=str(root / "source"), split="val"),

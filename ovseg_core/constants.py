@@ -1,7 +1,20 @@
-"""Values shared by every part of ovseg_core."""
+"""Values shared by every part of ovseg (this module imports nothing, so the CLI's argument
+parsers and the run configuration can use it without loading torch)."""
 
 IGNORE_INDEX = 65535
 """The one ignore label inside ovseg (uint16 max); readers map dataset-specific ignore values to it."""
 
 MAX_CLASSES = 65535
-"""Class ids are stored as uint16, so a vocabulary holds at most this many classes."""
+"""Class ids are stored as uint16 (IGNORE_INDEX excluded), so a vocabulary holds at most this many."""
+
+ALPHA = 0.3
+"""Eq. 6: the loss weight of seen classes; unseen classes get 1 - ALPHA."""
+
+PAPER_GATE = 0.9
+"""The paper's confidence gate: regions above it prompt SAM."""
+
+DATASET_KINDS = ("generic", "coco-stuff", "ade150", "ade847", "pc59", "pc459", "voc20")
+"""Labelled dataset layouts `ovseg_core.data.open_dataset` reads."""
+
+DEFAULT_WORKSPACE = "ovseg-workspace"
+"""Where `ovseg run` and `ovseg sql` work when no --workspace is given."""

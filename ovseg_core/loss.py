@@ -8,11 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ovseg_core.constants import IGNORE_INDEX
+from ovseg_core.constants import ALPHA, IGNORE_INDEX
 from ovseg_core.errors import OvsegError
 from ovseg_core.model import STSegOutput
 
-ALPHA = 0.3
 AUX_WEIGHT = 0.4
 
 

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from ovseg_core import distributed
 from ovseg_core.checkpoint import WEIGHTS_FILE, file_sha256, save_model
+from ovseg_core.constants import ALPHA
 from ovseg_core.data import SegmentationSamples
 from ovseg_core.data.transforms import AugmentConfig, augment
 from ovseg_core.device import Runtime
@@ -64,7 +65,7 @@ class TrainConfig:
     crop_size: int = 768
     scale_range: tuple[float, float] = (0.5, 2.0)
     color_jitter: float = 0.2
-    alpha: float = 0.3
+    alpha: float = ALPHA
     seed: int = 0
     num_workers: int = 2
     log_every: int = 10

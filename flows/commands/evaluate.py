@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-KINDS = ("generic", "coco-stuff", "ade150", "ade847", "pc59", "pc459", "voc20")
+from ovseg_core.constants import DATASET_KINDS as KINDS
 
 
 def add_parser(subparsers) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ovseg_core.constants import DEFAULT_WORKSPACE
+
 SQL_EXAMPLES = (
     'ovseg sql "SELECT round, class_name, n_regions, n_gated, n_accepted, confidence_p50 '
     'FROM class_stats ORDER BY round, class_id"',
@@ -82,7 +84,7 @@ def _summary(cfg, records: list[dict], seconds: float) -> None:
           f"  pseudo-labels {ws.url('pseudo_labels')}  (Parquet, one row per region)\n"
           f"  lineage       {ws.url('lineage')}\n"
           f"  report        {ws.url(f'reports/round={last:03d}/index.md')}\n")
-    flag = "" if cfg.workspace == "ovseg-workspace" else f" --workspace {cfg.workspace}"
+    flag = "" if cfg.workspace == DEFAULT_WORKSPACE else f" --workspace {cfg.workspace}"
     print("Try:")
     for example in SQL_EXAMPLES:
         print(f"  {example}{flag}")

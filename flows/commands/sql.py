@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-DEFAULT_WORKSPACE = "./ovseg-workspace"
+from ovseg_core.constants import DEFAULT_WORKSPACE
+
 _CELL = 40
 
 EPILOG = """views: pseudo_labels, images, shards, rounds, class_stats, confidence_histogram,

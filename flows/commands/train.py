@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-KINDS = ("generic", "coco-stuff", "ade150", "ade847", "pc59", "pc459", "voc20")
+from ovseg_core.constants import DATASET_KINDS as KINDS
 
 EPILOG = """example (the synthetic dataset, about a minute on 2 idle CPU cores):
   ovseg data synth data/synth

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ovseg_core.constants import DATASET_KINDS
 from ovseg_core.data.coco_json import open_coco_json
 from ovseg_core.data.readers import (
     LabeledDataset,
@@ -15,8 +16,6 @@ from ovseg_core.data.readers import (
     open_voc20,
 )
 from ovseg_core.errors import OvsegError
-
-DATASET_KINDS = ("generic", "coco-stuff", "ade150", "ade847", "pc59", "pc459", "voc20")
 
 _SPLIT_ALIASES = {
     "ade150": {"val": "validation", "train": "training", None: "validation"},

@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-DEFAULT_GATE = 0.9
+from ovseg_core.constants import PAPER_GATE
+
+DEFAULT_GATE = PAPER_GATE
 """Regions with confidence strictly above this become SAM prompts (method.md)."""
 
 
