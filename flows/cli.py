@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "flows.commands.refine_check",
     "flows.commands.sql",
     "flows.commands.clip",
+    "flows.commands.export",
 )
 
 

@@ -125,3 +125,19 @@ def test_coco_export_round_trips(workspace, tmp_path):
         np.testing.assert_array_equal(mask.astype(bool), used)
         assert ann["category_id"] == region.class_id and ann["area"] == used.sum()
         assert coco["images"][ann["image_id"] - 1]["file_name"] == im.image_id
+
+
+def test_export_command_writes_a_coco_file_pycocotools_loads(workspace, tmp_path, capsys):
+    from pycocotools.coco import COCO
+
+    from flows.cli import main
+
+    _hand_made(workspace, fallback="coarse")
+    out = tmp_path / "coco"
+    assert main(["export", "--round", "1", "--format", "coco", "--out", str(out),
+                 "--workspace", workspace.root]) == 0
+    coco = COCO(str(out / "pseudo_labels_round=001.json"))
+    assert sorted(coco.getCatIds()) == [3, 5, 7]  # the rows that paint, not the ungated one
+    assert main(["export", "--round", "9", "--format", "png", "--out", str(out),
+                 "--workspace", workspace.root]) == 2
+    assert "round 9 is not committed" in capsys.readouterr().err
