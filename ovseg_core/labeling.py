@@ -35,7 +35,6 @@ from ovseg_core.sam_encoder import resize_longest_side
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
 from ovseg_core.selftrain.regions import Region, mask_bbox
 
-
 LABELING_VERSION = 2
 """Version of the labelling algorithm (regions, gate, prompts, SAM choice and trust, painting
 source). Part of every shard key, so committed shards of another algorithm are never mixed into
