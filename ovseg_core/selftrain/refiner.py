@@ -66,9 +66,11 @@ class RefinedRegion:
 
     @property
     def score(self) -> float:
-        """Overlap priority: confidence x (sam_iou for a SAM mask, agreement_iou for a fallback)."""
+        """Overlap priority: confidence x (sam_iou for a SAM mask, agreement_iou for a coarse
+        mask of a gated region, 1 for a region never gated), the store's rule
+        (`storage.samples`; tests/flows/test_painting_rule.py checks that they agree)."""
         quality = self.sam_iou if self.label_source == "sam" else self.agreement_iou
-        return self.region.confidence * float(quality or 0.0)
+        return self.region.confidence * (1.0 if quality is None else float(quality))
 
 
 @dataclass
