@@ -70,14 +70,41 @@ def _say(message: str) -> None:
     print(f"[ovseg] {message}", flush=True)
 
 
+ROUND_COLUMNS = (("mIoU", "target_miou"), ("seen", "target_seen_miou"),
+                 ("unseen", "target_unseen_miou"), ("PL refined", "pl_refined_miou"),
+                 ("PL coarse", "pl_coarse_miou"), ("PL cover", "pl_refined_coverage"))
+"""Per-round figures of the summary: target mIoU (%) and pseudo-label quality (%)."""
+
+
+def round_table(records: list[dict]) -> list[str]:
+    """Lines of a per-round table: target mIoU, seen / unseen, pseudo-label quality, and how
+    many gated regions SAM refined (the rows that paint with SAM's mask)."""
+    head = f"{'round':>5}  " + "  ".join(f"{name:>10}" for name, _ in ROUND_COLUMNS)
+    lines = [head + "  gated  refined  SAM IoU"]
+    for r in records:
+        m, rows = r["metrics"], r["row_counts"]
+        cells = "  ".join(_cell(m.get(key)) for _, key in ROUND_COLUMNS)
+        sam = rows.get("sam_iou_mean")
+        extra = (f"  {rows['gated']:>5}  {rows['refined']:>7}  {sam:7.3f}" if "gated" in rows
+                 and sam is not None else "")
+        lines.append(f"{r['round']:>5}  {cells}{extra}")
+    first = records[0]["metrics"]
+    if "clip_crop_unseen_top1" in first:
+        lines.append(f"pretrained tiny CLIP, zero-shot on held-out unseen-class crops: top-1 "
+                     f"{first['clip_crop_unseen_top1']:.2f} (chance {first['clip_crop_chance']:.2f})")
+    return lines
+
+
+def _cell(value) -> str:
+    return f"{'-':>10}" if value is None else f"{value:10.1f}"
+
+
 def _summary(cfg, records: list[dict], seconds: float) -> None:
     from storage.workspace import Workspace
 
     ws = Workspace(cfg.workspace)
     _say(f"done in {seconds:.0f} s")
-    for r in records:
-        metrics = ", ".join(f"{k} {v:.1f}" for k, v in r["metrics"].items() if v is not None)
-        _say(f"  round {r['round']} ({r['stage']}): {metrics}")
+    print("\n" + "\n".join(round_table(records)))
     last = records[-1]["round"]
     print(f"\nResults in {ws.root}:\n"
           f"  checkpoints   {ws.url('checkpoints')}\n"
