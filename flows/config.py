@@ -89,8 +89,8 @@ class SelfTrainingSettings(_Strict):
     rounds: int = Field(default=2, ge=0)
     gate_threshold: float | None = Field(
         default=None, ge=0, le=1, description="regions with confidence above this prompt SAM; "
-        "None = 0.9 (the paper), or 0.3 with the tiny preset, whose random CLIP is rarely "
-        "confident")
+        "None = 0.9 (the paper), or 0.3 with the tiny preset: its region confidences have a "
+        "median of 0.57 and none passed 0.9 in the default job's round 1")
     refiner_sam: str = Field(
         default="vit_t", description="SAM variant that refines pseudo-labels, or 'model' to "
         "reuse the model's own SAM encoder embedding")

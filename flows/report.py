@@ -21,8 +21,8 @@ from flows.config import RunConfig  # noqa: E402
 from flows.plan import data_plan, workspace  # noqa: E402
 from ovseg_core.visualize import overlay, panels  # noqa: E402
 from storage.query import run_sql  # noqa: E402
-from storage.rle import decode_masks  # noqa: E402
-from storage.samples import DEFAULT_WHERE, paint_label_map, select_images  # noqa: E402
+from storage.samples import DEFAULT_WHERE, select_images  # noqa: E402
+from storage.schema import IGNORE_INDEX  # noqa: E402
 
 
 def write_round_report(cfg: RunConfig, round: int) -> str:
@@ -59,7 +59,8 @@ def _metrics_section(cfg: RunConfig, folder: str) -> list[str]:
                and r.stage in ("stage_one", "self_training_round")]
     if not records:
         return []
-    keys = ("target_miou", "target_seen_miou", "target_unseen_miou", "source_val_miou")
+    keys = ("target_miou", "target_seen_miou", "target_unseen_miou", "source_val_miou",
+            "pl_refined_miou", "pl_coarse_miou", "pl_refined_coverage")
     rows = ["| round | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     fig, ax = plt.subplots(figsize=(5, 3))
     for key in keys[:3]:
@@ -74,7 +75,10 @@ def _metrics_section(cfg: RunConfig, folder: str) -> list[str]:
     ax.set_title("target mIoU across rounds")
     ax.legend(fontsize=8)
     name = _save_png(cfg, folder, "miou.png", fig)
-    return ["## mIoU", "", f"![mIoU across rounds]({name})", "", *rows, ""]
+    note = ("pl_*: the round's painted pseudo-labels (SAM-refined as retraining uses them, and "
+            "the coarse masks SAM was given) against the target's held-out labels, over the "
+            "pixels they label; coverage: labelled pixels painted (%).")
+    return ["## mIoU", "", f"![mIoU across rounds]({name})", "", *rows, "", note, ""]
 
 
 def _stats_section(cfg: RunConfig, round: int, folder: str) -> list[str]:
@@ -113,18 +117,15 @@ def _overlay_section(cfg: RunConfig, round: int, folder: str) -> list[str]:
         return []
     # Only the chosen images' masks are read, whatever the size of the round.
     among = f"image_id IN ({', '.join('?' * len(chosen))})"
-    every = select_images(ws, round, where=among, params=chosen)
+    every = select_images(ws, round, where=among, params=chosen, coarse=True)
     selection = cfg.self_training.selection or DEFAULT_WHERE
     selected = select_images(ws, round, where=f"({selection}) AND {among}", params=chosen)
     lines = ["## Samples", ""]
     for k, image_id in enumerate(chosen):
         image = plan.read_target(image_id)
-        sel = every[image_id]
-        coarse_masks = decode_masks([r["coarse_rle"] for r in sel.rows], sel.height, sel.width)
-        coarse = paint_label_map(sel.height, sel.width, sel.class_ids,
-                                 np.array([r["confidence"] for r in sel.rows]), coarse_masks)
+        coarse = every[image_id].label_map()
         pseudo = selected[image_id].label_map() if image_id in selected else \
-            np.full_like(coarse, 65535)
+            np.full_like(coarse, IGNORE_INDEX)
         names = plan.target_classes
         picture = panels([image, overlay(image, coarse, names), overlay(image, pseudo, names)],
                          ["image", "coarse (model)", "pseudo-label"])
