@@ -33,7 +33,9 @@ def main() -> None:
     configure_prefect()
     from flows.config import RunConfig
     from flows.pipeline import round_flow, self_training
-    from ovseg_core.profiling import phase_seconds, reset_phases
+    from ovseg_core.profiling import enable, phase_seconds, reset_phases
+
+    enable()
 
     root = Path(args.workdir or tempfile.mkdtemp(prefix="ovseg-bench-round-"))
     cfg = RunConfig.model_validate({
