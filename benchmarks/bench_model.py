@@ -62,7 +62,8 @@ def bench_one(name: str, batch: int, num_classes: int, iters: int, warmup: int, 
     torch.manual_seed(0)
     model = build_skeleton(preset(name)).to(device).eval()
     size = model.config.input_size
-    text = F.normalize(torch.randn(num_classes, 80, model.clip_text.embed_dim, device=device), dim=-1)
+    text = F.normalize(torch.randn(num_classes, 80, model.clip_text.embed_dim, device=device),
+                       dim=-1)
     images = torch.rand(batch, 3, size, size, device=device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -102,18 +103,23 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--top-k", type=int, default=None, help="category early rejection K")
-    parser.add_argument("--device", default=None, help="cuda, cpu, cuda:1 (default: CUDA if present)")
+    parser.add_argument("--device", default=None,
+                        help="cuda, cpu, cuda:1 (default: CUDA if present)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args()
     runtime = pick_runtime(args.device)
     rows = []
-    print(f"{'preset':8} {'batch':>5} {'N':>4} {'ms/img':>9} {'img/s':>8} {'peak MiB':>9} {'TFLOP/s':>8} {'of peak':>8}")
+    print(f"{'preset':8} {'batch':>5} {'N':>4} {'ms/img':>9} {'img/s':>8} {'peak MiB':>9} "
+          f"{'TFLOP/s':>8} {'of peak':>8}")
     for name in args.presets.split(","):
         for batch in (int(b) for b in args.batch_sizes.split(",")):
-            r = bench_one(name, batch, args.num_classes, args.iters, args.warmup, runtime, args.top_k)
+            r = bench_one(name, batch, args.num_classes, args.iters, args.warmup, runtime,
+                          args.top_k)
             rows.append(r)
-            tf = f"{r['achieved_tflops']:8.1f} {100 * r['peak_fraction']:7.1f}%" if "peak_fraction" in r else f"{'-':>8} {'-':>8}"
-            print(f"{name:8} {batch:5d} {r['classes']:4d} {r['ms_per_image']:9.1f} {r['images_per_s']:8.2f} "
+            tf = (f"{r['achieved_tflops']:8.1f} {100 * r['peak_fraction']:7.1f}%"
+                  if "peak_fraction" in r else f"{'-':>8} {'-':>8}")
+            print(f"{name:8} {batch:5d} {r['classes']:4d} {r['ms_per_image']:9.1f} "
+                  f"{r['images_per_s']:8.2f} "
                   f"{r['peak_mem_mib']:9.0f} {tf}", flush=True)
     print(f"device: {rows[0]['device'] if rows else runtime.device}; torch {torch.__version__}")
     if args.json:

@@ -74,7 +74,8 @@ def synthetic_root(cfg: RunConfig) -> Path:
     """Where the built-in synthetic dataset of this run lives (made on first use)."""
     base = Path(cfg.workspace) if is_local(cfg.workspace) else Path.cwd() / "ovseg-data"
     sizes = cfg.data.synthetic
-    return base / SYNTHETIC_DIR / f"synthetic-seed{cfg.seed}-{sizes.train}-{sizes.val}-{sizes.target}"
+    return base / SYNTHETIC_DIR / (f"synthetic-seed{cfg.seed}-{sizes.train}-{sizes.val}-"
+                                   f"{sizes.target}")
 
 
 def ensure_synthetic(cfg: RunConfig) -> Path:

@@ -395,7 +395,8 @@ def lineage_record(cfg: RunConfig, stage: str, round: int, parent_round: int | N
     version, commit = package_provenance()
     return LineageRecord(
         stage=stage, round=round, parent_round=parent_round, checkpoint_uri=uri,
-        checkpoint_sha256=sha, config=cfg.model_dump(mode="json", exclude={"workspace"}), package_version=version,
+        checkpoint_sha256=sha, config=cfg.model_dump(mode="json", exclude={"workspace"}),
+        package_version=version,
         git_commit=commit, dataset_manifest_hash=data_plan(cfg).target_manifest_hash(),
         gate_threshold=cfg.self_training.gate_threshold if stage != "stage_one" else None,
         started_at=started, ended_at=utc_now(), status="completed", row_counts=rows,

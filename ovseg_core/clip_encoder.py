@@ -79,7 +79,8 @@ class ClipVisual(nn.Module):
     """Dense CLIP image encoder with multi-scale skips.
 
     forward: images (B, 3, S, S) RGB in [0, 1], S = input size ->
-    (dense (B, D, S/32, S/32) in text space, skips [stride 4, stride 8, stride 16] (B, C_i, S/s, S/s)).
+    (dense (B, D, S/32, S/32) in text space,
+     skips [stride 4, stride 8, stride 16] (B, C_i, S/s, S/s)).
     """
 
     def __init__(self, trunk: nn.Module, proj: nn.Module) -> None:

@@ -93,7 +93,8 @@ class ModelConfig:
         from ovseg_core.sam_encoder import SAM_VARIANTS
 
         if self.sam.variant not in SAM_VARIANTS:
-            raise OvsegError(f"sam.variant {self.sam.variant!r} is not one of {', '.join(SAM_VARIANTS)}")
+            raise OvsegError(f"sam.variant {self.sam.variant!r} is not one of "
+                             f"{', '.join(SAM_VARIANTS)}")
         if self.input_size % 32:
             raise OvsegError(f"input_size must be a multiple of 32, got {self.input_size}")
         if self.decoder.top_k is not None and self.decoder.top_k < 1:

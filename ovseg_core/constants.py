@@ -2,10 +2,12 @@
 parsers and the run configuration can use it without loading torch)."""
 
 IGNORE_INDEX = 65535
-"""The one ignore label inside ovseg (uint16 max); readers map dataset-specific ignore values to it."""
+"""The one ignore label inside ovseg (uint16 max); readers map dataset-specific ignore values
+to it."""
 
 MAX_CLASSES = 65535
-"""Class ids are stored as uint16 (IGNORE_INDEX excluded), so a vocabulary holds at most this many."""
+"""Class ids are stored as uint16 (IGNORE_INDEX excluded), so a vocabulary holds at most this
+many."""
 
 ALPHA = 0.3
 """Eq. 6: the loss weight of seen classes; unseen classes get 1 - ALPHA."""

@@ -94,11 +94,13 @@ class CostAwareDecoder(nn.Module):
         self.spatial = nn.ModuleList(SpatialBlock(c[i], kernel_size) for i in range(3))
         self.classes = nn.ModuleList(ClassAggregation(c[i], c[0], attn_dim) for i in range(3))
         self.aux_heads = nn.ModuleList(nn.Conv2d(c[i], 1, 1) for i in range(3))
-        self.upsample = nn.ModuleList(nn.ConvTranspose2d(c[i], c[i + 1], 2, stride=2) for i in range(3))
+        self.upsample = nn.ModuleList(nn.ConvTranspose2d(c[i], c[i + 1], 2, stride=2)
+                                      for i in range(3))
         skips_fine_last = list(reversed(skip_channels))  # strides 16, 8, 4
         self.skip_proj = nn.ModuleList(nn.Conv2d(skips_fine_last[i], c[i + 1], 1) for i in range(3))
         self.cost_proj = nn.ModuleList(nn.Conv2d(num_templates, c[i + 1], 1) for i in range(3))
-        self.head = nn.Sequential(nn.Conv2d(c[3], c[3], 3, padding=1), nn.GELU(), nn.Conv2d(c[3], 1, 1))
+        self.head = nn.Sequential(nn.Conv2d(c[3], c[3], 3, padding=1), nn.GELU(),
+                                  nn.Conv2d(c[3], 1, 1))
 
     def forward(self, cost: Tensor, skips: list[Tensor], top_k: int | None = None
                 ) -> tuple[Tensor, list[Tensor]]:

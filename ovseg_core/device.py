@@ -23,7 +23,8 @@ class Runtime:
 
 
 def pick_runtime(device: str | None = None) -> Runtime:
-    """Choose the device ("cuda", "cpu", "cuda:1"; default: CUDA when present) and autocast dtype."""
+    """Choose the device ("cuda", "cpu", "cuda:1"; default: CUDA when present) and autocast
+    dtype."""
     name = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     dtype = torch.bfloat16 if dev.type == "cuda" else None

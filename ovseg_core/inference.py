@@ -1,4 +1,5 @@
-"""Inference: class probabilities for a batch (whole-image or sliding windows) and dataset evaluation.
+"""Inference: class probabilities for a batch (whole-image or sliding windows) and dataset
+evaluation.
 
 The paper's protocol resizes every image to `input_size` x `input_size` (768), predicts, and
 resizes the logits back to the image's size. Sliding-window inference instead resizes the short
@@ -94,7 +95,8 @@ def predict_label_map(model, image: np.ndarray, text: torch.Tensor, runtime: Run
 def evaluate(model, dataset, runtime: Runtime, seen: Sequence[bool] | None = None,
              save_predictions: Path | None = None, size: int | None = None, sliding: bool = False,
              progress: bool = True, limit: int | None = None) -> dict:
-    """mIoU of `model` on a labelled dataset (`class_names`, `image_ids`, `ds[i] -> (image, label)`).
+    """mIoU of `model` on a labelled dataset (`class_names`, `image_ids`,
+    `ds[i] -> (image, label)`).
 
     Returns ConfusionMatrix.compute's dict (percent) plus "num_images". With `save_predictions`,
     each predicted label map is written there under the image's file name (PNG below 255
@@ -111,7 +113,8 @@ def evaluate(model, dataset, runtime: Runtime, seen: Sequence[bool] | None = Non
         pred = predict_label_map(model, image, text, runtime, size=size, sliding=sliding)
         matrix.update(pred, label)
         if save_predictions is not None:
-            write_label(Path(save_predictions) / Path(dataset.image_ids[index]).name, pred, len(names))
+            write_label(Path(save_predictions) / Path(dataset.image_ids[index]).name, pred,
+                        len(names))
     result = matrix.compute(seen)
     result["num_images"] = count
     return result

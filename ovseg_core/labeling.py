@@ -136,7 +136,8 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if mask.shape == tuple(size):
         return mask
     t = torch.from_numpy(mask)[None, None].float()
-    return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)[0, 0].numpy() > 0.5
+    return F.interpolate(t, size=tuple(size), mode="bilinear",
+                         align_corners=False)[0, 0].numpy() > 0.5
 
 
 def resize_region(region: Region, size: tuple[int, int]) -> Region:

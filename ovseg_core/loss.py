@@ -1,4 +1,5 @@
-"""Eq. 6: class-weighted cross-entropy (alpha on seen, 1 - alpha on unseen) with deep supervision."""
+"""Eq. 6: class-weighted cross-entropy (alpha on seen, 1 - alpha on unseen) with deep
+supervision."""
 
 from __future__ import annotations
 

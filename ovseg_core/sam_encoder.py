@@ -30,7 +30,8 @@ PIXEL_STD = (58.395, 57.12, 57.375)
 TINY_IMAGE_SIZE = 256
 TINY_EMBED_DIM = 32
 
-_SAM_FILE_PATTERNS = {"vit_b": "sam_vit_b*.pth", "vit_l": "sam_vit_l*.pth", "vit_h": "sam_vit_h*.pth"}
+_SAM_FILE_PATTERNS = {"vit_b": "sam_vit_b*.pth", "vit_l": "sam_vit_l*.pth",
+                      "vit_h": "sam_vit_h*.pth"}
 _SAM_FILE_NAMES = {
     "vit_b": "sam_vit_b_01ec64.pth",
     "vit_l": "sam_vit_l_0b3195.pth",
@@ -90,7 +91,8 @@ def _isat_mobile_sam_file() -> Path | None:
 
 def _check_variant(variant: str) -> None:
     if variant not in SAM_VARIANTS:
-        raise OvsegError(f"unknown SAM variant {variant!r}; choose one of {', '.join(SAM_VARIANTS)}")
+        raise OvsegError(f"unknown SAM variant {variant!r}; "
+                         f"choose one of {', '.join(SAM_VARIANTS)}")
 
 
 def build_sam(variant: str, checkpoint: str | Path | None = None, *, random_init: bool = False,
@@ -250,5 +252,6 @@ class SamImageEncoder(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
-        """(B, 3, H, W) RGB in [0, 1] -> image embedding (B, embed_dim, S/16, S/16), S = image_size."""
+        """(B, 3, H, W) RGB in [0, 1] -> image embedding (B, embed_dim, S/16, S/16),
+        S = image_size."""
         return self.image_encoder(preprocess_for_sam(images, self.image_size))

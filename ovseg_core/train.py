@@ -121,7 +121,8 @@ def preset_train_config(preset: str, **overrides) -> TrainConfig:
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
-    """Multiplier of the base lr at optimizer step `step` (0-based): linear warmup, then cosine to 0."""
+    """Multiplier of the base lr at optimizer step `step` (0-based): linear warmup, then cosine
+    to 0."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
@@ -154,7 +155,8 @@ class AugmentedStream(Dataset):
 
 def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen: Sequence[bool],
           cfg: TrainConfig, out_dir: Path, runtime: Runtime, resume: bool = True,
-          progress: bool = True, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+          progress: bool = True,
+          on_step: Callable[[int, float], None] | None = None) -> TrainResult:
     """Train `model` in place and checkpoint it to `out_dir`; see the module docstring.
 
     seen: one bool per class of `class_names` (unseen classes get weight 1 - alpha).
@@ -173,7 +175,8 @@ def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen:
     distributed.barrier()  # a checkpoint interrupted mid-move is complete before anyone reads
     started = time.perf_counter()
     model.to(runtime.device)
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps))
     torch.manual_seed(cfg.seed)
@@ -208,7 +211,8 @@ def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen:
                 _log(log, step, last_loss, optimizer, started)
             window = []
         if main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            sha = save_checkpoint(out_dir, model, optimizer, scheduler, step, _identity(cfg, class_names))
+            sha = save_checkpoint(out_dir, model, optimizer, scheduler, step,
+                                  _identity(cfg, class_names))
         if on_step is not None:
             on_step(step, loss)
         if step >= cfg.steps:
@@ -267,7 +271,8 @@ class _RankOrder:
     """Sample numbers step * batch + offset + j for j < per_rank, steps [start, stop)."""
 
     def __init__(self, start: int, stop: int, batch: int, offset: int, per_rank: int):
-        self.start, self.stop, self.batch, self.offset, self.per_rank = start, stop, batch, offset, per_rank
+        self.start, self.stop, self.batch, self.offset, self.per_rank = (start, stop, batch, offset,
+                                                                         per_rank)
 
     def __len__(self) -> int:
         return (self.stop - self.start) * self.per_rank
@@ -280,7 +285,8 @@ class _RankOrder:
 
 def _identity(cfg: TrainConfig, class_names: Sequence[str]) -> dict:
     """What must match for a checkpoint to be resumed by this run."""
-    keep = {k: v for k, v in asdict(cfg).items() if k not in ("num_workers", "log_every", "checkpoint_every")}
+    keep = {k: v for k, v in asdict(cfg).items()
+            if k not in ("num_workers", "log_every", "checkpoint_every")}
     keep["scale_range"] = list(keep["scale_range"])
     return {"train_config": keep, "class_names": list(class_names)}
 
@@ -329,7 +335,8 @@ def save_checkpoint(out_dir: Path, model, optimizer, scheduler, step: int, ident
 
 
 def load_trainer_state(out_dir: Path, model, optimizer, scheduler, identity: dict) -> int:
-    """Restore weights, optimizer, scheduler and RNG from `out_dir`; returns the step (0 if none)."""
+    """Restore weights, optimizer, scheduler and RNG from `out_dir`; returns the step
+    (0 if none)."""
     _finish_staging(out_dir)
     path = out_dir / STATE_NAME
     if not path.exists():

@@ -26,7 +26,8 @@ def _image_columns(round: int, shard: int, images: list[ImageRegions]) -> dict[s
 def _check_image(image: ImageRegions) -> None:
     for r in image.regions:
         if not 0 <= r.class_id < IGNORE_INDEX:
-            raise StorageError(f"{image.image_id}: class id {r.class_id} is outside [0, {IGNORE_INDEX})")
+            raise StorageError(f"{image.image_id}: class id {r.class_id} is outside "
+                               f"[0, {IGNORE_INDEX})")
         if r.paints not in PAINTS or (r.paints == "refined" and r.refined_mask is None):
             raise StorageError(f"{image.image_id}: paints={r.paints!r} is not one of {PAINTS} "
                                "(or 'refined' without a refined mask)")

@@ -1,4 +1,5 @@
-"""`ovseg data synth OUT` (the generated dataset) and `ovseg data info` (check a dataset's layout)."""
+"""`ovseg data synth OUT` (the generated dataset) and `ovseg data info` (check a dataset's
+layout)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--dataset", choices=KINDS, required=True)
     parser.add_argument("--root", required=True)
     parser.add_argument("--split", default=None, help="split (default: the validation split)")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint folder (model.safetensors + config.json)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="checkpoint folder (model.safetensors + config.json)")
     parser.add_argument("--save-predictions", metavar="DIR", help="write predicted label maps here")
     parser.add_argument("--json", metavar="FILE", help="write the numbers as JSON")
     parser.add_argument("--seen-classes", metavar="FILE",

@@ -49,7 +49,8 @@ def run(args) -> int:
     out = Path(args.out)
     text = model.encode_vocabulary(names)
     written = 0
-    for image_id, image in tqdm(images.iter_images(), total=len(images), desc="predict", unit="img"):
+    for image_id, image in tqdm(images.iter_images(), total=len(images), desc="predict",
+                                unit="img"):
         label = predict_label_map(model, image, text, runtime, size=args.size, sliding=args.sliding)
         stem = Path(image_id).with_suffix("")
         write_label(out / "labels" / stem, label, len(names))

@@ -91,7 +91,8 @@ def round_table(records: list[dict]) -> list[str]:
     first = records[0]["metrics"]
     if "clip_crop_unseen_top1" in first:
         lines.append(f"pretrained tiny CLIP, zero-shot on held-out unseen-class crops: top-1 "
-                     f"{first['clip_crop_unseen_top1']:.2f} (chance {first['clip_crop_chance']:.2f})")
+                     f"{first['clip_crop_unseen_top1']:.2f} "
+                     f"(chance {first['clip_crop_chance']:.2f})")
     return lines
 
 

@@ -27,7 +27,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, help="checkpoint folder (resumed if present)")
     parser.add_argument("--preset", choices=("tiny", "mobile", "paper"), default="tiny",
                         help="model preset (default tiny)")
-    parser.add_argument("--init", metavar="CKPT", help="start from this checkpoint folder's weights")
+    parser.add_argument("--init", metavar="CKPT",
+                        help="start from this checkpoint folder's weights")
     parser.add_argument("--clip-weights", metavar="FILE",
                         help="local open_clip checkpoint for the CLIP encoder (never downloaded)")
     parser.add_argument("--sam-checkpoint", metavar="FILE",
@@ -83,12 +84,14 @@ def _train(args, runtime) -> int:
         weights["clip"] = {"pretrained": args.clip_weights}
     if args.sam_checkpoint:
         weights["sam"] = {"checkpoint": args.sam_checkpoint}
-    model = load_model(args.init) if args.init else build_model(preset(args.preset, **weights), seed=args.seed)
+    model = (load_model(args.init) if args.init
+             else build_model(preset(args.preset, **weights), seed=args.seed))
     cfg = train_config(args, model.config.input_size)
     main, world = distributed.is_main(), distributed.world_size()
     if main:
         where = f"{world} processes, {runtime.device.type}" if world > 1 else str(runtime.device)
-        print(f"training {args.preset} on {len(samples)} images, {len(samples.class_names)} classes, "
+        print(f"training {args.preset} on {len(samples)} images, "
+              f"{len(samples.class_names)} classes, "
               f"{cfg.steps} steps of batch {cfg.batch_size} ({where})")
     result = train(model, samples, samples.class_names, [True] * len(samples.class_names), cfg,
                    Path(args.out), runtime, resume=not args.no_resume)

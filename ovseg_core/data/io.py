@@ -72,7 +72,8 @@ def read_label_raw(path: Path) -> np.ndarray:
 
 
 def label_suffix(num_classes: int) -> str:
-    """File suffix ovseg uses for label maps of a vocabulary: '.png' below 255 classes, else '.tif'."""
+    """File suffix ovseg uses for label maps of a vocabulary: '.png' below 255 classes,
+    else '.tif'."""
     return ".png" if num_classes < PNG_IGNORE else ".tif"
 
 
@@ -109,7 +110,8 @@ def decode_ids(raw: np.ndarray, ignore_values: tuple[int, ...], shift: int = 0) 
 
 def check_label(label: np.ndarray, num_classes: int, path: Path, image_shape: tuple[int, int],
                 image_path: Path) -> None:
-    """OvsegError naming the files if the label map's size or values do not fit the image and vocabulary."""
+    """OvsegError naming the files if the label map's size or values do not fit the image and
+    vocabulary."""
     if label.shape != tuple(image_shape):
         raise OvsegError(
             f"label map {path} is {label.shape[0]}x{label.shape[1]} (HxW) but image "

@@ -86,7 +86,8 @@ class NameMap:
 
     @classmethod
     def from_json_text(cls, text: str, source: str = "name map") -> NameMap:
-        """A map from JSON: {"same": {...}, "into": {...}, "distinct": {...}}; other keys ignored."""
+        """A map from JSON: {"same": {...}, "into": {...}, "distinct": {...}}; other keys
+        ignored."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:

@@ -78,7 +78,8 @@ class LabeledDataset:
         return read_image(self.image_path(image_id))
 
     def read_label(self, image_id: str) -> np.ndarray:
-        """uint16 (H, W) class ids with IGNORE_INDEX, checked against the image size and vocabulary."""
+        """uint16 (H, W) class ids with IGNORE_INDEX, checked against the image size and
+        vocabulary."""
         with Image.open(self.image_path(image_id)) as img:
             width, height = img.size
         return self._checked_label(image_id, (height, width))
@@ -104,7 +105,8 @@ def pair_by_stem(label_dir: Path, image_dir: Path, recursive_images: bool = Fals
     require_dir(label_dir, "label folder")
     require_dir(image_dir, "image folder")
     if recursive_images:
-        images = {p.stem: p for p in sorted(image_dir.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")}
+        images = {p.stem: p for p in sorted(image_dir.rglob("*"))
+                  if p.suffix.lower() in (".jpg", ".jpeg", ".png")}
     else:
         images = {p.stem: p for p in list_images(image_dir)}
     labels = sorted(p for p in label_dir.iterdir() if p.suffix.lower() in label_suffixes)
@@ -119,7 +121,8 @@ def pair_by_stem(label_dir: Path, image_dir: Path, recursive_images: bool = Fals
     return [(images[p.stem], p) for p in labels]
 
 
-def pair_images_with_labels(image_dir: Path, label_dir: Path | None) -> list[tuple[Path, Path | None]]:
+def pair_images_with_labels(image_dir: Path,
+                            label_dir: Path | None) -> list[tuple[Path, Path | None]]:
     """Every image of `image_dir` with its label map `label_dir/<stem>.(png|tif|tiff)` (or None)."""
     require_dir(image_dir, "image folder")
     images = list_images(image_dir)
@@ -169,7 +172,8 @@ def open_generic(root: Path, split: str | None = None) -> LabeledDataset:
 
 
 def open_ade150(root: Path, split: str = "validation") -> LabeledDataset:
-    """ADEChallengeData2016: `annotations_detectron2/` (255 ignore) or raw `annotations/` (0 ignore, -1)."""
+    """ADEChallengeData2016: `annotations_detectron2/` (255 ignore) or raw `annotations/`
+    (0 ignore, -1)."""
     base = find_root(Path(root), ("", "ADEChallengeData2016"), "images")
     prepared = base / "annotations_detectron2" / split
     if prepared.is_dir():
@@ -187,13 +191,15 @@ def open_ade847(root: Path, split: str = "validation") -> LabeledDataset:
     recursive = not image_dir.is_dir()
     if recursive:
         image_dir = base / "images" / "ADE" / split
-    items = pair_by_stem(base / "annotations_detectron2" / split, image_dir, recursive_images=recursive)
+    items = pair_by_stem(base / "annotations_detectron2" / split, image_dir,
+                         recursive_images=recursive)
     return LabeledDataset(Path(root), items, standard_class_names("ade847"), _ignoring(65535),
                           kind="ade847")
 
 
 def open_pascal_context(root: Path, split: str = "val", num_classes: int = 59) -> LabeledDataset:
-    """VOC2010 `annotations_detectron2/pc59_<split>` (PNG, 255 ignore) / `pc459_<split>` (TIFF, 459 ignore)."""
+    """VOC2010 `annotations_detectron2/pc59_<split>` (PNG, 255 ignore) / `pc459_<split>`
+    (TIFF, 459 ignore)."""
     base = find_root(Path(root), ("", "VOC2010", "VOCdevkit/VOC2010"), "JPEGImages")
     kind = f"pc{num_classes}"
     items = pair_by_stem(base / "annotations_detectron2" / f"{kind}_{split}", base / "JPEGImages")
@@ -217,7 +223,8 @@ def open_voc20(root: Path, split: str = "val") -> LabeledDataset:
                  for s in stems]
         missing = [str(p) for pair in items for p in pair if not p.exists()]
         if missing:
-            raise OvsegError(f"{len(missing)} files listed by {listing} are missing, e.g. {missing[0]}")
+            raise OvsegError(f"{len(missing)} files listed by {listing} are missing, "
+                             f"e.g. {missing[0]}")
         decode = _ignoring(0, 255, shift=1)
     return LabeledDataset(Path(root), items, standard_class_names("voc20"), decode, kind="voc20")
 

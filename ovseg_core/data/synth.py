@@ -91,7 +91,8 @@ def read_synthetic_info(out: str | Path) -> dict:
     return info
 
 
-def render_scene(rng: np.random.Generator, size: int, with_unseen: bool) -> tuple[np.ndarray, np.ndarray]:
+def render_scene(rng: np.random.Generator, size: int,
+                 with_unseen: bool) -> tuple[np.ndarray, np.ndarray]:
     """One image uint8 (size, size, 3) and its label uint16 (size, size).
 
     Ids: 0 = ground, 1..5 seen shapes, 6..8 unseen shapes (the target vocabulary order).
@@ -104,7 +105,8 @@ def render_scene(rng: np.random.Generator, size: int, with_unseen: bool) -> tupl
     count = int(rng.integers(3, 6))
     picks = [int(rng.integers(0, len(shapes))) for _ in range(count)]
     if with_unseen and all(p < len(SEEN_SHAPES) for p in picks):
-        picks[int(rng.integers(0, count))] = len(SEEN_SHAPES) + int(rng.integers(0, len(UNSEEN_SHAPES)))
+        picks[int(rng.integers(0, count))] = (len(SEEN_SHAPES)
+                                              + int(rng.integers(0, len(UNSEEN_SHAPES))))
     for pick in picks:
         spec = shapes[pick]
         radius = float(rng.uniform(0.12, 0.22) * size)

@@ -53,7 +53,8 @@ def to_model_input(image: np.ndarray) -> np.ndarray:
 
 
 def color_jitter(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
-    """float32 (H, W, 3) in [0, 1]: brightness, contrast and saturation scaled by U(1 +- strength)."""
+    """float32 (H, W, 3) in [0, 1]: brightness, contrast and saturation scaled by
+    U(1 +- strength)."""
     b, c, s = rng.uniform(1 - strength, 1 + strength, size=3)
     image = image * b
     image = (image - image.mean()) * c + image.mean()

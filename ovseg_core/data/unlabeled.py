@@ -59,13 +59,15 @@ class UnlabeledImages:
         return read_image(self.path(image_id))
 
     def iter_images(self):
-        """Yield `(image_id, image)`; images that fail to decode now are added to `skipped` and warned."""
+        """Yield `(image_id, image)`; images that fail to decode now are added to `skipped` and
+        warned."""
         for image_id in self.image_ids:
             try:
                 image = self.read(image_id)
             except OvsegError as exc:
                 self.skipped.append((image_id, str(exc)))
-                warnings.warn(f"skipping unreadable image {self.path(image_id)}: {exc}", stacklevel=2)
+                warnings.warn(f"skipping unreadable image {self.path(image_id)}: {exc}",
+                              stacklevel=2)
                 continue
             yield image_id, image
 

@@ -43,7 +43,8 @@ def test_remap_by_meaning_and_by_an_extended_map():
 
 
 @pytest.mark.parametrize("primary, secondary, share",
-                         [(20, 118, 0.15), (7, 3, 0.5), (10, 1000, 0.3), (13, 5, 0.7), (1, 1, 0.99)])
+                         [(20, 118, 0.15), (7, 3, 0.5), (10, 1000, 0.3), (13, 5, 0.7),
+                          (1, 1, 0.99)])
 @pytest.mark.parametrize("repeats", [None, 1])
 def test_secondary_fraction_is_the_share(primary, secondary, share, repeats):
     mixed = SharedSamples(_tagged(primary, 1), _tagged(secondary, 2), share, repeats=repeats)
@@ -89,7 +90,8 @@ def test_mixing_is_deterministic_and_seeded():
     assert order(3) != order(4)
 
 
-@pytest.mark.parametrize("share", [1, 1.0, -0.1, 1.5, float("nan"), float("inf"), "0.2", None, True])
+@pytest.mark.parametrize("share",
+                         [1, 1.0, -0.1, 1.5, float("nan"), float("inf"), "0.2", None, True])
 def test_bad_share_raises(share):
     with pytest.raises(ValueError, match="share"):
         SharedSamples(_tagged(3, 1), _tagged(3, 2), share)

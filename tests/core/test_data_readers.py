@@ -65,7 +65,8 @@ def test_write_label_round_trip_png_and_tiff(tmp_path):
     save_image(tmp_path / "images" / "y.png")
     np.testing.assert_array_equal(open_dataset("generic", tmp_path)
                                   ._decode(np.asarray(Image.open(path16))), big)
-    np.testing.assert_array_equal(np.asarray(Image.open(path)), np.where(small == IGNORE_INDEX, 255, small))
+    np.testing.assert_array_equal(np.asarray(Image.open(path)),
+                                  np.where(small == IGNORE_INDEX, 255, small))
 
 
 def test_ade150_raw_annotations_shift_and_ignore_zero(tmp_path):
@@ -90,7 +91,8 @@ def test_ade847_16bit_tiff_nested_images(tmp_path):
     base = tmp_path / "ADE20K_2021_17_01"
     save_image(base / "images" / "ADE" / "validation" / "cultural" / "ADE_frame_1.jpg")
     expected = label_grid([0, 846, 300, IGNORE_INDEX])
-    save_raw_label(base / "annotations_detectron2" / "validation" / "ADE_frame_1.tif", expected, np.uint16)
+    save_raw_label(base / "annotations_detectron2" / "validation" / "ADE_frame_1.tif", expected,
+                   np.uint16)
     ds = open_dataset("ade847", tmp_path)
     assert len(ds.class_names) == 847
     assert ds.image_ids == ["ADE20K_2021_17_01/images/ADE/validation/cultural/ADE_frame_1.jpg"]
@@ -129,8 +131,10 @@ def test_voc20_raw_palette_background_excluded(tmp_path):
 def test_voc20_prepared(tmp_path):
     base = tmp_path / "VOCdevkit" / "VOC2012"
     save_image(base / "JPEGImages" / "a.jpg")
-    save_raw_label(base / "annotations_detectron2" / "val" / "a.png", label_grid([0, 19, 255]), np.uint8)
-    np.testing.assert_array_equal(open_dataset("voc20", tmp_path)[0][1], label_grid([0, 19, IGNORE_INDEX]))
+    save_raw_label(base / "annotations_detectron2" / "val" / "a.png", label_grid([0, 19, 255]),
+                   np.uint8)
+    np.testing.assert_array_equal(open_dataset("voc20", tmp_path)[0][1],
+                                  label_grid([0, 19, IGNORE_INDEX]))
 
 
 def test_coco_stuff_png_maps(tmp_path):
@@ -150,11 +154,14 @@ def test_coco_stuff_json_with_pycocotools(tmp_path):
     stuff = {"images": [image],
              "categories": [{"id": 92, "name": "banner"}, {"id": 183, "name": "other"}],
              "annotations": [
-                 {"id": 1, "image_id": 1, "category_id": 92, "segmentation": box(0, 0, 10, 5), "iscrowd": 0, "area": 50, "bbox": [0, 0, 10, 5]},
-                 {"id": 2, "image_id": 1, "category_id": 183, "segmentation": box(0, 5, 10, 10), "iscrowd": 0, "area": 50, "bbox": [0, 5, 10, 5]},
+                 {"id": 1, "image_id": 1, "category_id": 92, "segmentation": box(0, 0, 10, 5),
+                  "iscrowd": 0, "area": 50, "bbox": [0, 0, 10, 5]},
+                 {"id": 2, "image_id": 1, "category_id": 183, "segmentation": box(0, 5, 10, 10),
+                  "iscrowd": 0, "area": 50, "bbox": [0, 5, 10, 5]},
              ]}
     things = {"images": [image], "categories": [{"id": 1, "name": "person"}],
-              "annotations": [{"id": 3, "image_id": 1, "category_id": 1, "segmentation": box(0, 6, 4, 10),
+              "annotations": [{"id": 3, "image_id": 1, "category_id": 1,
+                               "segmentation": box(0, 6, 4, 10),
                                "iscrowd": 0, "area": 16, "bbox": [0, 6, 4, 4]}]}
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "stuff_val2017.json").write_text(json.dumps(stuff))
@@ -173,7 +180,8 @@ def test_errors_name_the_file(tmp_path):
     save_image(tmp_path / "images" / "x.png")
     save_raw_label(tmp_path / "labels" / "x.png", label_grid([0, 1, 5]), np.uint8)
     ds = open_dataset("generic", tmp_path)
-    with pytest.raises(OvsegError, match=r"x\.png holds class ids outside the vocabulary of 2 classes: 5"):
+    with pytest.raises(OvsegError,
+                       match=r"x\.png holds class ids outside the vocabulary of 2 classes: 5"):
         ds[0]
     save_raw_label(tmp_path / "labels" / "x.png", np.zeros((3, 3)), np.uint8)
     with pytest.raises(OvsegError, match=r"x\.png is 3x3 .* but image .*x\.png is 6x5"):

@@ -11,7 +11,8 @@ SMALL = dict(num_train=6, num_val=3, num_target=5, image_size=64)
 
 
 def all_files(root):
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_same_seed_gives_identical_bytes(tmp_path):
@@ -48,7 +49,8 @@ def test_refuses_to_overwrite(tmp_path):
 
 
 def test_classes_have_distinct_mean_colours(tmp_path):
-    out = write_synthetic_dataset(tmp_path / "s", seed=1, num_train=0, num_val=0, num_target=12, image_size=96)
+    out = write_synthetic_dataset(tmp_path / "s", seed=1, num_train=0, num_val=0, num_target=12,
+                                  image_size=96)
     target = open_dataset("generic", out / "target")
     sums = np.zeros((9, 3))
     counts = np.zeros(9)

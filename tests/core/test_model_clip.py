@@ -42,7 +42,8 @@ def test_local_open_clip_checkpoint_loads_strictly(tmp_path):
     del state["ln_final.weight"]
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "broken.safetensors"))
     with pytest.raises(OvsegError, match="ln_final.weight"):
-        build_open_clip(ClipConfig(model_name="ovseg-tiny", pretrained=str(tmp_path / "broken.safetensors")))
+        build_open_clip(ClipConfig(model_name="ovseg-tiny",
+                                   pretrained=str(tmp_path / "broken.safetensors")))
 
 
 def test_unknown_model_name():

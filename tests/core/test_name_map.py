@@ -112,4 +112,5 @@ def test_seen_classes_of_voc_from_coco_stuff():
     assert all(m.seen_mask(standard_class_names("voc20"), standard_class_names("coco-stuff")))
     pc59 = standard_class_names("pc59")
     seen = m.seen_mask(pc59, standard_class_names("coco-stuff"))
-    assert sorted(n for n, s in zip(pc59, seen, strict=True) if not s) == ["computer", "plate", "sign"]
+    assert sorted(n for n, s in zip(pc59, seen, strict=True) if not s) == ["computer", "plate",
+                                                                            "sign"]

@@ -10,7 +10,8 @@ from ovseg_core.selftrain.regions import mask_bbox
 
 
 def two_blob_probs() -> np.ndarray:
-    """(3, 20, 30): class 1 has two blobs (p=0.95 and 0.7), class 2 one blob (p=0.8), rest class 0."""
+    """(3, 20, 30): class 1 has two blobs (p=0.95 and 0.7), class 2 one blob (p=0.8),
+    rest class 0."""
     probs = np.zeros((3, 20, 30), np.float32)
     probs[0] = 1.0
     for cls, (y0, y1, x0, x1), p in ((1, (2, 8, 3, 10), 0.95), (1, (12, 18, 3, 7), 0.7),

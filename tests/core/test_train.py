@@ -90,7 +90,8 @@ def test_resume_from_mid_run_checkpoint_gives_same_final_weights(source, tmp_pat
                     progress=False)
     assert resumed.start_step == 2 and resumed.steps == 4
     assert resumed.checkpoint_sha256 == result.checkpoint_sha256
-    for (key, a), (_, b) in zip(full.state_dict().items(), resumed_model.state_dict().items(), strict=True):
+    for (key, a), (_, b) in zip(full.state_dict().items(), resumed_model.state_dict().items(),
+                                strict=True):
         assert torch.equal(a, b), key
     steps_logged = [r["step"] for r in read_train_log(tmp_path / "cut")]
     assert steps_logged == [1, 2, 3, 3, 4]  # step 3 ran twice: before the cut and after resuming
@@ -105,7 +106,8 @@ def test_finished_run_settings_check_and_interrupted_move(source, tmp_path):
     again = train(model, source, names, seen, cfg, tmp_path, CPU, progress=False)
     assert again.start_step == 2 and again.final_loss is None
     with pytest.raises(OvsegError, match="different train config"):
-        train(model, source, names, seen, small_cfg(steps=2, lr=5e-4), tmp_path, CPU, progress=False)
+        train(model, source, names, seen, small_cfg(steps=2, lr=5e-4), tmp_path, CPU,
+              progress=False)
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2] and len(log[0]["lr"]) == 2
     # A crash after the weights were moved into place but before the trainer state was:

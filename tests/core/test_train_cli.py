@@ -21,9 +21,11 @@ def test_synth_train_evaluate_predict(tmp_path, capsys):
                  str(tmp_path / "pred"), "--device", "cpu"]) == 0
     result = json.loads(report.read_text())
     assert set(result) >= {"miou", "per_class", "seen_miou", "unseen_miou"}
-    assert result["unseen_miou"] is not None and len(result["per_class"]) == 9  # seen from dataset.json
+    # seen from dataset.json
+    assert result["unseen_miou"] is not None and len(result["per_class"]) == 9
     assert "miou" in capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == ["target_0000.png", "target_0001.png"]
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == ["target_0000.png",
+                                                                     "target_0001.png"]
     out = tmp_path / "predicted"
     assert main(["predict", str(data / "target" / "images"), "--classes", "ground, red disk, star",
                  "--checkpoint", str(run), "--out", str(out), "--device", "cpu"]) == 0
@@ -33,7 +35,8 @@ def test_synth_train_evaluate_predict(tmp_path, capsys):
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):
-    code = main(["evaluate", "--dataset", "ade150", "--root", str(tmp_path), "--checkpoint", str(tmp_path)])
+    code = main(["evaluate", "--dataset", "ade150", "--root", str(tmp_path),
+                 "--checkpoint", str(tmp_path)])
     assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "layout not found" in err

@@ -31,7 +31,8 @@ def test_stage_one_tiny_beats_chance_on_synthetic_val(tmp_path):
     assert main(["train", "--dataset", "generic", "--root", str(data / "source"), "--out", str(run),
                  "--preset", "tiny", "--device", "cpu"]) == 0
     train_s = time.perf_counter() - start
-    assert main(["evaluate", "--dataset", "generic", "--root", str(data / "source"), "--split", "val",
+    assert main(["evaluate", "--dataset", "generic", "--root", str(data / "source"),
+                 "--split", "val",
                  "--checkpoint", str(run), "--json", str(report), "--device", "cpu"]) == 0
     miou = json.loads(report.read_text())["miou"]
     uniform, majority = baselines(open_dataset("generic", data / "source", "val"))

@@ -39,4 +39,5 @@ def test_store_paints_what_the_model_paints(tmp_path):
     stored = PseudoLabelSamples(ws, 1, lambda _: np.zeros((8, 10, 3), np.uint8)).label_map(0)
     expected = paint_pseudo_labels(regions, 8, 10)
     np.testing.assert_array_equal(stored, expected)
-    assert set(np.unique(expected)) == {1, 2, 3, 65535}  # the untrusted-ignored region paints nothing
+    # the untrusted-ignored region paints nothing
+    assert set(np.unique(expected)) == {1, 2, 3, 65535}

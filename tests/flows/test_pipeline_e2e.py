@@ -57,7 +57,8 @@ def test_retraining_reads_painted_pseudo_labels(finished_run, synthetic_root):
     from PIL import Image
 
     def load(image_id):
-        return np.asarray(Image.open(synthetic_root / "target" / "images" / image_id).convert("RGB"))
+        return np.asarray(
+            Image.open(synthetic_root / "target" / "images" / image_id).convert("RGB"))
 
     samples = PseudoLabelSamples(Workspace(cfg.workspace), 1, load)
     assert len(samples) > 0

@@ -6,7 +6,7 @@ import pytest
 from flows.quality import _score, match_ids
 from ovseg_core.constants import IGNORE_INDEX
 
-I = IGNORE_INDEX
+I = IGNORE_INDEX  # noqa: E741
 
 
 def test_match_ids_by_path_suffix_only():
@@ -24,4 +24,5 @@ def test_precision_miou_and_coverage_over_painted_pixels():
                  ["a", "b", "c"], [True, True, False], "pl_")
     assert out["pl_miou"] == pytest.approx((50 + 50 + 100) / 3)
     assert out["pl_seen_miou"] == 50 and out["pl_unseen_miou"] == 100
-    assert out["pl_coverage"] == pytest.approx(100 * 4 / (7 + 4))  # image y is labelled but not painted
+    # image y is labelled but not painted
+    assert out["pl_coverage"] == pytest.approx(100 * 4 / (7 + 4))

@@ -1,4 +1,5 @@
-"""The SAM that refines pseudo-labels holds real weights: compared tensor by tensor with the file."""
+"""The SAM that refines pseudo-labels holds real weights: compared tensor by tensor with the
+file."""
 
 import pytest
 import torch

@@ -26,4 +26,5 @@ def test_one_round_raises_unseen_miou_and_sam_refines_most_gated_regions(prefect
     assert after - before >= MIN_UNSEEN_RISE, (before, after)
     rows = round_one["row_counts"]
     assert rows["gated"] > 0 and rows["refined"] >= rows["gated"] / 2, rows
-    assert stage_one["metrics"]["clip_crop_unseen_top1"] > 2 * stage_one["metrics"]["clip_crop_chance"]
+    assert (stage_one["metrics"]["clip_crop_unseen_top1"]
+            > 2 * stage_one["metrics"]["clip_crop_chance"])

@@ -37,7 +37,8 @@ def random_region(rng, height, width, class_id, refined=True, **fields) -> Regio
                   confidence=float(rng.uniform(0.5, 1.0)), gated=True,
                   sam_iou=float(rng.uniform(0.6, 1.0)) if refined else None,
                   agreement_iou=float(rng.uniform(0.5, 1.0)) if refined else None,
-                  accepted=refined, paints="refined" if refined else "coarse", coarse_mask=coarse, refined_mask=refined_mask, bbox=bbox)
+                  accepted=refined, paints="refined" if refined else "coarse", coarse_mask=coarse,
+                  refined_mask=refined_mask, bbox=bbox)
     values.update(fields)
     return RegionRecord(**values)
 

@@ -30,10 +30,10 @@ def _hand_made(workspace, big_class=7, fallback="none"):
     D class 1: everything, conf 0.3, not gated (paints nothing)
     """
     regions = [
-        RegionRecord(3, "cat", 0.9, True, 0.9, 0.8, True, "refined", _rect(0, 4, 0, 5), _rect(0, 4, 0, 4),
-                     (0, 0, 5, 4)),
-        RegionRecord(5, "dog", 0.95, True, 0.9, 0.8, True, "refined", _rect(2, 6, 2, 7), _rect(2, 6, 2, 6),
-                     (2, 2, 7, 6)),
+        RegionRecord(3, "cat", 0.9, True, 0.9, 0.8, True, "refined", _rect(0, 4, 0, 5),
+                     _rect(0, 4, 0, 4), (0, 0, 5, 4)),
+        RegionRecord(5, "dog", 0.95, True, 0.9, 0.8, True, "refined", _rect(2, 6, 2, 7),
+                     _rect(2, 6, 2, 6), (2, 2, 7, 6)),
         RegionRecord(big_class, "tree", 1.0, True, 0.5, 0.1, False, fallback, _rect(5, 6, 0, 8),
                      _rect(0, 1, 0, 1), (0, 5, 8, 6)),
         RegionRecord(1, "sky", 0.3, False, None, None, False, "none", _rect(0, 6, 0, 8), None,
