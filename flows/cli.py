@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMAND_MODULES = (
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ovseg: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `ovseg sql ... | head -1`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except _user_error_types() as exc:
         print(f"ovseg {args.command}: error: {exc}", file=sys.stderr)
         return 2

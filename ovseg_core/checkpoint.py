@@ -44,7 +44,10 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu") 
             raise OvsegError(f"not a model checkpoint: {path} is missing")
     config = ModelConfig.from_dict(json.loads(config_file.read_text()))
     model = build_skeleton(config)
-    state = load_file(str(weights), device="cpu")
+    try:
+        state = load_file(str(weights), device="cpu")
+    except Exception as exc:  # a pickle or a truncated file under the safetensors name
+        raise OvsegError(f"cannot read {weights}: not a safetensors file ({exc})") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     home = configure_prefect()
     import time
 
+    import yaml
     from pydantic import ValidationError
 
     from flows.config import load_config
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, workspace=args.workspace, seed=args.seed,
                           device=args.device, **{"self_training.rounds": args.rounds})
-    except (ValidationError, ValueError, FileNotFoundError) as exc:
+    except (ValidationError, ValueError, FileNotFoundError, yaml.YAMLError) as exc:
         raise OvsegError(f"invalid configuration: {_first_line(exc)}") from None
     _say(f"workspace {cfg.workspace} | preset {cfg.model.preset} | "
          f"{cfg.self_training.rounds} round(s) | Prefect home {home}")
@@ -56,10 +57,24 @@ def run(args: argparse.Namespace) -> int:
 
     _say("starting Prefect (a temporary local server unless PREFECT_API_URL is set)...")
     if args.redo_round is not None:
+        _check_redo(cfg, args.redo_round)
         round_flow(cfg)(cfg, args.redo_round, redo=True)
     records = self_training(cfg)
     _summary(cfg, records, time.perf_counter() - start)
     return 0
+
+
+def _check_redo(cfg, round: int) -> None:
+    """OvsegError unless `round` is a self-training round this workspace has started."""
+    from ovseg_core.errors import OvsegError
+    from storage.workspace import Workspace
+
+    ws = Workspace(cfg.workspace)
+    known = sorted({r.round for r in ws.lineage()} | set(ws.rounds()))
+    if round < 1 or round not in known:
+        rounds = ", ".join(map(str, known)) or "none"
+        raise OvsegError(f"--redo-round {round}: no such self-training round in "
+                         f"{cfg.workspace} (rounds there: {rounds}; round 0 is stage one)")
 
 
 def _first_line(exc: Exception) -> str:

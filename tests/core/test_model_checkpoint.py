@@ -69,3 +69,19 @@ def test_missing_sam_weights_named_before_building(tmp_path, monkeypatch):
         build_model(preset("paper"))
     with pytest.raises(OvsegError, match=r"nope\.bin.*clip\.pretrained"):
         build_model(preset("tiny", clip={"pretrained": str(tmp_path / "nope.bin")}))
+
+
+def test_a_pickle_under_the_weights_name_is_a_clear_error(tmp_path):
+    import pickle
+
+    import pytest
+
+    from ovseg_core.build import build_model
+    from ovseg_core.checkpoint import WEIGHTS_FILE, load_model, save_model
+    from ovseg_core.config import preset
+    from ovseg_core.errors import OvsegError
+
+    save_model(build_model(preset("tiny", dea_enabled=False), seed=0), tmp_path)
+    (tmp_path / WEIGHTS_FILE).write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    with pytest.raises(OvsegError, match="not a safetensors file"):
+        load_model(tmp_path)

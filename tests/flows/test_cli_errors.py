@@ -1,0 +1,26 @@
+"""User mistakes on the command line end in one line on stderr and exit 2, not a traceback."""
+
+import subprocess
+import sys
+
+from flows.cli import main
+
+
+def test_malformed_yaml_is_an_invalid_configuration(tmp_path, capsys):
+    bad = tmp_path / "run.yaml"
+    bad.write_text("self_training: {rounds: 2\nmodel: [")
+    assert main(["run", "--config", str(bad), "--workspace", str(tmp_path / "ws")]) == 2
+    assert "invalid configuration" in capsys.readouterr().err
+
+
+def test_redo_of_a_round_that_does_not_exist(tmp_path, capsys):
+    assert main(["run", "--workspace", str(tmp_path / "ws"), "--redo-round", "7"]) == 2
+    assert "--redo-round 7: no such self-training round" in capsys.readouterr().err
+
+
+def test_sql_into_a_closed_pipe_is_quiet(tmp_path):
+    query = "SELECT * FROM range(100000)"
+    cmd = (f"{sys.executable} -m flows.cli sql '{query}' --workspace {tmp_path} --format csv "
+           "| head -1")
+    out = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "range" and "Traceback" not in out.stderr
