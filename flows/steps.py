@@ -12,6 +12,7 @@ from functools import cache
 
 from tqdm import tqdm
 
+from flows.clip_weights import clip_metrics, clip_weights, ensure_clip
 from flows.config import RunConfig
 from flows.faults import kill_point
 from flows.plan import data_plan, local_dir, workspace
@@ -49,62 +50,6 @@ def model_config(cfg: RunConfig):
     if m.sam_checkpoint:
         overrides["sam"] = {"checkpoint": m.sam_checkpoint}
     return preset(m.preset, **overrides)
-
-
-CLIP_PRETRAIN_SEED = 0
-"""The pretrained tiny CLIP is an input of a run, like real CLIP weights: one per workspace,
-whatever the run's seed (Table 2's seeds vary what is trained on top of it)."""
-
-
-def pretrains_clip(cfg: RunConfig) -> bool:
-    """The tiny preset on the built-in world, with no CLIP weights given and pretraining on."""
-    m = cfg.model
-    return m.preset == "tiny" and m.clip_weights is None and m.pretrain_clip and \
-        cfg.data.source is None
-
-
-def clip_weights(cfg: RunConfig) -> str | None:
-    """The run's CLIP weights file: `model.clip_weights`, or the workspace's pretrained tiny
-    CLIP (named by the key of what shapes it; made by `ensure_clip`), or None (random)."""
-    if not pretrains_clip(cfg):
-        return cfg.model.clip_weights
-    from ovseg_core import clip_pretrain as cp
-
-    key = cp.corpus_key(CLIP_PRETRAIN_SEED, cp.DEFAULT_STEPS, cp.DEFAULT_BATCH,
-                        cp.DEFAULT_IMAGE_SIZE, cp.DEFAULT_LR)
-    return str(local_dir(cfg, "clip") / f"ovseg-tiny-{key[:16]}.pt")
-
-
-def ensure_clip(cfg: RunConfig) -> dict:
-    """Pretrain the tiny CLIP once per workspace (atomically) and return its report (key,
-    seconds, loss, zero-shot checks); {} when the run does not pretrain."""
-    if not pretrains_clip(cfg):
-        return {}
-    import json
-    import os
-    from pathlib import Path
-
-    from ovseg_core.clip_pretrain import pretrain_tiny_clip
-
-    path = Path(clip_weights(cfg))
-    report_file = path.with_suffix(".json")
-    if not (path.is_file() and report_file.is_file()):
-        tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
-        report = pretrain_tiny_clip(tmp, seed=CLIP_PRETRAIN_SEED)
-        report["out"] = str(path)
-        tmp.rename(path)
-        report_file.write_text(json.dumps(report, indent=2) + "\n")
-    return json.loads(report_file.read_text())
-
-
-def clip_metrics(report: dict) -> dict:
-    """The pretrained CLIP's key and zero-shot figures, for the stage-one lineage record."""
-    if not report:
-        return {}
-    crops, dense = report["pretrained"]["crops"], report["pretrained"]["dense"]
-    return {"clip_pretrain_key": report["corpus_key"],
-            "clip_crop_unseen_top1": crops["unseen_top1"], "clip_crop_chance": crops["chance"],
-            "clip_dense_unseen_miou": dense["unseen_miou"]}
 
 
 @cache
