@@ -91,6 +91,9 @@ class SelfTrainingSettings(_Strict):
         default=None, ge=0, le=1, description="regions with confidence above this prompt SAM; "
         "None = 0.9 (the paper), or 0.3 with the tiny preset: its region confidences have a "
         "median of 0.57 and none passed 0.9 in the default job's round 1")
+    class_gates: dict[str, float] | None = Field(
+        default=None, description="per-class gates, class name -> threshold, overriding "
+        "gate_threshold for those classes (e.g. a lower bar for a rare class)")
     refiner_sam: str = Field(
         default="vit_t", description="SAM variant that refines pseudo-labels, or 'model' to "
         "reuse the model's own SAM encoder embedding")

@@ -29,6 +29,7 @@ from ovseg_core.profiling import phase
 from ovseg_core.sam_encoder import build_sam
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
 from ovseg_core.selftrain.refiner import RefinerSettings
+from ovseg_core.selftrain.regions import threshold_of
 from ovseg_core.train import PRESET_DEFAULTS, TrainConfig, preset_train_config, train
 from storage.hashing import config_hash, shard_key
 from storage.records import ImageRegions, LineageRecord, RegionRecord, utc_now
@@ -84,9 +85,21 @@ def refiner_for(cfg: RunConfig, model) -> tuple[SamRefiner, str]:
 def labeler_for(cfg: RunConfig, model) -> RoundLabeler:
     """The round's labeller: the parent model, the target vocabulary, the refiner, the gate."""
     refiner, tag = refiner_for(cfg, model)
-    return RoundLabeler(model, refiner, data_plan(cfg).target_classes,
-                        runtime_for(cfg.device), cfg.self_training.gate_threshold,
+    names = data_plan(cfg).target_classes
+    return RoundLabeler(model, refiner, names, runtime_for(cfg.device), gates(cfg, names),
                         shared_cache(tag))
+
+
+def gates(cfg: RunConfig, class_names: list[str]) -> float | list[float]:
+    """The global gate, or one gate per class where `self_training.class_gates` names some."""
+    st = cfg.self_training
+    if not st.class_gates:
+        return st.gate_threshold
+    unknown = sorted(set(st.class_gates) - set(class_names))
+    if unknown:
+        raise OvsegError(f"self_training.class_gates names classes not in the target "
+                         f"vocabulary: {', '.join(unknown)}")
+    return [st.class_gates.get(name, st.gate_threshold) for name in class_names]
 
 
 def train_config(cfg: RunConfig, retrain: bool, seed: int) -> TrainConfig:
@@ -205,7 +218,8 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
         labeled = labeler.label(images, [f"{plan.target.root}/{i}" for i in batch_ids])
         with phase("storage"):
             records += [image_regions(image_id, image.shape[:2], regions, plan.target_classes,
-                                      labeler.threshold, parent["checkpoint_sha256"])
+                                      labeler.threshold, parent["checkpoint_sha256"],
+                                      cfg.self_training.gate_threshold)
                         for image_id, image, regions in zip(batch_ids, images, labeled,
                                                             strict=True)]
         bar.update(len(batch_ids))
@@ -222,17 +236,25 @@ PAINTS = {"sam": "refined", "coarse": "coarse", "none": "none"}
 
 
 def image_regions(image_id: str, size: tuple[int, int], regions: list[RefinedRegion],
-                  class_names: list[str], threshold: float, checkpoint_sha: str) -> ImageRegions:
+                  class_names: list[str], threshold: float | list[float],
+                  checkpoint_sha: str, image_gate: float | None = None) -> ImageRegions:
     """The store's record of one image's regions (core -> storage, numpy only). SAM's mask is
-    kept whether trusted or not; `accepted` = trusted; `paints` = what paints the map."""
+    kept whether trusted or not; `accepted` = trusted; `paints` = what paints the map. With
+    per-class gates (`threshold` a list) each row records its class's gate and the image
+    `image_gate`, the global one."""
+    per_class = not isinstance(threshold, int | float)
     rows = [RegionRecord(class_id=r.region.class_id, class_name=class_names[r.region.class_id],
                          confidence=r.region.confidence, gated=r.gated, sam_iou=r.sam_iou,
                          agreement_iou=r.agreement_iou, accepted=r.accepted,
                          paints=PAINTS[r.label_source], coarse_mask=r.region.mask,
-                         refined_mask=r.refined_mask, bbox=r.region.bbox)
+                         refined_mask=r.refined_mask, bbox=r.region.bbox,
+                         gate_threshold=threshold_of(threshold, r.region.class_id)
+                         if per_class else None)
             for r in regions]
+    image_gate = threshold if not per_class else image_gate
     return ImageRegions(image_id=image_id, height=size[0], width=size[1],
-                        gate_threshold=threshold, checkpoint_sha256=checkpoint_sha, regions=rows)
+                        gate_threshold=image_gate, checkpoint_sha256=checkpoint_sha,
+                        regions=rows)
 
 
 def commit_round(cfg: RunConfig, round: int, count: int) -> None:

@@ -73,11 +73,13 @@ class RoundLabeler:
     """Labels batches of target images with one model, one vocabulary and one refiner.
 
     model: an STSeg; class_names: the target vocabulary (N entries); threshold: the
-    confidence gate (regions above it are refined by SAM); cache: the refiner's embeddings.
+    confidence gate (regions above it are refined by SAM), one value or one per class;
+    cache: the refiner's embeddings.
     """
 
     def __init__(self, model, refiner: SamRefiner, class_names: Sequence[str], runtime: Runtime,
-                 threshold: float, cache: EmbeddingCache | None = None) -> None:
+                 threshold: float | Sequence[float], cache: EmbeddingCache | None = None
+                 ) -> None:
         self.model, self.refiner, self.runtime = model.eval(), refiner, runtime
         self.threshold = threshold
         self.size = int(model.config.input_size)

@@ -33,6 +33,8 @@ class RegionRecord:
     coarse_mask: np.ndarray
     refined_mask: np.ndarray | None
     bbox: tuple[int, int, int, int]
+    gate_threshold: float | None = None
+    """The gate this region met or missed, when it differs from the image's (per-class gates)."""
 
 
 @dataclass

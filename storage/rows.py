@@ -60,7 +60,8 @@ def _region_columns(round: int, shard: int, images: list[ImageRegions]) -> dict[
         cols["class_id"] += [r.class_id for r in regions]
         cols["class_name"] += [r.class_name for r in regions]
         cols["confidence"] += [r.confidence for r in regions]
-        cols["gate_threshold"] += [im.gate_threshold] * n
+        cols["gate_threshold"] += [im.gate_threshold if r.gate_threshold is None
+                                   else r.gate_threshold for r in regions]
         cols["gated"] += [bool(r.gated) for r in regions]
         cols["sam_iou"] += [r.sam_iou for r in regions]
         cols["agreement_iou"] += [r.agreement_iou for r in regions]

@@ -16,6 +16,7 @@ comparison) or "ignore" (the region's pixels stay unlabelled).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -182,7 +183,8 @@ class SamRefiner:
     @torch.no_grad()
     def refine_batch(self, embeddings: Tensor, image_sizes: list[tuple[int, int]],
                      probs: list[np.ndarray | Tensor | list[Region]],
-                     threshold: float = DEFAULT_GATE) -> list[list[RefinedRegion]]:
+                     threshold: float | Sequence[float] = DEFAULT_GATE
+                     ) -> list[list[RefinedRegion]]:
         """Gate and refine the regions of B images in one batched decoder pass.
 
         embeddings: (B, C, s, s) SAM image embeddings of the images (one encoder pass, done by

@@ -6,6 +6,7 @@ softmax probability map. Its confidence is the mean of the per-pixel max probabi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,6 +85,15 @@ def find_regions(probs: np.ndarray | torch.Tensor, min_area: int = 16) -> list[R
     return regions
 
 
-def gate(regions: list[Region], threshold: float = DEFAULT_GATE) -> list[bool]:
-    """The confidence gate: True where `region.confidence > threshold` (strictly)."""
-    return [r.confidence > threshold for r in regions]
+def gate(regions: list[Region], threshold: float | Sequence[float] = DEFAULT_GATE) -> list[bool]:
+    """The confidence gate: True where `region.confidence > threshold` (strictly).
+
+    threshold: one value for every class, or one per class id (per-class gates, so a rare or
+    hard class is not starved by a bar set for the easy ones).
+    """
+    return [r.confidence > threshold_of(threshold, r.class_id) for r in regions]
+
+
+def threshold_of(threshold: float | Sequence[float], class_id: int) -> float:
+    """The gate of class `class_id` under a global or per-class `threshold`."""
+    return float(threshold) if isinstance(threshold, int | float) else float(threshold[class_id])

@@ -41,3 +41,31 @@ def test_store_paints_what_the_model_paints(tmp_path):
     np.testing.assert_array_equal(stored, expected)
     # the untrusted-ignored region paints nothing
     assert set(np.unique(expected)) == {1, 2, 3, 65535}
+
+
+def test_per_class_gates_gate_and_are_recorded_per_row(tmp_path):
+    import pytest
+
+    from flows.config import RunConfig
+    from flows.steps import gates
+    from ovseg_core.errors import OvsegError
+    from ovseg_core.selftrain import gate
+    from storage.query import run_sql
+
+    names = ["ground", "disk", "star"]
+    cfg = RunConfig.model_validate({"self_training": {"gate_threshold": 0.9,
+                                                      "class_gates": {"star": 0.5}}})
+    thresholds = gates(cfg, names)
+    assert thresholds == [0.9, 0.9, 0.5]
+    regions = [_region(1, _rect(0, 4, 0, 4), 0.7, "none"), _region(2, _rect(4, 8, 4, 8), 0.7,
+                                                                     "none")]
+    assert gate([r.region for r in regions], thresholds) == [False, True]
+    ws = Workspace(str(tmp_path / "ws"))
+    ws.write_shard(1, 0, "k", [image_regions("a.png", (8, 10), regions, names, thresholds,
+                                             "s" * 64, image_gate=0.9)])
+    rows = run_sql(ws, "SELECT class_name, gate_threshold FROM pseudo_labels ORDER BY 1")
+    assert rows.to_pylist() == [{"class_name": "disk", "gate_threshold": pytest.approx(0.9)},
+                                {"class_name": "star", "gate_threshold": pytest.approx(0.5)}]
+    bad = RunConfig.model_validate({"self_training": {"class_gates": {"stra": 0.5}}})
+    with pytest.raises(OvsegError, match="stra"):
+        gates(bad, names)
