@@ -24,7 +24,7 @@ from ovseg_core.data.mixing import RemappedSamples, SharedSamples
 from ovseg_core.device import Runtime, pick_runtime
 from ovseg_core.errors import OvsegError
 from ovseg_core.inference import evaluate
-from ovseg_core.labeling import LABELING_VERSION, RoundLabeler, shared_cache
+from ovseg_core.labeling import LABELING_VERSION, RoundLabeler, shared_cache, weights_digest
 from ovseg_core.profiling import phase
 from ovseg_core.sam_encoder import build_sam
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
@@ -73,9 +73,8 @@ def refiner_for(cfg: RunConfig, model) -> tuple[SamRefiner, str]:
     st = cfg.self_training
     device = str(runtime_for(cfg.device).device)
     if st.refiner_sam == "model" and model.sam is not None:
-        sam = model.config.sam
         return (SamRefiner(model.sam.parts, refiner_settings(st.fallback)),
-                f"model:{sam.variant}:{sam.checkpoint}")
+                f"model:{weights_digest(model.sam)}")
     variant, checkpoint = st.refiner_sam, st.refiner_checkpoint
     if variant == "model":  # DEA off: the model has no SAM encoder, so the refiner brings one
         variant, checkpoint = model.config.sam.variant, model.config.sam.checkpoint

@@ -19,6 +19,7 @@ second pass of the same encoder, the price of the true aspect ratio).
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
@@ -60,6 +61,17 @@ class EmbeddingCache:
                     self._store.popitem(last=False)
             self._store.move_to_end(key)
         return torch.stack([self._store[k] for k in keys]).to(refiner.device)
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 of a module's weights (names, shapes, bytes): the identity of a frozen SAM whose
+    weights came from a model checkpoint rather than a named file."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 @cache
