@@ -48,6 +48,10 @@ class DataPlan:
             return self.target.read(image_id)
         return self.target.read_image(image_id)
 
+    def target_problems(self) -> dict[str, str]:
+        """{image id: reason} of target files found but unreadable (quarantined by the rounds)."""
+        return dict(getattr(self.target, "skipped", []))
+
     def target_manifest_hash(self) -> str:
         """sha256 of the sorted target image ids: which images the rounds label."""
         ids = "\n".join(sorted(self.target.image_ids))
@@ -95,7 +99,12 @@ def _open(ref: DatasetRef | None) -> LabeledDataset | UnlabeledImages | None:
     if ref is None:
         return None
     if ref.kind == "images":
-        return UnlabeledImages(ref.root)
+        images = UnlabeledImages(ref.root, warn=False)
+        if images.skipped:
+            print(f"[ovseg] {len(images.skipped)} file(s) under {ref.root} cannot be read; every "
+                  "round records them with the reason: ovseg sql \"SELECT * FROM quarantine\"",
+                  flush=True)
+        return images
     return open_dataset(ref.kind, ref.root, ref.split)
 
 

@@ -186,7 +186,8 @@ def run_stage_one(cfg: RunConfig) -> dict:
 # ---- a self-training round
 def shard_plan(cfg: RunConfig, round: int, parent_sha: str) -> list[dict]:
     """The round's shards: image ids and the key that determines each shard's rows."""
-    ids = sorted(data_plan(cfg).target.image_ids)
+    plan = data_plan(cfg)
+    ids = sorted(set(plan.target.image_ids) | set(plan.target_problems()))
     size = cfg.self_training.shard_size
     settings = config_hash({"model": cfg.model.model_dump(mode="json"),
                             "self_training": cfg.self_training.model_dump(
@@ -213,14 +214,18 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
     for start in range(0, len(ids), cfg.self_training.batch_size):
         batch_ids = ids[start:start + cfg.self_training.batch_size]
         with phase("data"):
-            images = [plan.read_target(i) for i in batch_ids]
-        labeled = labeler.label(images, [f"{plan.target.root}/{i}" for i in batch_ids])
+            images, problems = read_images(plan, batch_ids)
+        ok = [i for i in batch_ids if i in images]
+        labeled = dict(zip(ok, labeler.label([images[i] for i in ok],
+                                             [f"{plan.target.root}/{i}" for i in ok]),
+                           strict=True)) if ok else {}
         with phase("storage"):
-            records += [image_regions(image_id, image.shape[:2], regions, plan.target_classes,
+            records += [image_regions(i, images[i].shape[:2], labeled[i], plan.target_classes,
                                       labeler.threshold, parent["checkpoint_sha256"],
-                                      cfg.self_training.gate_threshold)
-                        for image_id, image, regions in zip(batch_ids, images, labeled,
-                                                            strict=True)]
+                                      cfg.self_training.gate_threshold) if i in images else
+                        ImageRegions(i, 0, 0, cfg.self_training.gate_threshold,
+                                     parent["checkpoint_sha256"], problem=problems[i])
+                        for i in batch_ids]
         bar.update(len(batch_ids))
         kill_point(f"inference:{round}:{shard['shard']}")
     bar.close()
@@ -228,6 +233,22 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
         info = ws.write_shard(round, shard["shard"], shard["key"], records)
     kill_point(f"after_shard_commit:{round}:{shard['shard']}")
     return {"shard": info.shard, "skipped": False, "rows": info.rows, "images": info.images}
+
+
+def read_images(plan, image_ids: list[str]) -> tuple[dict, dict[str, str]]:
+    """({id: uint8 (H, W, 3)} of the readable images, {id: reason} of the others): a file that
+    cannot be read is quarantined (recorded with its reason), never a failed shard."""
+    known = plan.target_problems()
+    images, problems = {}, {}
+    for image_id in image_ids:
+        if image_id in known:
+            problems[image_id] = known[image_id]
+            continue
+        try:
+            images[image_id] = plan.read_target(image_id)
+        except OvsegError as exc:
+            problems[image_id] = str(exc)
+    return images, problems
 
 
 PAINTS = {"sam": "refined", "coarse": "coarse", "none": "none"}

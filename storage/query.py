@@ -7,6 +7,7 @@ Views of a connection (a snapshot of the manifests when it was opened):
     rounds          the lineage records (one per stage and round)
     class_stats, confidence_histogram, sam_vs_agreement, class_coverage_drift,
     images_without_accepted   quality views (storage.views)
+    quarantine                target files that could not be read, with the reason
 
 No DuckDB database file is created: another process can always read the same store. Once the
 views exist, the connection is locked: no file access outside the workspace root, no

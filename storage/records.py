@@ -50,6 +50,8 @@ class ImageRegions:
     gate_threshold: float
     checkpoint_sha256: str
     regions: list[RegionRecord] = field(default_factory=list)
+    problem: str | None = None
+    """Why the image could not be read (it is quarantined: no regions, size 0 x 0)."""
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,13 @@ def _image_columns(round: int, shard: int, images: list[ImageRegions]) -> dict[s
         "gate_threshold": [im.gate_threshold for im in images],
         "checkpoint_sha256": [im.checkpoint_sha256 for im in images],
         "n_regions": [len(im.regions) for im in images],
+        "problem": [im.problem for im in images],
     }
 
 
 def _check_image(image: ImageRegions) -> None:
+    if image.problem is not None and image.regions:
+        raise StorageError(f"{image.image_id}: a quarantined image cannot have regions")
     for r in image.regions:
         if not 0 <= r.class_id < IGNORE_INDEX:
             raise StorageError(f"{image.image_id}: class id {r.class_id} is outside "

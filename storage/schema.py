@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped on any change of the columns below; stored in every file's metadata and manifest entry.
 Readers refuse shards of another version (`storage.query.connect`). History: 2 added `paints`,
-made `accepted` mean "SAM's mask is trusted" and keeps SAM's mask even when it is not."""
+made `accepted` mean "SAM's mask is trusted" and keeps SAM's mask even when it is not; 3 added
+`images.problem` (quarantine: target files that could not be read)."""
 
 PAINTS = ("refined", "coarse", "none")
 """What paints the label map for a row: its SAM mask, its coarse mask, or nothing."""
@@ -72,6 +73,7 @@ IMAGES_SCHEMA = pa.schema(
         pa.field("gate_threshold", pa.float32(), nullable=False),
         pa.field("checkpoint_sha256", pa.string(), nullable=False),
         pa.field("n_regions", pa.int32(), nullable=False),
+        pa.field("problem", pa.string()),  # why the file could not be read; null if it was
     ],
     metadata=_metadata("images"),
 )

@@ -65,6 +65,9 @@ _VIEWS = {
                coverage - lag(coverage) OVER w AS coverage_delta
         FROM cov WINDOW w AS (PARTITION BY class_id ORDER BY round)
         ORDER BY round, class_id""",
+    "quarantine": """
+        SELECT round, shard, image_id, problem FROM images WHERE problem IS NOT NULL
+        ORDER BY round, image_id""",
     "images_without_accepted": """
         SELECT i.round, i.shard, i.image_id, i.n_regions, coalesce(s.n_gated, 0) AS n_gated,
                coalesce(s.n_painted, 0) AS n_painted
@@ -74,7 +77,7 @@ _VIEWS = {
                    bool_or(accepted) AS any_accepted
             FROM pseudo_labels GROUP BY round, image_id) s
           ON s.round = i.round AND s.image_id = i.image_id
-        WHERE NOT coalesce(s.any_accepted, false)
+        WHERE NOT coalesce(s.any_accepted, false) AND i.problem IS NULL
         ORDER BY i.round, i.image_id""",
 }
 

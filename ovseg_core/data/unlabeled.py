@@ -20,10 +20,10 @@ class UnlabeledImages:
 
     `image_ids` are paths relative to `root` (the file name for a single file); images whose
     header cannot be decoded are left out of `image_ids` and listed in `skipped` as
-    `(image_id, reason)`.
+    `(image_id, reason)` (and warned about, unless `warn=False`: the caller reports them).
     """
 
-    def __init__(self, root: str | Path, recursive: bool = True):
+    def __init__(self, root: str | Path, recursive: bool = True, warn: bool = True):
         self.root = Path(root)
         self.skipped: list[tuple[str, str]] = []
         if self.root.is_file():
@@ -43,7 +43,7 @@ class UnlabeledImages:
                 self.skipped.append((image_id, reason))
             else:
                 self.image_ids.append(image_id)
-        if self.skipped:
+        if self.skipped and warn:
             warnings.warn(_skip_message(self.root, self.skipped), stacklevel=2)
         if not self.image_ids:
             raise OvsegError(f"no readable images in {self.root}")
