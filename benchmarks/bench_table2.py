@@ -45,8 +45,8 @@ def main() -> None:
 
 def pretrained_clip(root: Path) -> str:
     """The tiny CLIP pretrained on the world's captions (the same file `ovseg run` makes)."""
-    from flows.config import RunConfig
     from flows.clip_weights import clip_weights, ensure_clip
+    from flows.config import RunConfig
 
     cfg = RunConfig.model_validate({"workspace": str(root / "clip-ws")})
     ensure_clip(cfg)
