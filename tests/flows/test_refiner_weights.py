@@ -34,6 +34,6 @@ def test_default_job_refiner_holds_the_shipped_mobile_sam_weights():
 def test_a_real_refiner_without_its_weights_is_an_error_naming_the_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("OVSEG_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(OvsegError, match="self_training.refiner_checkpoint"):
-        _refiner("vit_b", None, "cpu")
+        _refiner("vit_b", None, "cpu", "ignore")
     with pytest.raises(OvsegError, match="model.sam_checkpoint"):
         build_model(model_config(RunConfig.model_validate({"model": {"preset": "paper"}})))
