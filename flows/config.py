@@ -106,6 +106,10 @@ class SelfTrainingSettings(_Strict):
     selection: str | None = Field(
         default=None, description="SQL WHERE over pseudo_labels for retraining; None = every "
         "row that paints (paints <> 'none')")
+    min_trusted_share: float = Field(
+        default=0.0, ge=0, le=1, description="quality gate: a round whose share of gated "
+        "regions with a trusted SAM mask is below this stops before retraining (its rows stay "
+        "committed for inspection); 0 = off")
     source_share: float = Field(
         default=0.5, ge=0, lt=1, description="share of each retraining batch drawn from the "
         "labelled source (remapped into the target vocabulary by meaning); 0 = the paper")
