@@ -1,9 +1,9 @@
-"""Training sets made of other training sets: concatenation, mixing by share, remapping.
+"""Training sets made of other training sets: mixing by share, remapping.
 
 Retraining in a self-training round mixes the pseudo-labelled target with the labelled source
 (remapped into the target vocabulary), so the seen classes stay anchored to real labels while
 the unseen ones are learned from pseudo-labels. `SharedSamples` fixes the source's share of the
-mix whatever the two sizes are; `ConcatSamples` would let the larger set dominate.
+mix whatever the two sizes are (a plain concatenation would let the larger set dominate).
 
 Every class here is a `SegmentationSamples`: `len()` and `[i] -> (image uint8 (H, W, 3),
 label uint16 (H, W))`, ignore = IGNORE_INDEX.
@@ -11,7 +11,6 @@ label uint16 (H, W))`, ignore = IGNORE_INDEX.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Sequence
 from fractions import Fraction
@@ -19,24 +18,6 @@ from fractions import Fraction
 import numpy as np
 
 from ovseg_core.data.name_map import NameMap
-
-
-class ConcatSamples:
-    """Samples of several `SegmentationSamples`, one after the other."""
-
-    def __init__(self, parts: Sequence):
-        self.parts = [p for p in parts if len(p) > 0]
-        self._ends = np.cumsum([len(p) for p in self.parts]).tolist()
-
-    def __len__(self) -> int:
-        return self._ends[-1] if self._ends else 0
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        part = bisect.bisect_right(self._ends, index)
-        start = self._ends[part - 1] if part else 0
-        return self.parts[part][index - start]
 
 
 class SharedSamples:

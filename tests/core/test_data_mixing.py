@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ovseg_core.constants import IGNORE_INDEX
-from ovseg_core.data.mixing import ConcatSamples, RemappedSamples, SharedSamples
+from ovseg_core.data.mixing import RemappedSamples, SharedSamples
 from ovseg_core.data.name_map import NameMap
 
 
@@ -15,15 +15,6 @@ def _samples(*labels):
 def _tagged(n, tag):
     """n samples whose label is (tag, item number): tells where a mixed item came from."""
     return _samples(*[[[tag, i]] for i in range(n)])
-
-
-def test_concat_indexes_every_part_in_order():
-    a, b = _samples([[0]], [[1]]), _samples([[2]])
-    mixed = ConcatSamples([a, [], b])
-    assert len(mixed) == 3
-    assert [int(mixed[i][1][0, 0]) for i in range(3)] == [0, 1, 2]
-    with pytest.raises(IndexError):
-        mixed[3]
 
 
 def test_remap_by_name_and_ignore_missing_classes():
