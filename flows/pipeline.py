@@ -18,8 +18,11 @@ from storage.records import utc_now
 
 @flow(name="ovseg-stage-one", log_prints=True)
 def stage_one(config: RunConfig) -> dict:
-    """Supervised training on the labelled source; records round 0 in the lineage."""
-    return tasks.stage_one(config)
+    """Supervised training on the labelled source; records round 0 in the lineage and writes
+    its report (also when `next-round` runs it)."""
+    record = tasks.stage_one(config)
+    write_round_report(config, 0)
+    return record
 
 
 @flow(name="ovseg-self-training-round", flow_run_name="round-{round}", log_prints=True)
@@ -59,7 +62,6 @@ def self_training(config: RunConfig, rounds: int | None = None) -> list[dict]:
     """Stage one if needed, then `rounds` (default: config.self_training.rounds) rounds."""
     count = config.self_training.rounds if rounds is None else rounds
     records = [stage_one(config)]
-    write_round_report(config, 0)
     if not config.model.self_training:
         return records
     for r in range(1, count + 1):

@@ -81,3 +81,17 @@ def test_report_pictures_are_written(finished_run):
     folder = ws.reports_dir(2)
     names = {p.rsplit("/", 1)[-1] for p in ws.fs.ls(folder, detail=False)}
     assert {"index.md", "miou.png", "accepted_regions.png", "sample_0.png"} <= names
+
+
+def test_next_round_runs_stage_one_with_its_report_then_one_more_round(
+        prefect_api, synthetic_root, tmp_path):
+    from flows.pipeline import next_round
+
+    cfg = small_config(synthetic_root, tmp_path / "ws", rounds=1)
+    first = next_round(cfg)
+    ws = Workspace(cfg.workspace)
+    assert first["stage"] == "stage_one"
+    assert ws.fs.exists(f"{ws.reports_dir(0)}/index.md")
+    second = next_round(cfg)
+    assert (second["stage"], second["round"], second["parent_round"]) == (
+        "self_training_round", 1, 0)
