@@ -55,8 +55,8 @@ def write_synthetic_dataset(out: str | Path, seed: int = 0, image_size: int = 12
     out = Path(out)
     if (out / "dataset.json").exists() or (out / "source").exists():
         raise OvsegError(f"{out} already holds a dataset; choose an empty folder")
-    source_names = [GROUND] + [c.name for c in SEEN_SHAPES]
-    target_names = source_names + [c.name for c in UNSEEN_SHAPES]
+    target_names = world_classes()
+    source_names = target_names[:1 + len(SEEN_SHAPES)]
     write_classes_txt(_mkdir(out / "source") / "classes.txt", source_names)
     write_classes_txt(_mkdir(out / "target") / "classes.txt", target_names)
     splits = (("source/train", num_train, False), ("source/val", num_val, False),
@@ -98,7 +98,6 @@ def render_scene(rng: np.random.Generator, size: int,
     Ids: 0 = ground, 1..5 seen shapes, 6..8 unseen shapes (the target vocabulary order).
     Target scenes (`with_unseen`) always hold at least one unseen shape.
     """
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     image = _ground(rng, size)
     label = np.zeros((size, size), dtype=np.uint16)
     shapes = list(SEEN_SHAPES) + (list(UNSEEN_SHAPES) if with_unseen else [])
@@ -108,13 +107,9 @@ def render_scene(rng: np.random.Generator, size: int,
         picks[int(rng.integers(0, count))] = (len(SEEN_SHAPES)
                                               + int(rng.integers(0, len(UNSEEN_SHAPES))))
     for pick in picks:
-        spec = shapes[pick]
         radius = float(rng.uniform(0.12, 0.22) * size)
         cx, cy = rng.uniform(radius * 0.6, size - radius * 0.6, size=2)
-        mask = _shape_mask(spec.shape, xx - cx, yy - cy, radius, float(rng.uniform(0, np.pi)))
-        color = np.clip(np.array(spec.color) + rng.integers(-15, 16, size=3), 0, 255)
-        image[mask] = _texture(spec.texture, color, xx, yy, rng)[mask]
-        label[mask] = pick + 1
+        _paint(rng, image, label, pick + 1, radius, float(cx), float(cy))
     return image, label
 
 
@@ -138,16 +133,24 @@ def render_shapes(rng: np.random.Generator, size: int,
     objects: (class_id 1..8 in the target vocabulary, radius px, centre x px, centre y px).
     Returns image uint8 (size, size, 3) and label uint16 (size, size) with target class ids.
     """
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     image = _ground(rng, size)
     label = np.zeros((size, size), dtype=np.uint16)
     for class_id, radius, cx, cy in objects:
-        spec = world_shape(class_id)
-        mask = _shape_mask(spec.shape, xx - cx, yy - cy, radius, float(rng.uniform(0, np.pi)))
-        color = np.clip(np.array(spec.color) + rng.integers(-15, 16, size=3), 0, 255)
-        image[mask] = _texture(spec.texture, color, xx, yy, rng)[mask]
-        label[mask] = class_id
+        _paint(rng, image, label, class_id, radius, cx, cy)
     return image, label
+
+
+def _paint(rng: np.random.Generator, image: np.ndarray, label: np.ndarray, class_id: int,
+           radius: float, cx: float, cy: float) -> None:
+    """Paint one shape of target class `class_id` (random angle, colour jitter, texture) into
+    image uint8 (S, S, 3) and label uint16 (S, S) in place; radius and centre in px."""
+    size = image.shape[0]
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    spec = world_shape(class_id)
+    mask = _shape_mask(spec.shape, xx - cx, yy - cy, radius, float(rng.uniform(0, np.pi)))
+    color = np.clip(np.array(spec.color) + rng.integers(-15, 16, size=3), 0, 255)
+    image[mask] = _texture(spec.texture, color, xx, yy, rng)[mask]
+    label[mask] = class_id
 
 
 def _ground(rng: np.random.Generator, size: int) -> np.ndarray:
