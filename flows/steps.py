@@ -209,23 +209,23 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
     plan = data_plan(cfg)
     model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"])
     labeler = labeler_for(cfg, model)
+    gate, sha = cfg.self_training.gate_threshold, parent["checkpoint_sha256"]
     records, ids = [], shard["image_ids"]
     bar = tqdm(total=len(ids), desc=f"label round {round} shard {shard['shard']}", unit="img")
     for start in range(0, len(ids), cfg.self_training.batch_size):
         batch_ids = ids[start:start + cfg.self_training.batch_size]
         with phase("data"):
             images, problems = read_images(plan, batch_ids)
-        ok = [i for i in batch_ids if i in images]
-        labeled = dict(zip(ok, labeler.label([images[i] for i in ok],
-                                             [f"{plan.target.root}/{i}" for i in ok]),
-                           strict=True)) if ok else {}
+        labeled = labeler.label(list(images.values()),
+                                [f"{plan.target.root}/{i}" for i in images]) if images else []
+        regions = dict(zip(images, labeled, strict=True))
         with phase("storage"):
-            records += [image_regions(i, images[i].shape[:2], labeled[i], plan.target_classes,
-                                      labeler.threshold, parent["checkpoint_sha256"],
-                                      cfg.self_training.gate_threshold) if i in images else
-                        ImageRegions(i, 0, 0, cfg.self_training.gate_threshold,
-                                     parent["checkpoint_sha256"], problem=problems[i])
-                        for i in batch_ids]
+            for i in batch_ids:
+                record = ImageRegions(i, 0, 0, gate, sha, problem=problems.get(i))
+                if i in images:
+                    record = image_regions(i, images[i].shape[:2], regions[i],
+                                           plan.target_classes, labeler.threshold, gate, sha)
+                records.append(record)
         bar.update(len(batch_ids))
         kill_point(f"inference:{round}:{shard['shard']}")
     bar.close()
@@ -256,22 +256,19 @@ PAINTS = {"sam": "refined", "coarse": "coarse", "none": "none"}
 
 
 def image_regions(image_id: str, size: tuple[int, int], regions: list[RefinedRegion],
-                  class_names: list[str], threshold: float | list[float],
-                  checkpoint_sha: str, image_gate: float | None = None) -> ImageRegions:
+                  class_names: list[str], gates: float | list[float], image_gate: float,
+                  checkpoint_sha: str) -> ImageRegions:
     """The store's record of one image's regions (core -> storage, numpy only). SAM's mask is
-    kept whether trusted or not; `accepted` = trusted; `paints` = what paints the map. With
-    per-class gates (`threshold` a list) each row records its class's gate and the image
-    `image_gate`, the global one."""
-    per_class = not isinstance(threshold, int | float)
+    kept whether trusted or not; `accepted` = trusted; `paints` = what paints the map; each row
+    records the gate of its class (`gates`: one for all, or one per class id), the image the
+    run's global gate."""
     rows = [RegionRecord(class_id=r.region.class_id, class_name=class_names[r.region.class_id],
                          confidence=r.region.confidence, gated=r.gated, sam_iou=r.sam_iou,
                          agreement_iou=r.agreement_iou, accepted=r.accepted,
                          paints=PAINTS[r.label_source], coarse_mask=r.region.mask,
                          refined_mask=r.refined_mask, bbox=r.region.bbox,
-                         gate_threshold=threshold_of(threshold, r.region.class_id)
-                         if per_class else None)
+                         gate_threshold=threshold_of(gates, r.region.class_id))
             for r in regions]
-    image_gate = threshold if not per_class else image_gate
     return ImageRegions(image_id=image_id, height=size[0], width=size[1],
                         gate_threshold=image_gate, checkpoint_sha256=checkpoint_sha,
                         regions=rows)

@@ -20,6 +20,7 @@ second pass of the same encoder, the price of the true aspect ratio).
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
@@ -63,9 +64,19 @@ class EmbeddingCache:
         return torch.stack([self._store[k] for k in keys]).to(refiner.device)
 
 
+_DIGESTS: weakref.WeakKeyDictionary[torch.nn.Module, str] = weakref.WeakKeyDictionary()
+
+
 def weights_digest(module: torch.nn.Module) -> str:
-    """sha256 of a module's weights (names, shapes, bytes): the identity of a frozen SAM whose
-    weights came from a model checkpoint rather than a named file."""
+    """sha256 of a frozen module's weights (names, shapes, bytes): the identity of a SAM whose
+    weights came from a model checkpoint rather than a named file. Computed once per module
+    object (a worker labelling many shards with one cached model hashes it once)."""
+    if module not in _DIGESTS:
+        _DIGESTS[module] = _digest(module)
+    return _DIGESTS[module]
+
+
+def _digest(module: torch.nn.Module) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())

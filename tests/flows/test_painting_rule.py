@@ -34,7 +34,7 @@ def test_store_paints_what_the_model_paints(tmp_path):
     ]
     names = [f"class{i}" for i in range(6)]
     ws = Workspace(str(tmp_path / "ws"))
-    ws.write_shard(1, 0, "k", [image_regions("a.png", (8, 10), regions, names, 0.9, "s" * 64)])
+    ws.write_shard(1, 0, "k", [image_regions("a.png", (8, 10), regions, names, 0.9, 0.9, "s" * 64)])
     ws.commit_round(1, 1)
     stored = PseudoLabelSamples(ws, 1, lambda _: np.zeros((8, 10, 3), np.uint8)).label_map(0)
     expected = paint_pseudo_labels(regions, 8, 10)
@@ -62,7 +62,7 @@ def test_per_class_gates_gate_and_are_recorded_per_row(tmp_path):
     assert gate([r.region for r in regions], thresholds) == [False, True]
     ws = Workspace(str(tmp_path / "ws"))
     ws.write_shard(1, 0, "k", [image_regions("a.png", (8, 10), regions, names, thresholds,
-                                             "s" * 64, image_gate=0.9)])
+                                             0.9, "s" * 64)])
     rows = run_sql(ws, "SELECT class_name, gate_threshold FROM pseudo_labels ORDER BY 1")
     assert rows.to_pylist() == [{"class_name": "disk", "gate_threshold": pytest.approx(0.9)},
                                 {"class_name": "star", "gate_threshold": pytest.approx(0.5)}]
