@@ -39,7 +39,11 @@ def match_ids(target_ids: list[str], eval_ids: list[str]) -> dict[str, str]:
 
 def round_quality(ws: Workspace, round: int, plan: DataPlan) -> dict:
     """{"pl_refined_miou", "pl_refined_coverage", ..., "pl_coarse_..."} in percent, with seen /
-    unseen means and `pl_images`; {} when the target has no held-out labels for its images."""
+    unseen means and `pl_images`; {} when the target has no held-out labels for its images.
+
+    One image at a time (its label and its two painted maps), so memory does not grow with the
+    round; only the rows' RLE masks of the round are held.
+    """
     if plan.target_eval is None or not plan.target_eval.has_labels:
         return {}
     matches = match_ids(list(plan.target.image_ids), list(plan.target_eval.image_ids))
@@ -47,31 +51,49 @@ def round_quality(ws: Workspace, round: int, plan: DataPlan) -> dict:
         return {}
     names = list(plan.target_eval.class_names)
     lookup = _id_lookup(plan.target_classes, names)
-    truth = {t: plan.target_eval.read_label(e) for t, e in matches.items()}
+    scores = {kind: PaintedScore(names) for kind in KINDS}
+    selections = {kind: select_images(ws, round, QUALITY_SELECTION, coarse=coarse)
+                  for kind, coarse in KINDS.items()}
+    for target_id, eval_id in matches.items():
+        gt = plan.target_eval.read_label(eval_id)
+        for kind, selection in selections.items():
+            chosen = selection.get(target_id)
+            scores[kind].add(None if chosen is None else lookup[chosen.label_map()], gt)
+    seen = plan.seen(names)
     metrics: dict = {"pl_images": len(matches)}
-    for kind, coarse in (("refined", False), ("coarse", True)):
-        selections = select_images(ws, round, QUALITY_SELECTION, coarse=coarse)
-        maps = {t: lookup[selections[t].label_map()] if t in selections else None for t in truth}
-        metrics.update(_score(maps, truth, names, plan.seen(names), f"pl_{kind}_"))
+    for kind, score in scores.items():
+        metrics.update({f"pl_{kind}_{k}": v for k, v in score.result(seen).items()})
     return metrics
 
 
-def _score(maps: dict, truth: dict, names: list[str], seen: list[bool], prefix: str) -> dict:
-    """Precision-style mIoU and coverage of pseudo-label maps (uint16, IGNORE = unlabelled)."""
-    matrix = ConfusionMatrix(len(names), names)
-    labelled = covered = 0
-    for image_id, gt in truth.items():
-        pseudo = maps[image_id]
+KINDS = {"refined": False, "coarse": True}
+"""The two maps per image: as retraining paints them, and the coarse masks SAM was given."""
+
+
+class PaintedScore:
+    """Precision-style mIoU and coverage of pseudo-label maps (uint16, IGNORE = unlabelled)
+    against ground truth, accumulated image by image."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.matrix = ConfusionMatrix(len(names), names)
+        self.labelled = self.covered = 0
+
+    def add(self, pseudo: np.ndarray | None, gt: np.ndarray) -> None:
+        """One image: pseudo (H, W) or None (nothing painted), gt (H, W) uint16."""
         valid = gt != IGNORE_INDEX
-        painted = np.zeros_like(valid) if pseudo is None else pseudo != IGNORE_INDEX
-        labelled += int(valid.sum())
-        covered += int((valid & painted).sum())
-        if pseudo is not None:
-            matrix.update(np.where(painted, pseudo, 0), np.where(painted, gt, IGNORE_INDEX))
-    result = matrix.compute(seen=seen)
-    return {f"{prefix}miou": result["miou"], f"{prefix}seen_miou": result["seen_miou"],
-            f"{prefix}unseen_miou": result["unseen_miou"],
-            f"{prefix}coverage": 100.0 * covered / labelled if labelled else None}
+        self.labelled += int(valid.sum())
+        if pseudo is None:
+            return
+        painted = pseudo != IGNORE_INDEX
+        self.covered += int((valid & painted).sum())
+        self.matrix.update(np.where(painted, pseudo, 0), np.where(painted, gt, IGNORE_INDEX))
+
+    def result(self, seen: list[bool]) -> dict:
+        """{"miou", "seen_miou", "unseen_miou", "coverage"} in percent."""
+        r = self.matrix.compute(seen=seen)
+        coverage = 100.0 * self.covered / self.labelled if self.labelled else None
+        return {"miou": r["miou"], "seen_miou": r["seen_miou"], "unseen_miou": r["unseen_miou"],
+                "coverage": coverage}
 
 
 def _id_lookup(pseudo_names: list[str], eval_names: list[str]) -> np.ndarray:
