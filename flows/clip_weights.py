@@ -43,12 +43,11 @@ def ensure_clip(cfg: RunConfig) -> dict:
 
     path = Path(clip_weights(cfg))
     report_file = path.with_suffix(".json")
-    if not (path.is_file() and report_file.is_file()):
-        tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
-        report = pretrain_tiny_clip(tmp, seed=CLIP_PRETRAIN_SEED)
-        report["out"] = str(path)
-        tmp.rename(path)
-        report_file.write_text(json.dumps(report, indent=2) + "\n")
+    if not report_file.is_file():  # written last: its presence means the weights are complete
+        report = pretrain_tiny_clip(path, seed=CLIP_PRETRAIN_SEED)  # saves atomically
+        tmp = report_file.with_name(f"{report_file.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+        tmp.replace(report_file)
     return json.loads(report_file.read_text())
 
 
