@@ -147,7 +147,7 @@ def test_zero_shot_check_of_a_random_model_is_near_chance():
     result = cp.zero_shot_check(cp.new_tiny_clip(0), seed=0, image_size=32, per_class=4, scenes=2)
     crops, dense = result["crops"], result["dense"]
     assert crops["chance"] == pytest.approx(1 / 9) and len(crops["per_class_top1"]) == 9
-    assert 0.0 <= crops["seen_top1"] <= 1.0 and 0.0 <= crops["unseen_top1"] <= 1.0
+    assert crops["seen_top1"] < 0.5 and crops["unseen_top1"] < 0.5  # chance is 0.11
     assert dense["unseen_miou"] is not None and dense["unseen_miou"] < 30.0
     assert dense["ceiling"]["unseen_miou"] > dense["unseen_miou"]
 
