@@ -1,8 +1,9 @@
 """SAM refinement of gated regions: batched prompt encoding + mask decoding, then acceptance.
 
-The refiner reuses image embeddings computed elsewhere (the model's SAM encoder), so refining
-never runs a second encoder pass. All gated regions of all images of a batch go through ONE
-prompt-encoder call and ONE mask-decoder pass (chunked by `max_prompts` to bound memory).
+The refiner takes image embeddings computed by its caller (`ovseg_core.labeling` encodes each
+image once, at its true aspect ratio, and caches the embedding across rounds). All gated regions
+of all images of a batch go through ONE prompt-encoder call and ONE mask-decoder pass (chunked
+by `max_prompts` to bound memory).
 
 Output: SAM's single-mask token (`output="single"`), thresholded at `mask_threshold` logits.
 Acceptance: a SAM mask is trusted when SAM's predicted IoU >= `min_sam_iou` and the agreement
@@ -241,6 +242,8 @@ class SamRefiner:
         logits = frame.masks_to_image(low[tokens][None])[0]
         masks = (logits > self.settings.mask_threshold).cpu().numpy()
         ious = iou[tokens].float().cpu().numpy()
+        if len(tokens) == 1:  # nothing to choose: skip the agreement scoring (_judge does it)
+            return masks[0], float(ious[0])
         scores = [float(s) * mask_iou(m, region.mask) for m, s in zip(masks, ious, strict=True)]
         best = int(np.argmax(scores))
         return masks[best], float(ious[best])
