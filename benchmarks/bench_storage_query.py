@@ -55,6 +55,7 @@ def shard_table(shard: int, n: int, pool: pa.Array, size: int, rng) -> pa.Table:
         "sam_iou": pa.array(rng.uniform(0.5, 1, n).astype(np.float32), mask=~refined),
         "agreement_iou": pa.array(rng.uniform(0.3, 1, n).astype(np.float32), mask=~refined),
         "accepted": (conf > 0.9) & refined,
+        "paints": pa.array(np.where((conf > 0.9) & refined, "refined", "none")),
         "area": rng.integers(10, size * size // 4, n),
         "refined_area": pa.array(rng.integers(10, size * size // 4, n), mask=~refined),
         "bbox_x0": np.zeros(n, np.int32), "bbox_y0": np.zeros(n, np.int32),
@@ -76,6 +77,7 @@ def images_table(regions: pa.Table) -> pa.Table:
         "image_height": np.full(n, 128, np.int32), "image_width": np.full(n, 128, np.int32),
         "gate_threshold": np.full(n, 0.9, np.float32), "checkpoint_sha256": ["c" * 64] * n,
         "n_regions": ids["region_id_count"].cast(pa.int32()),
+        "problem": pa.nulls(n, pa.string()),
     }, schema=IMAGES_SCHEMA)
 
 

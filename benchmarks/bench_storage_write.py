@@ -41,6 +41,7 @@ def make_images(n_images: int, n_regions: int, size: int, seed: int = 0) -> list
                 class_id=int(rng.integers(0, 150)), class_name="thing", confidence=0.95,
                 gated=True, sam_iou=0.9 if refined is not None else None,
                 agreement_iou=0.8 if refined is not None else None, accepted=refined is not None,
+                paints="refined" if refined is not None else "coarse",
                 coarse_mask=coarse, refined_mask=refined,
                 bbox=(int(min(xs)), int(min(ys)), int(max(xs)) + 1, int(max(ys)) + 1)))
         images.append(ImageRegions(f"images/{i:05d}.jpg", size, size, 0.9, "c" * 64, regions))
@@ -58,7 +59,8 @@ def raw_write(images: list[ImageRegions], path: str) -> None:
     """pycocotools encode + one pyarrow table of the same columns + one Parquet write."""
     cols: dict[str, list] = {k: [] for k in (
         "round", "shard", "image_id", "region_id", "class_id", "class_name", "confidence",
-        "gate_threshold", "gated", "sam_iou", "agreement_iou", "accepted", "bbox_x0", "bbox_y0",
+        "gate_threshold", "gated", "sam_iou", "agreement_iou", "accepted", "paints", "bbox_x0",
+        "bbox_y0",
         "bbox_x1", "bbox_y1", "image_height", "image_width", "checkpoint_sha256", "coarse_rle",
         "refined_rle")}
     for im in images:
@@ -71,7 +73,8 @@ def raw_write(images: list[ImageRegions], path: str) -> None:
                                 ("class_name", r.class_name), ("confidence", r.confidence),
                                 ("gate_threshold", im.gate_threshold), ("gated", r.gated),
                                 ("sam_iou", r.sam_iou), ("agreement_iou", r.agreement_iou),
-                                ("accepted", r.accepted), ("bbox_x0", r.bbox[0]),
+                                ("accepted", r.accepted), ("paints", r.paints),
+                                ("bbox_x0", r.bbox[0]),
                                 ("bbox_y0", r.bbox[1]), ("bbox_x1", r.bbox[2]),
                                 ("bbox_y1", r.bbox[3]), ("image_height", im.height),
                                 ("image_width", im.width),
