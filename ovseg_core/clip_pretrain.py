@@ -57,7 +57,7 @@ THREADS = 2
 
 DEFAULT_STEPS = 200
 """Measured (seed 0, 48 x 64 px per step): 200 steps -> dense mIoU seen 33.9 / unseen 22.2 (grid
-ceiling 35.8 / 28.0, random init 3.2 / 2.5), crop top-1 1.00 / 1.00; ~0.22 s per step on 2
+ceiling 35.8 / 28.0, random init 3.2 / 2.5), crop top-1 1.00 / 1.00; 0.21-0.27 s per step on 2
 idle cores. 400 steps lowered the loss (2.04 -> 1.68) but the dense figures to 27.6 / 16.8."""
 DEFAULT_BATCH = 48
 DEFAULT_IMAGE_SIZE = 64

@@ -7,11 +7,12 @@ projected to width D, the paper writes (post-norm):
   F_cv = LN(F'' + FFN(F''))                                                         (eq. 4)
 Taken literally, the residual Q = F_c W_Q and the LayerNorms replace CLIP's features by a random
 projection at initialisation, so the cost volume no longer matches CLIP's text space (the tiny
-preset's DEA-on cost volume correlated about 0.2 with the DEA-off one) and the model must
-relearn image-text alignment from the seen classes alone, the opposite of what open-vocabulary
-transfer needs. ovseg keeps the same three blocks (cross-attention with queries from CLIP and
-keys/values from SAM, self-attention, FFN) but as pre-norm residual blocks on F_c itself, each
-block's output projection initialised to zero:
+preset's DEA-on cost volume correlates -0.06 with the DEA-off one,
+benchmarks/bench_dea_init.py) and the model must relearn image-text alignment from the seen
+classes alone, the opposite of what open-vocabulary transfer needs. ovseg keeps the same three
+blocks (cross-attention with queries from CLIP and keys/values from SAM, self-attention, FFN)
+but as pre-norm residual blocks on F_c itself, each block's output projection initialised to
+zero:
   F'   = F_c  + CrossAttention(LN(F_c), F_s)
   F''  = F'   + SelfAttention(LN(F'))
   F_cv = F''  + FFN(LN(F''))
