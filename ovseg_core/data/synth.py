@@ -109,7 +109,7 @@ def render_scene(rng: np.random.Generator, size: int,
     for pick in picks:
         radius = float(rng.uniform(0.12, 0.22) * size)
         cx, cy = rng.uniform(radius * 0.6, size - radius * 0.6, size=2)
-        _paint(rng, image, label, pick + 1, radius, float(cx), float(cy))
+        _paint(rng, image, label, pick + 1, radius, cx, cy)  # numpy float64, as before
     return image, label
 
 
@@ -143,7 +143,9 @@ def render_shapes(rng: np.random.Generator, size: int,
 def _paint(rng: np.random.Generator, image: np.ndarray, label: np.ndarray, class_id: int,
            radius: float, cx: float, cy: float) -> None:
     """Paint one shape of target class `class_id` (random angle, colour jitter, texture) into
-    image uint8 (S, S, 3) and label uint16 (S, S) in place; radius and centre in px."""
+    image uint8 (S, S, 3) and label uint16 (S, S) in place; radius and centre in px. The type
+    of cx, cy matters at edge pixels (a numpy float64 makes the float32 grid float64): callers
+    keep the types they always passed, so the world and the caption corpus stay bit-identical."""
     size = image.shape[0]
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     spec = world_shape(class_id)
