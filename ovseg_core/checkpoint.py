@@ -13,6 +13,7 @@ from ovseg_core.build import build_skeleton
 from ovseg_core.config import ModelConfig
 from ovseg_core.errors import OvsegError
 from ovseg_core.model import STSeg
+from ovseg_core.weights import load_file_into
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -34,9 +35,8 @@ def save_model(model: STSeg, directory: str | Path) -> Path:
 
 def load_model(directory: str | Path, map_location: str | torch.device = "cpu") -> STSeg:
     """Rebuild the model from `config.json`, load weights on the CPU with a strict key check
-    (OvsegError naming missing / unexpected keys), then move it to `map_location`."""
-    from safetensors.torch import load_file
-
+    (`ovseg_core.weights`: OvsegError naming missing / unexpected keys), then move it to
+    `map_location`."""
     folder = Path(directory)
     weights, config_file = folder / WEIGHTS_FILE, folder / CONFIG_FILE
     for path in (weights, config_file):
@@ -44,26 +44,8 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu") 
             raise OvsegError(f"not a model checkpoint: {path} is missing")
     config = ModelConfig.from_dict(json.loads(config_file.read_text()))
     model = build_skeleton(config)
-    try:
-        state = load_file(str(weights), device="cpu")
-    except Exception as exc:  # a pickle or a truncated file under the safetensors name
-        raise OvsegError(f"cannot read {weights}: not a safetensors file ({exc})") from None
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise OvsegError(f"checkpoint {weights} does not match its config: missing keys "
-                         f"{_names(missing)}, unexpected keys {_names(unexpected)}")
-    bad = [k for k, v in state.items() if v.shape != expected[k].shape]
-    if bad:
-        raise OvsegError(f"checkpoint {weights} has wrong shapes for {_names(bad)}")
-    model.load_state_dict(state, strict=True)
+    load_file_into(model, weights, "model checkpoint")
     return model.to(map_location)
-
-
-def _names(keys: list[str], limit: int = 8) -> str:
-    more = f" ... (+{len(keys) - limit} more)" if len(keys) > limit else ""
-    return "[" + ", ".join(keys[:limit]) + more + "]"
 
 
 def file_sha256(path: str | Path) -> str:

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from ovseg_core.config import ClipConfig
 from ovseg_core.errors import OvsegError
 from ovseg_core.templates import IMAGENET_TEMPLATES, fill_templates, synonyms
+from ovseg_core.weights import load_file_into
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -61,18 +62,11 @@ def build_open_clip(cfg: ClipConfig) -> nn.Module:
 
 
 def load_open_clip_weights(model: nn.Module, path: Path) -> None:
-    """Load an open_clip checkpoint file strictly (weights_only / safetensors, CPU)."""
-    import open_clip
-
-    if not path.is_file():
-        raise OvsegError(
-            f"CLIP checkpoint not found: {path}. Set the model config's clip.pretrained to a local "
-            "open_clip checkpoint file (or null for random init)."
-        )
-    try:
-        open_clip.load_checkpoint(model, str(path), strict=True, weights_only=True)
-    except Exception as exc:  # missing/unexpected keys, shapes, pickled objects
-        raise OvsegError(f"cannot load CLIP checkpoint {path}: {exc}") from exc
+    """Load an open_clip checkpoint file (.safetensors or a .pt/.bin state dict) strictly, on
+    the CPU, through `ovseg_core.weights`."""
+    load_file_into(model, path, "CLIP checkpoint",
+                   hint="Set the model config's clip.pretrained to a local open_clip checkpoint "
+                        "file (or null for random init).")
 
 
 class ClipVisual(nn.Module):

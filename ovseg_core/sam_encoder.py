@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ovseg_core.errors import OvsegError
+from ovseg_core.weights import load_file_into
 
 SAM_VARIANTS = ("vit_b", "vit_l", "vit_h", "vit_t", "tiny")
 
@@ -164,40 +165,13 @@ def _build_tiny() -> nn.Module:
 
 
 def load_sam_state(sam: nn.Module, path: Path, setting: str = "sam_checkpoint") -> None:
-    """Load a SAM .pth/.pt state dict into `sam` (weights_only, CPU, strict with named keys).
+    """Load a SAM .pth/.pt state dict into `sam` (`ovseg_core.weights`: weights_only, CPU,
+    strict with named keys). setting: the config key that names this file, quoted in the error
+    when it is missing."""
+    load_file_into(sam, path, "SAM checkpoint",
+                   hint=f"Put the file there, or set {setting} to an existing file (or "
+                        "OVSEG_WEIGHTS_DIR to its folder).")
 
-    setting: the config key that names this file, quoted in the error when it is missing.
-    """
-    if not path.is_file():
-        raise OvsegError(
-            f"SAM checkpoint not found: {path}. Put the file there, or set {setting} to an "
-            "existing file (or OVSEG_WEIGHTS_DIR to its folder)."
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a corrupt or pickled-object file
-        raise OvsegError(f"cannot read SAM checkpoint {path}: {exc}") from exc
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    expected = set(sam.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise OvsegError(
-            f"SAM checkpoint {path} does not match this SAM variant: "
-            f"missing keys {_short(missing)}, unexpected keys {_short(unexpected)}"
-        )
-    try:
-        sam.load_state_dict(state, strict=True)
-    except RuntimeError as exc:  # shape mismatches
-        raise OvsegError(f"SAM checkpoint {path} does not fit this SAM variant: {exc}") from exc
-
-
-def _short(keys: list[str], limit: int = 8) -> str:
-    if not keys:
-        return "[]"
-    more = f" ... (+{len(keys) - limit} more)" if len(keys) > limit else ""
-    return "[" + ", ".join(keys[:limit]) + more + "]"
 
 
 def resize_longest_side(h: int, w: int, target: int) -> tuple[int, int]:

@@ -39,6 +39,7 @@ from ovseg_core.data.transforms import AugmentConfig, augment
 from ovseg_core.device import Runtime
 from ovseg_core.errors import OvsegError
 from ovseg_core.loss import seen_unseen_weights, stseg_loss
+from ovseg_core.weights import load_file_into
 
 LOG_NAME = "train_log.jsonl"
 STATE_NAME = "trainer_state.pt"
@@ -352,9 +353,7 @@ def load_trainer_state(out_dir: Path, model, optimizer, scheduler, identity: dic
     if file_sha256(weights) != state["model_sha256"]:
         raise OvsegError(f"{weights} does not match {path} (step {state['step']}); "
                          "the checkpoint is inconsistent, start in a new output folder")
-    from safetensors.torch import load_file
-
-    model.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
+    load_file_into(model, weights, "resume weights")
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])

@@ -83,5 +83,5 @@ def test_a_pickle_under_the_weights_name_is_a_clear_error(tmp_path):
 
     save_model(build_model(preset("tiny", dea_enabled=False), seed=0), tmp_path)
     (tmp_path / WEIGHTS_FILE).write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
-    with pytest.raises(OvsegError, match="not a safetensors file"):
+    with pytest.raises(OvsegError, match="not a weights file"):
         load_model(tmp_path)
