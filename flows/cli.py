@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "flows.commands.sql",
     "flows.commands.clip",
     "flows.commands.export",
+    "flows.commands.review",
 )
 
 

@@ -1,4 +1,5 @@
-"""Lineage: one JSON record per (stage, round) at <root>/lineage/stage=<stage>/round=NNN.json.
+"""Lineage: one JSON record per (stage, round) at <root>/lineage/stage=<stage>/round=NNN.json;
+stages of REPEATED_STAGES (review imports) have one per input: round=NNN.<config hash[:16]>.json.
 
 A completed record is immutable: writing a different one for the same (stage, round) is a
 StorageError; writing the same one again is a no-op. A record that is not completed (running,
@@ -18,16 +19,17 @@ from typing import TYPE_CHECKING
 from storage.errors import StorageError
 from storage.fsio import atomic_write_json, read_json
 from storage.hashing import canonical_json
-from storage.records import STAGES, LineageRecord
+from storage.records import REPEATED_STAGES, STAGES, LineageRecord
 
 if TYPE_CHECKING:
     from storage.workspace import Workspace
 
-_RECORD = re.compile(r"stage=([a-z_]+)/round=(\d+)\.json$")
+_RECORD = re.compile(r"stage=([a-z_]+)/round=(\d+)(?:\.[0-9a-f]+)?\.json$")
 
 
-def _path(ws: Workspace, stage: str, round: int) -> str:
-    return ws._abs(f"lineage/stage={stage}/round={int(round):03d}.json")
+def _path(ws: Workspace, stage: str, round: int, key: str = "") -> str:
+    name = f"round={int(round):03d}" + (f".{key}" if key else "")
+    return ws._abs(f"lineage/stage={stage}/{name}.json")
 
 
 def _supersede(ws: Workspace, path: str) -> None:
@@ -38,7 +40,8 @@ def _supersede(ws: Workspace, path: str) -> None:
 
 def write_lineage(ws: Workspace, record: LineageRecord) -> None:
     """Store `record`; see the module docstring for when that is refused."""
-    path = _path(ws, record.stage, record.round)
+    key = record.config_hash[:16] if record.stage in REPEATED_STAGES else ""
+    path = _path(ws, record.stage, record.round, key)
     existing = read_json(ws.fs, path)
     data = record.to_dict()
     if existing is not None:
@@ -70,8 +73,11 @@ def read_lineage(ws: Workspace, round: int | None = None) -> list[LineageRecord]
 
 
 def supersede_round(ws: Workspace, round: int) -> None:
-    """Move every record of `round` to lineage/_superseded/ (used by redo_round)."""
+    """Move every record of `round` to lineage/_superseded/ (used by redo_round), except those
+    of REPEATED_STAGES."""
     for stage in STAGES:
+        if stage in REPEATED_STAGES:
+            continue
         path = _path(ws, stage, round)
         if ws.fs.exists(path):
             _supersede(ws, path)

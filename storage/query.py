@@ -8,6 +8,7 @@ Views of a connection (a snapshot of the manifests when it was opened):
     class_stats, confidence_histogram, sam_vs_agreement, class_coverage_drift,
     images_without_accepted   quality views (storage.views)
     quarantine                target files that could not be read, with the reason
+    human_labels    masks corrected by people and imported (`ovseg review import`)
 
 No DuckDB database file is created: another process can always read the same store. Once the
 views exist, the connection is locked: no file access outside the workspace root, no
@@ -22,10 +23,16 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
+from storage import human_labels
 from storage.errors import StorageError
 from storage.fsio import is_local
 from storage.hashing import canonical_json
-from storage.schema import IMAGES_SCHEMA, PSEUDO_LABEL_SCHEMA, SCHEMA_VERSION
+from storage.schema import (
+    HUMAN_LABEL_SCHEMA,
+    IMAGES_SCHEMA,
+    PSEUDO_LABEL_SCHEMA,
+    SCHEMA_VERSION,
+)
 from storage.views import QUALITY_VIEWS
 from storage.workspace import Workspace
 
@@ -124,6 +131,7 @@ def connect(workspace: Workspace | str) -> duckdb.DuckDBPyConnection:
                   PSEUDO_LABEL_SCHEMA.empty_table())
     _parquet_view(con, "images", [ws.url(e["images_file"]) for e in entries],
                   IMAGES_SCHEMA.empty_table())
+    _parquet_view(con, "human_labels", human_labels.files(ws), HUMAN_LABEL_SCHEMA.empty_table())
     con.register("_shards", _shards_table(ws, by_round))
     con.execute("CREATE VIEW shards AS SELECT * FROM _shards")
     con.register("_rounds", _rounds_table(ws))

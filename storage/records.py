@@ -7,7 +7,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-STAGES = ("stage_one", "self_training_round", "evaluate")
+STAGES = ("stage_one", "self_training_round", "evaluate", "review_import")
+REPEATED_STAGES = ("review_import",)
+"""Stages recorded once per input (keyed by their config hash), not once per round; a redo of
+the round keeps them (human labels are about images, not about a round's model)."""
 STATUSES = ("running", "completed", "failed")
 
 
@@ -80,7 +83,8 @@ class CheckpointRecord:
 class LineageRecord:
     """What one stage of one round did, immutable once completed.
 
-    stage: "stage_one" (round 0), "self_training_round" (round >= 1) or "evaluate".
+    stage: "stage_one" (round 0), "self_training_round" (round >= 1), "evaluate" or
+    "review_import" (one per imported review file; `config` names the file and its sha256).
     Times are ISO-8601 UTC strings (see `utc_now`). `config_hash` is computed from `config`
     when left empty. `row_counts` and `metrics` are flat name -> number dicts.
     """

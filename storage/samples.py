@@ -13,6 +13,10 @@ quality measure all paint through `ImageSelection.label_map`):
   flows test paints one set of regions both ways and compares);
 - rows are painted in increasing (score, region_id) order, so where masks overlap the highest
   score wins; pixels no selected row covers are IGNORE_INDEX (65535).
+
+Retraining (`PseudoLabelSamples`) prefers people's labels: an image of the round that a review
+import covers (storage.human_labels, its latest import) paints those masks, in their order,
+instead of its pseudo-labels (`human_selections`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from storage import human_labels
 from storage.errors import StorageError
 from storage.query import connect, execute
 from storage.rle import decode_masks
@@ -122,10 +127,29 @@ def select_images(workspace: Workspace | str, round: int, where: str | None = No
     return {image_id: _selection(image_id, rows) for image_id, rows in grouped.items()}
 
 
+def human_selections(workspace: Workspace | str, round: int) -> dict[str, ImageSelection]:
+    """{image_id: ImageSelection} of the round's images that human labels cover: the masks of
+    the latest import covering each, painted in label order (a later label wins overlaps)."""
+    query = (f"SELECT h.* FROM ({human_labels.LATEST}) h JOIN images i ON i.image_id = "
+             "h.image_id AND i.round = ? AND i.problem IS NULL ORDER BY h.image_id, h.label_id")
+    grouped: dict[str, list[dict]] = {}
+    with connect(workspace) as con:
+        for row in execute(con, query, [int(round)]).to_pylist():
+            grouped.setdefault(row["image_id"], []).append(row)
+    return {image_id: ImageSelection(
+        image_id=image_id, height=rows[0]["image_height"], width=rows[0]["image_width"],
+        region_ids=np.array([r["label_id"] for r in rows], dtype=np.int64),
+        class_ids=np.array([r["class_id"] for r in rows], dtype=np.uint16),
+        class_names=[r["class_name"] for r in rows], scores=np.ones(len(rows)),
+        rles=[r["rle"] for r in rows], uses_refined=np.zeros(len(rows), dtype=bool), rows=rows)
+        for image_id, rows in grouped.items()}
+
+
 class PseudoLabelSamples(Sequence):
     """Retraining samples of one round: `(image uint8 (H, W, 3), label uint16 (H, W))`.
 
-    One sample per image with at least one selected row, sorted by image id. `image_loader`
+    One sample per image with at least one selected row or a human label (which then replaces
+    the image's pseudo-labels: `human_selections`), sorted by image id. `image_loader`
     maps an image id (path relative to the dataset root) to its RGB array. The round must be
     committed unless `require_committed=False`.
     """
@@ -139,6 +163,7 @@ class PseudoLabelSamples(Sequence):
         self.round = round
         self.image_loader = image_loader
         self.selections = select_images(ws, round, where, params)
+        self.selections.update(human_selections(ws, round))  # people's labels win
         self.image_ids = sorted(self.selections)
 
     def __len__(self) -> int:

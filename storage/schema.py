@@ -78,6 +78,33 @@ IMAGES_SCHEMA = pa.schema(
     metadata=_metadata("images"),
 )
 
+HUMAN_LABELS_VERSION = 1
+"""Version of HUMAN_LABEL_SCHEMA (its files are separate from the shards: SCHEMA_VERSION does not
+cover them); stored in each file's metadata."""
+
+HUMAN_LABEL_SCHEMA = pa.schema(
+    [
+        pa.field("round", pa.int32(), nullable=False),  # the round whose export was reviewed
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("label_id", pa.int32(), nullable=False),  # 0.. within the image and import
+        pa.field("class_id", pa.uint16(), nullable=False),
+        pa.field("class_name", pa.string(), nullable=False),
+        pa.field("image_height", pa.int32(), nullable=False),
+        pa.field("image_width", pa.int32(), nullable=False),
+        pa.field("area", pa.int64(), nullable=False),  # mask pixels
+        pa.field("annotator", pa.string()),  # who, as the tool exported it; null if unknown
+        pa.field("annotated_at", pa.string()),  # when, as the tool exported it; null if unknown
+        pa.field("tool", pa.string(), nullable=False),  # "cvat" or "label-studio"
+        pa.field("source_file", pa.string(), nullable=False),  # the imported file, as named
+        pa.field("source_sha256", pa.string(), nullable=False),  # its content hash: the key
+        pa.field("imported_at", pa.string(), nullable=False),  # ISO-8601 UTC
+        pa.field("rle", pa.string(), nullable=False),  # COCO RLE counts, (H, W) mask
+    ],
+    metadata={b"ovseg.table": b"human_labels",
+              b"ovseg.human_labels_version": str(HUMAN_LABELS_VERSION).encode()},
+)
+"""`human_labels`: one row per corrected mask of one imported review file (storage.human_labels)."""
+
 STAT_COLUMNS = tuple(n for n in PSEUDO_LABEL_SCHEMA.names if n not in MASK_COLUMNS)
 """Every pseudo-label column except the masks."""
 

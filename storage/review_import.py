@@ -1,0 +1,270 @@
+"""Read corrected annotations back from CVAT or Label Studio into the `human_labels` table.
+
+Formats, recognised from the content:
+- COCO JSON as CVAT's "COCO 1.0" export writes it (the `.json`, or the export's `.zip` with
+  `annotations/instances_default.json`): `segmentation` as polygons (a list of flat
+  [x0, y0, x1, y1, ...] lists, merged into one mask), as uncompressed RLE (`counts` a list of
+  ints: CVAT's masks) or as compressed RLE (`counts` a string: what `ovseg review export`
+  wrote). Categories are matched by name. Who/when: the file's `info.contributor` and
+  `info.date_created`, when set (CVAT leaves them empty).
+- Label Studio's JSON export: a list of tasks, each with `annotations` (cancelled ones
+  skipped; of several, the latest `updated_at` counts) whose `result` holds `polygonlabels`
+  (points in percent of `original_width` / `original_height`). Brush masks (`brushlabels`)
+  are refused with a message: Label Studio's brush RLE is not read (see storage.review_export).
+  Who/when: `completed_by` (an id, or the user's email when the export expands it) and
+  `updated_at`. Tasks without an annotation were not reviewed and are left out.
+
+Image ids: COCO `file_name` or the task's `data.ovseg_image_id`, else its `data.image` URL,
+matched against the round's images: exactly, else by a unique path suffix or file name.
+Every mask is checked against the image's size and the vocabulary; any problem is one
+StorageError naming the file, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+import re
+import zipfile
+from urllib.parse import unquote, urlparse
+
+import fsspec
+import pyarrow as pa
+from pycocotools import mask as mask_utils
+
+from storage import human_labels
+from storage.errors import StorageError
+from storage.hashing import dataset_manifest_hash
+from storage.query import run_sql
+from storage.records import utc_now
+from storage.review_export import committed_round
+from storage.rle import rle_areas
+from storage.schema import HUMAN_LABEL_SCHEMA
+from storage.workspace import Workspace
+
+_UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes uploaded file names
+
+
+def _read(path: str) -> tuple[bytes, object]:
+    """(file bytes, parsed JSON) of a .json file or a CVAT export .zip."""
+    try:
+        with fsspec.open(path, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, IsADirectoryError):
+        raise StorageError(f"{path}: no such file") from None
+    text = data
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = [n for n in z.namelist() if n.endswith(".json")]
+            if len(names) != 1:
+                raise StorageError(f"{path}: a zip should hold one annotation JSON (CVAT's "
+                                   f"annotations/instances_default.json); found {names}")
+            text = z.read(names[0])
+    try:
+        return data, json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise StorageError(f"{path}: not JSON; give a COCO JSON (CVAT 'COCO 1.0' export) or a "
+                           "Label Studio JSON export") from None
+
+
+def detect_tool(document) -> str | None:
+    """"cvat" for a COCO document, "label-studio" for a task list, else None."""
+    if isinstance(document, dict) and {"images", "annotations", "categories"} <= set(document):
+        return "cvat"
+    if isinstance(document, list) and document and all(
+            isinstance(t, dict) and "data" in t for t in document):
+        return "label-studio"
+    return None
+
+
+class _Images:
+    """The round's images: id -> (height, width), and matching of names tools wrote."""
+
+    def __init__(self, ws: Workspace, round: int, source: str):
+        rows = run_sql(ws, "SELECT image_id, image_height, image_width FROM images "
+                           "WHERE round = ? AND problem IS NULL", [int(round)]).to_pylist()
+        self.sizes = {r["image_id"]: (r["image_height"], r["image_width"]) for r in rows}
+        self.round, self.source = round, source
+
+    def match(self, name: str) -> str:
+        name = name.lstrip("/")
+        if name in self.sizes:
+            return name
+        for candidates in ([i for i in self.sizes if i.endswith("/" + name)],
+                           [i for i in self.sizes if posixpath.basename(i)
+                            == posixpath.basename(name)],
+                           [i for i in self.sizes if posixpath.basename(i)
+                            == _UPLOAD_PREFIX.sub("", posixpath.basename(name))]):
+            if len(candidates) == 1:
+                return candidates[0]
+        raise StorageError(f"{self.source}: image {name!r} is not an image of round "
+                           f"{self.round} (or matches several)")
+
+    def check_size(self, image_id: str, height: int, width: int) -> None:
+        if self.sizes[image_id] != (int(height), int(width)):
+            raise StorageError(f"{self.source}: {image_id} is {height}x{width} there, but "
+                               f"{self.sizes[image_id][0]}x{self.sizes[image_id][1]} in round "
+                               f"{self.round}")
+
+
+def _class_id(name: str, classes: list[str], source: str) -> int:
+    if name not in classes:
+        shown = ", ".join(classes[:20]) + (" ..." if len(classes) > 20 else "")
+        raise StorageError(f"{source}: unknown class {name!r}; the vocabulary is: {shown}")
+    return classes.index(name)
+
+
+def _label(image_id: str, h: int, w: int, rle: dict, class_name: str, classes: list[str],
+           source: str, who, when) -> dict:
+    counts = rle["counts"]
+    return {"image_id": image_id, "class_name": class_name,
+            "class_id": _class_id(class_name, classes, source), "image_height": h,
+            "image_width": w, "rle": counts.decode("ascii") if isinstance(counts, bytes)
+            else counts, "annotator": None if who in (None, "") else str(who),
+            "annotated_at": when or None}
+
+
+def _coco_mask(segmentation, h: int, w: int) -> dict | None:
+    if isinstance(segmentation, list):
+        polygons = [p for p in segmentation if len(p) >= 6]
+        return mask_utils.merge(mask_utils.frPyObjects(polygons, h, w)) if polygons else None
+    if isinstance(segmentation, dict) and "counts" in segmentation:
+        if list(segmentation.get("size", [])) != [h, w]:
+            raise ValueError(f"mask size {segmentation.get('size')} is not {[h, w]}")
+        if isinstance(segmentation["counts"], list):
+            return mask_utils.frPyObjects(segmentation, h, w)
+        return {"size": [h, w], "counts": segmentation["counts"]}
+    return None
+
+
+def parse_coco(document: dict, images: _Images, classes: list[str], source: str) -> list[dict]:
+    """Label dicts (image_id, class, rle counts, who/when) of a COCO document."""
+    categories = {c["id"]: c["name"] for c in document["categories"]}
+    info = document.get("info") or {}
+    by_id = {}
+    for image in document["images"]:
+        image_id = images.match(image["file_name"])
+        images.check_size(image_id, image["height"], image["width"])
+        by_id[image["id"]] = (image_id, int(image["height"]), int(image["width"]))
+    labels = []
+    for ann in document["annotations"]:
+        if ann["image_id"] not in by_id or ann["category_id"] not in categories:
+            raise StorageError(f"{source}: annotation {ann.get('id')} names an image or a "
+                               "category the file does not list")
+        image_id, h, w = by_id[ann["image_id"]]
+        try:
+            rle = _coco_mask(ann.get("segmentation"), h, w)
+        except ValueError as exc:
+            raise StorageError(f"{source}: annotation {ann.get('id')}: {exc}") from None
+        if rle is None:
+            raise StorageError(f"{source}: annotation {ann.get('id')} on {image_id} has no "
+                               "mask (a box?); draw a polygon or a mask")
+        labels.append(_label(image_id, h, w, rle, categories[ann["category_id"]], classes,
+                             source, info.get("contributor"), info.get("date_created")))
+    return labels
+
+
+def _latest_annotation(task: dict) -> dict | None:
+    done = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+    return max(done, key=lambda a: a.get("updated_at") or a.get("created_at") or "",
+               default=None)
+
+
+def _task_image(task: dict, images: _Images) -> str:
+    data = task["data"]
+    if data.get("ovseg_image_id"):
+        return images.match(data["ovseg_image_id"])
+    url = str(data.get("image", ""))
+    parsed = urlparse(url)
+    name = unquote(parsed.query.split("d=", 1)[1]) if "d=" in parsed.query \
+        else unquote(parsed.path)
+    return images.match(name)
+
+
+def parse_label_studio(tasks: list[dict], images: _Images, classes: list[str],
+                       source: str) -> list[dict]:
+    """Label dicts of a Label Studio JSON export (polygonlabels; see the module docstring)."""
+    labels = []
+    for task in tasks:
+        annotation = _latest_annotation(task)
+        if annotation is None:
+            continue
+        image_id = _task_image(task, images)
+        h, w = images.sizes[image_id]
+        who = annotation.get("completed_by")
+        who = who.get("email") or who.get("id") if isinstance(who, dict) else who
+        for result in annotation.get("result") or []:
+            kind = result.get("type")
+            if kind != "polygonlabels":
+                raise StorageError(
+                    f"{source}: task {task.get('id')} has a {kind!r} result; ovseg reads "
+                    "polygonlabels (the labeling config `ovseg review export` wrote)")
+            images.check_size(image_id, result.get("original_height", h),
+                              result.get("original_width", w))
+            value = result["value"]
+            flat = [c for x, y in value["points"] for c in (x * w / 100.0, y * h / 100.0)]
+            if len(flat) < 6:
+                continue  # fewer than three points enclose nothing
+            rle = mask_utils.frPyObjects([flat], h, w)[0]
+            labels.append(_label(image_id, h, w, rle, value["polygonlabels"][0], classes,
+                                 source, who, annotation.get("updated_at")))
+    return labels
+
+
+def _table(labels: list[dict], round: int, tool: str, source: str, sha256: str) -> pa.Table:
+    now, counter = utc_now(), {}
+    for label in labels:
+        label["label_id"] = counter[label["image_id"]] = counter.get(label["image_id"], -1) + 1
+        label["area"] = int(rle_areas([label["rle"]], label["image_height"],
+                                      label["image_width"])[0])
+        label.update(round=int(round), tool=tool, source_file=source, source_sha256=sha256,
+                     imported_at=now)
+    return pa.Table.from_pylist(labels, schema=HUMAN_LABEL_SCHEMA)
+
+
+def latest_round(ws: Workspace) -> int:
+    """The newest committed round; StorageError when there is none."""
+    committed = [r for r in ws.rounds() if ws.is_round_committed(r)]
+    if not committed:
+        raise StorageError(f"{ws.root} has no committed round to import reviews into")
+    return committed[-1]
+
+
+def import_review(workspace: Workspace | str, path: str, classes: list[str],
+                  round: int | None = None) -> dict:
+    """Store the corrected masks of `path` (see the module docstring) as human labels of
+    `round` (default: the newest committed round); `classes` is the vocabulary.
+
+    Returns {"tool", "sha256", "round", "rows", "images", "new": bool}; `new` is False, and
+    nothing is written, when a file with the same content was imported before.
+    """
+    started = utc_now()
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    data, document = _read(path)
+    tool = detect_tool(document)
+    if tool is None:
+        raise StorageError(f"{path}: neither a COCO JSON (CVAT 'COCO 1.0' export) nor a Label "
+                           "Studio JSON export (a list of tasks)")
+    round = latest_round(ws) if round is None else round
+    committed_round(ws, round)
+    sha256 = hashlib.sha256(data).hexdigest()
+    images = _Images(ws, round, path)
+    parse = parse_coco if tool == "cvat" else parse_label_studio
+    try:
+        labels = parse(document, images, classes, path)
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise StorageError(f"{path}: not shaped as a {tool} export ({type(exc).__name__}: "
+                           f"{exc})") from None
+    if not labels:
+        raise StorageError(f"{path}: holds no annotated mask to import")
+    covered = sorted({label["image_id"] for label in labels})
+    new = human_labels.write(ws, _table(labels, round, tool, path, sha256), sha256)
+    if not any(r.stage == "review_import" and r.config.get("source_sha256") == sha256
+               for r in ws.lineage()):
+        ws.write_lineage(human_labels.lineage_record(
+            round, tool, path, sha256, len(labels), len(covered), started,
+            dataset_manifest_hash(covered)))
+    return {"tool": tool, "sha256": sha256, "round": round, "rows": len(labels),
+            "images": len(covered), "new": new}
