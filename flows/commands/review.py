@@ -87,6 +87,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {done['images']} image(s), {done['masks']} mask(s) for {args.tool}:")
         for path in done["files"]:
             print(f"  {path}")
+        root = args.image_root or image_root
+        if args.tool == "label-studio" and root and "://" not in root:
+            print("Label Studio serves these images when started with "
+                  f"LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true "
+                  f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={os.path.abspath(root)}")
         return 0
     done = import_review(ws, args.file, classes, round=args.round)
     if not done["new"]:
