@@ -81,6 +81,10 @@ class TrainSettings(_Strict):
     alpha: float = Field(default=ALPHA, ge=0, le=1)
     num_workers: int | None = Field(default=None, ge=0)
     checkpoint_every: int | None = Field(default=None, ge=1)
+    processes: int = Field(
+        default=1, ge=1, description="data-parallel processes of each round's retraining on "
+        "this machine (DDP started by torch's elastic launcher; one GPU each, else gloo on "
+        "CPU); batch_size stays the global batch and must divide by it")
 
 
 class SelfTrainingSettings(_Strict):

@@ -8,10 +8,12 @@ matching key is skipped, so a re-run after a crash redoes only the missing work.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from functools import cache
 
 from tqdm import tqdm
 
+from flows import training
 from flows.clip_weights import clip_metrics, clip_weights, ensure_clip
 from flows.config import RunConfig
 from flows.faults import kill_point
@@ -25,12 +27,13 @@ from ovseg_core.device import Runtime, pick_runtime
 from ovseg_core.errors import OvsegError
 from ovseg_core.inference import evaluate
 from ovseg_core.labeling import LABELING_VERSION, RoundLabeler, shared_cache, weights_digest
+from ovseg_core.launch import TrainJob, launch
 from ovseg_core.profiling import phase
 from ovseg_core.sam_encoder import build_sam
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
 from ovseg_core.selftrain.refiner import RefinerSettings
 from ovseg_core.selftrain.regions import threshold_of
-from ovseg_core.train import PRESET_DEFAULTS, TrainConfig, preset_train_config, train
+from ovseg_core.train import TrainConfig, train
 from storage.hashing import config_hash, shard_key
 from storage.records import ImageRegions, LineageRecord, RegionRecord, utc_now
 from storage.samples import PseudoLabelSamples
@@ -102,16 +105,9 @@ def gates(cfg: RunConfig, class_names: list[str]) -> float | list[float]:
 
 
 def train_config(cfg: RunConfig, retrain: bool, seed: int) -> TrainConfig:
-    """Stage-one or retraining settings: the preset's defaults, then the run's settings."""
-    t = cfg.train
-    steps = t.steps or PRESET_DEFAULTS[cfg.model.preset]["steps"]
-    if retrain:
-        steps = t.retrain_steps or max(1, steps // 3)
-    given = {"steps": steps, "batch_size": t.batch_size, "lr": t.lr, "alpha": t.alpha,
-             "crop_size": t.crop_size or model_config(cfg).input_size, "seed": seed,
-             "num_workers": t.num_workers, "checkpoint_every": t.checkpoint_every}
-    return preset_train_config(cfg.model.preset,
-                               **{k: v for k, v in given.items() if v is not None})
+    """Stage-one or retraining settings of the run (translated in `flows.training`)."""
+    return training.train_config(cfg.train, cfg.model.preset, model_config(cfg).input_size,
+                                 seed, retrain)
 
 
 def parent_record(cfg: RunConfig, round: int) -> LineageRecord:
@@ -146,19 +142,25 @@ def load_checkpoint(cfg: RunConfig, round: int, sha256: str, cached: bool = True
     key = (cfg.workspace, round, sha256, cfg.device)
     if cached and key in _MODEL:
         return _MODEL[key]
+    with phase("load_model"):
+        model = load_model(checkpoint_dir(cfg, round, sha256)).to(runtime_for(cfg.device).device)
+    if cached:
+        _MODEL.clear()
+        _MODEL[key] = model
+    return model
+
+
+def checkpoint_dir(cfg: RunConfig, round: int, sha256: str):
+    """The local folder of round `round`'s stored checkpoint, fetched once per hash (the hash
+    recorded in the lineage must match the stored weights)."""
     stored = workspace(cfg).checkpoint(round)
     if stored is None or stored.sha256 != sha256:
         raise OvsegError(f"round {round}'s checkpoint {sha256[:12]} is missing from "
                            f"{cfg.workspace} (found {stored.sha256[:12] if stored else 'none'})")
     dest = local_dir(cfg, "checkpoints", sha256[:16])
-    with phase("load_model"):
-        if not (dest / "model.safetensors").exists():
-            workspace(cfg).fetch_checkpoint(stored.uri, str(dest))
-        model = load_model(dest).to(runtime_for(cfg.device).device)
-    if cached:
-        _MODEL.clear()
-        _MODEL[key] = model
-    return model
+    if not (dest / "model.safetensors").exists():
+        workspace(cfg).fetch_checkpoint(stored.uri, str(dest))
+    return dest
 
 
 # ---- stage one
@@ -310,26 +312,45 @@ def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:
     if stored is not None:
         return {"uri": stored.uri, "sha256": stored.sha256}
     check_quality(cfg, round)
+    plan, samples = data_plan(cfg), retrain_samples(cfg, round)
+    out = local_dir(cfg, f"round={round:03d}", "train")
+    settings = train_config(cfg, retrain=True, seed=cfg.seed + round)
+    on_step = functools.partial(train_step_kill_point, round)
+    with phase("retrain"):
+        if cfg.train.processes > 1:  # the same training as DDP; rank 0 writes `out`
+            init = str(checkpoint_dir(cfg, parent["round"], parent["checkpoint_sha256"]))
+            launch(TrainJob(init, retrain_samples, (cfg, round), plan.target_classes,
+                            plan.target_seen, settings, str(out), cfg.device, on_step),
+                   cfg.train.processes)
+        else:
+            model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"],
+                                    cached=False)
+            train(model, samples, plan.target_classes, plan.target_seen, settings, out,
+                  runtime_for(cfg.device), on_step=on_step)
+    with phase("storage"):
+        ckpt = ws.put_checkpoint(round, str(out))
+    return {"uri": ckpt.uri, "sha256": ckpt.sha256}
+
+
+def retrain_samples(cfg: RunConfig, round: int):
+    """What round `round` retrains on: its selected pseudo-labels, mixed with the labelled
+    source by `self_training.source_share` (rebuilt by each process of a DDP retraining)."""
     plan = data_plan(cfg)
-    samples = PseudoLabelSamples(ws, round, plan.read_target, where=cfg.self_training.selection)
+    samples = PseudoLabelSamples(workspace(cfg), round, plan.read_target,
+                                 where=cfg.self_training.selection)
     if len(samples) == 0:
         raise OvsegError(f"round {round} selected no pseudo-labels to retrain on; lower "
                            "self_training.gate_threshold or change self_training.selection")
-    model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"], cached=False)
     share = cfg.self_training.source_share
     if share > 0:
         source = RemappedSamples(plan.source, plan.source_classes, plan.target_classes,
                                  plan.name_map)
         samples = SharedSamples(samples, source, share, seed=cfg.seed + round)
-    out = local_dir(cfg, f"round={round:03d}", "train")
-    with phase("retrain"):
-        train(model, samples, plan.target_classes, plan.target_seen,
-              train_config(cfg, retrain=True, seed=cfg.seed + round), out,
-              runtime_for(cfg.device),
-              on_step=lambda step, _loss: kill_point(f"train_step:{round}:{step}"))
-    with phase("storage"):
-        ckpt = ws.put_checkpoint(round, str(out))
-    return {"uri": ckpt.uri, "sha256": ckpt.sha256}
+    return samples
+
+
+def train_step_kill_point(round: int, step: int, _loss: float) -> None:
+    kill_point(f"train_step:{round}:{step}")
 
 
 def measure(cfg: RunConfig, model, round: int) -> dict:

@@ -47,15 +47,25 @@ def add_parser(subparsers) -> None:
 
 
 def train_config(args, input_size: int):
-    """The TrainConfig of the parsed arguments (preset defaults, then explicit flags)."""
-    from ovseg_core.train import preset_train_config
+    """The TrainConfig of the parsed flags: they fill the run config's `train` settings, which
+    `flows.training.train_config` translates (preset defaults, then the settings given)."""
+    from pydantic import ValidationError
 
-    values = {"crop_size": input_size, "seed": args.seed}
-    for flag, key in (("steps", "steps"), ("batch_size", "batch_size"), ("lr", "lr"),
-                      ("crop_size", "crop_size"), ("workers", "num_workers")):
-        if getattr(args, flag) is not None:
-            values[key] = getattr(args, flag)
-    return preset_train_config(args.preset, **values)
+    from flows.config import TrainSettings
+    from flows.training import train_config as translate
+    from ovseg_core.errors import OvsegError
+
+    flags = {"steps": "steps", "batch_size": "batch_size", "lr": "lr",
+             "crop_size": "crop_size", "workers": "num_workers"}  # flag -> TrainSettings name
+    given = {key: getattr(args, flag) for flag, key in flags.items()
+             if getattr(args, flag) is not None}
+    try:
+        settings = TrainSettings(**given)
+    except ValidationError as exc:
+        flag = {key: flag for flag, key in flags.items()}
+        raise OvsegError("; ".join(f"--{flag[e['loc'][0]].replace('_', '-')}: {e['msg']}"
+                                   for e in exc.errors())) from None
+    return translate(settings, args.preset, input_size, args.seed)
 
 
 def run(args) -> int:
