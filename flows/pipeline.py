@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows import steps, tasks
+from flows import steps, tasks, watch
 from flows.config import RunConfig
+from flows.preflight import check_config
 from flows.report import write_round_report
 from ovseg_core.profiling import phase
 from storage.records import utc_now
@@ -20,6 +21,7 @@ from storage.records import utc_now
 def stage_one(config: RunConfig) -> dict:
     """Supervised training on the labelled source; records round 0 in the lineage and writes
     its report (also when `next-round` runs it)."""
+    check_config(config)
     record = tasks.stage_one(config)
     write_round_report(config, 0)
     return record
@@ -33,6 +35,7 @@ def self_training_round(config: RunConfig, round: int, redo: bool = False) -> di
     """
     if round < 1:
         raise ValueError("self-training rounds are numbered from 1 (round 0 is stage one)")
+    check_config(config)
     if redo:
         steps.redo_round(config, round)
     done = steps.completed(config, "self_training_round", round)
@@ -60,6 +63,7 @@ def self_training_round(config: RunConfig, round: int, redo: bool = False) -> di
 @flow(name="ovseg-self-training", log_prints=True)
 def self_training(config: RunConfig, rounds: int | None = None) -> list[dict]:
     """Stage one if needed, then `rounds` (default: config.self_training.rounds) rounds."""
+    check_config(config)
     count = config.self_training.rounds if rounds is None else rounds
     records = [stage_one(config)]
     if not config.model.self_training:
@@ -91,6 +95,7 @@ def next_round(config: RunConfig) -> dict:
 
     The flow to put on a schedule (a nightly round): each run adds one round.
     """
+    check_config(config)
     if steps.completed(config, "stage_one", 0) is None:
         return stage_one(config)
     done = [r.round for r in steps.workspace(config).lineage()
@@ -101,8 +106,28 @@ def next_round(config: RunConfig) -> dict:
 @flow(name="ovseg-evaluate", log_prints=True)
 def evaluate(config: RunConfig, round: int) -> dict:
     """mIoU of round `round`'s stored checkpoint on the run's labelled datasets."""
+    check_config(config)
     stored = steps.workspace(config).checkpoint(round)
     if stored is None:
         raise ValueError(f"round {round} has no stored checkpoint in {config.workspace}")
     model = steps.load_checkpoint(config, round, stored.sha256)
     return steps.measure(config, model, round)
+
+
+@flow(name="ovseg-watch-target")
+def watch_target(config: RunConfig, deployment: str = "ovseg-next-round/next-round") -> dict:
+    """Start the `deployment` run (next-round) when the target's images changed since the last
+    completed round and no run of it is under way; put it on a short interval."""
+    check_config(config)
+    log = get_run_logger()
+    change = watch.target_change(config)
+    log.info(change["reason"])
+    if not change["changed"]:
+        return change | {"started": None}
+    busy = watch.runs_under_way(deployment)
+    if busy:
+        log.info("not starting %s: %s is under way", deployment, ", ".join(busy))
+        return change | {"started": None}
+    started = watch.start_round(deployment, config)
+    log.info("started %s (flow run %s)", deployment, started)
+    return change | {"started": started}

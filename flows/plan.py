@@ -162,5 +162,12 @@ def data_plan(cfg: RunConfig) -> DataPlan:
     return _plan(json.dumps(cfg.model_dump(mode="json"), sort_keys=True))
 
 
+def rescan_target(cfg: RunConfig) -> DataPlan:
+    """The run's datasets read again from disk, so images added to the target since this
+    process last looked are seen (each round starts with this; `data_plan` caches)."""
+    _plan.cache_clear()
+    return data_plan(cfg)
+
+
 def workspace(cfg: RunConfig) -> Workspace:
     return Workspace(cfg.workspace)

@@ -13,7 +13,8 @@ DEFAULT_PREFECT_HOME = Path.home() / ".ovseg" / "prefect"
 
 
 def configure_prefect(log_level: str = "WARNING") -> Path:
-    """Point Prefect at a stable home and keep its per-task logs out of the user's way.
+    """Point Prefect at a stable home and keep its per-task logs out of the user's terminal
+    (they go to the Prefect API, where the UI shows them).
 
     Without `PREFECT_API_URL`, Prefect starts a temporary local server for the run (no server
     to install). Users who run a real server set `PREFECT_API_URL` and nothing here changes it.
@@ -21,7 +22,10 @@ def configure_prefect(log_level: str = "WARNING") -> Path:
     """
     home = Path(os.environ.setdefault("PREFECT_HOME", str(DEFAULT_PREFECT_HOME)))
     home.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", log_level)
+    # Runs log what they did at INFO to the Prefect API (the UI's task logs); the terminal
+    # shows only `log_level` and above.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", log_level)
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The first start migrates a fresh database: on a busy 2-core machine that takes > 20 s.

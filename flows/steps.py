@@ -17,7 +17,7 @@ from flows import training
 from flows.clip_weights import clip_metrics, clip_weights, ensure_clip
 from flows.config import RunConfig
 from flows.faults import kill_point
-from flows.plan import data_plan, local_dir, workspace
+from flows.plan import data_plan, local_dir, rescan_target, workspace
 from flows.quality import round_quality
 from ovseg_core.build import build_model
 from ovseg_core.checkpoint import load_model
@@ -33,7 +33,7 @@ from ovseg_core.sam_encoder import build_sam
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
 from ovseg_core.selftrain.refiner import RefinerSettings
 from ovseg_core.selftrain.regions import threshold_of
-from ovseg_core.train import TrainConfig, train
+from ovseg_core.train import TrainConfig, read_train_log, train
 from storage.hashing import config_hash, shard_key
 from storage.records import ImageRegions, LineageRecord, RegionRecord, utc_now
 from storage.samples import PseudoLabelSamples
@@ -187,8 +187,9 @@ def run_stage_one(cfg: RunConfig) -> dict:
 
 # ---- a self-training round
 def shard_plan(cfg: RunConfig, round: int, parent_sha: str) -> list[dict]:
-    """The round's shards: image ids and the key that determines each shard's rows."""
-    plan = data_plan(cfg)
+    """The round's shards: image ids and the key that determines each shard's rows. The target
+    is scanned afresh, so a round labels the images added since the last one."""
+    plan = rescan_target(cfg)
     ids = sorted(set(plan.target.image_ids) | set(plan.target_problems()))
     size = cfg.self_training.shard_size
     settings = config_hash({"model": cfg.model.model_dump(mode="json"),
@@ -234,7 +235,11 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
     with phase("storage"):
         info = ws.write_shard(round, shard["shard"], shard["key"], records)
     kill_point(f"after_shard_commit:{round}:{shard['shard']}")
-    return {"shard": info.shard, "skipped": False, "rows": info.rows, "images": info.images}
+    regions = [row for record in records for row in record.regions]
+    return {"shard": info.shard, "skipped": False, "rows": info.rows, "images": info.images,
+            "unreadable": sum(record.problem is not None for record in records),
+            "regions": len(regions), "gated": sum(row.gated for row in regions),
+            "refined": sum(row.paints == "refined" for row in regions)}
 
 
 def read_images(plan, image_ids: list[str]) -> tuple[dict, dict[str, str]]:
@@ -423,3 +428,10 @@ def lineage_record(cfg: RunConfig, stage: str, round: int, parent_round: int | N
         gate_threshold=cfg.self_training.gate_threshold if stage != "stage_one" else None,
         started_at=started, ended_at=utc_now(), status="completed", row_counts=rows,
         metrics=metrics)
+
+
+def train_summary(cfg: RunConfig, round: int) -> dict:
+    """{"steps", "loss"} of the last logged step of round `round`'s training on this machine
+    (stage one or retraining; from its training log), {} when it did not train here."""
+    log = read_train_log(local_dir(cfg, f"round={round:03d}", "train"))
+    return {"steps": log[-1]["step"], "loss": log[-1]["loss"]} if log else {}

@@ -1,0 +1,53 @@
+"""Checks at the start of every flow: the settings that name local files and folders point at
+real ones, so a deployment's placeholder (deployments/prefect.yaml's `/data/...` paths) fails at
+once with one line naming the setting, not an hour later deep inside a task.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flows.config import RunConfig
+from flows.plan import is_local
+from ovseg_core.errors import OvsegError
+
+WHERE = ("set it in the run's config (for a deployment: its `config` parameter; "
+         "deployments/prefect.yaml ships placeholder /data and /weights paths)")
+
+
+def check_config(cfg: RunConfig) -> None:
+    """OvsegError, one line naming every setting whose local path does not exist."""
+    problems = [f"{name} = {path} does not exist" for name, path in _local_paths(cfg)
+                if not Path(path).exists()]
+    workspace = _workspace_problem(cfg.workspace)
+    if workspace:
+        problems.append(workspace)
+    if problems:
+        raise OvsegError(f"{'; '.join(problems)} on this machine: {WHERE}")
+
+
+def _local_paths(cfg: RunConfig) -> list[tuple[str, str]]:
+    """(setting, path) of every local file or folder the run reads."""
+    paths = [(f"data.{name}.root", ref.root) for name in
+             ("source", "source_val", "target", "target_eval")
+             if (ref := getattr(cfg.data, name)) is not None]
+    paths += [(f"model.{name}", value) for name in ("clip_weights", "sam_checkpoint")
+              if (value := getattr(cfg.model, name))]
+    st = cfg.self_training
+    if st.refiner_checkpoint and st.refiner_sam != "model":
+        paths.append(("self_training.refiner_checkpoint", st.refiner_checkpoint))
+    return [(name, path.removeprefix("file://")) for name, path in paths if is_local(path)]
+
+
+def _workspace_problem(workspace: str) -> str | None:
+    """Why a local workspace cannot be created or written, or None."""
+    if not is_local(workspace):
+        return None
+    path = Path(workspace.removeprefix("file://")).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        return f"workspace = {workspace}: {existing} is not a folder"
+    if not os.access(existing, os.W_OK):
+        return f"workspace = {workspace}: {existing} is not writable"
+    return None

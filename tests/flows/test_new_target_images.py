@@ -1,0 +1,61 @@
+"""Images added to the target after a round are labelled by the next one, and the watcher sees
+them: the target's manifest hash against the last completed round's lineage."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+from storage.query import run_sql
+from tests.flows.conftest import small_config
+
+
+def test_next_round_labels_images_added_after_the_last(prefect_api, synthetic_root,
+                                                        stage_one_workspace, tmp_path, caplog):
+    from flows import steps
+    from flows.config import DatasetRef
+    from flows.pipeline import self_training_round
+    from flows.plan import data_plan
+    from flows.watch import target_change
+
+    images = sorted((synthetic_root / "target" / "images").iterdir())
+    first, later = images[:3], images[3:]
+    target = tmp_path / "target"
+    target.mkdir()
+    for path in first:
+        shutil.copy(path, target / path.name)
+    ws = tmp_path / "ws"
+    shutil.copytree(stage_one_workspace, ws)
+    cfg = small_config(synthetic_root, ws)
+    data = cfg.data.model_copy(update={"target": DatasetRef(kind="images", root=str(target))})
+    cfg = cfg.model_copy(update={"data": data})
+    # Stage one saw the other target folder: the watcher reports a change before round 1.
+    assert target_change(cfg)["changed"]
+
+    caplog.set_level(logging.INFO, logger="prefect")
+    record = self_training_round(cfg, 1)
+    assert target_change(cfg) | {"reason": ""} == {"changed": False, "round": 1, "images": 3,
+                                                   "reason": ""}
+    for path in later:  # new files arrive in the same process (the plan is cached per process)
+        shutil.copy(path, target / path.name)
+
+    # Round 2's labelling (the round's steps, without retraining, to keep the test short).
+    parent = steps.parent_record(cfg, 2).to_dict()
+    shards = steps.shard_plan(cfg, 2, parent["checkpoint_sha256"])
+    for shard in shards:
+        steps.label_shard(cfg, 2, shard, parent)
+    labelled = {r: run_sql(str(ws), "SELECT image_id FROM images WHERE round = ? ORDER BY 1",
+                           [r]).column("image_id").to_pylist() for r in (1, 2)}
+    assert labelled == {1: [p.name for p in first], 2: [p.name for p in images]}
+    assert run_sql(str(ws), "SELECT count(DISTINCT image_id) AS n FROM pseudo_labels WHERE "
+                   "round = 2").column("n")[0].as_py() == 6  # every region gated (gate 0)
+    assert record["dataset_manifest_hash"] != data_plan(cfg).target_manifest_hash()
+    change = target_change(cfg)  # until round 2 completes
+    assert change["changed"] and change["images"] == 6, change
+
+    # Round 1's task logs say what happened, per shard and per retraining.
+    said = [r.getMessage() for r in caplog.records]
+    assert "round 1: 3 target images in 1 shard(s)" in said, said
+    assert any(m.startswith("round 1 shard 0: 3 images (0 unreadable), ") and
+               m.endswith(" rows written") for m in said), said
+    assert any(m.startswith("round 1 retrained from round 0: step 3, loss ") for m in said), said
