@@ -9,7 +9,7 @@ from ovseg_core.constants import DEFAULT_WORKSPACE
 _CELL = 40
 
 EPILOG = """views: pseudo_labels, images, shards, rounds, class_stats, confidence_histogram,
-sam_vs_agreement, class_coverage_drift, images_without_accepted
+sam_vs_agreement, class_coverage_drift, images_without_accepted, human_labels
 
 examples:
   ovseg sql "SELECT * FROM class_stats WHERE round = ?" --param 1
