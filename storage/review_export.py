@@ -231,13 +231,18 @@ def export_review(workspace: Workspace | str, round: int, out_dir: str, tool: st
     """Write the review files of `tool` for round `round` to `out_dir` (path or fsspec URL).
 
     `classes`: the vocabulary (index = class id); `image_root`: a local folder the image ids
-    are relative to, or a URL prefix. Returns {"images": n, "masks": n, "files": [paths]}.
+    are relative to, or a URL prefix. Returns {"images": n, "masks": n, "files": [paths]};
+    nothing is written when no image matches.
     """
     if tool not in TOOLS:
         raise StorageError(f"unknown review tool {tool!r}; choose one of {TOOLS}")
+    if limit is not None and limit < 1:
+        raise StorageError(f"--limit {limit}: give at least 1 image")
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     committed_round(ws, round)
     selections = review_selection(ws, round, where, limit)
+    if not selections:
+        return {"images": 0, "masks": 0, "files": []}
     names = {int(c): n for s in selections.values()
              for c, n in zip(s.class_ids.tolist(), s.class_names, strict=True)}
     for class_id, name in names.items():

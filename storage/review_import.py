@@ -224,6 +224,11 @@ def _table(labels: list[dict], round: int, tool: str, source: str, sha256: str) 
     return pa.Table.from_pylist(labels, schema=HUMAN_LABEL_SCHEMA)
 
 
+def _recorded(ws: Workspace, sha256: str) -> bool:
+    return any(r.stage == "review_import" and r.config.get("source_sha256") == sha256
+               for r in ws.lineage())
+
+
 def latest_round(ws: Workspace) -> int:
     """The newest committed round; StorageError when there is none."""
     committed = [r for r in ws.rounds() if ws.is_round_committed(r)]
@@ -261,10 +266,13 @@ def import_review(workspace: Workspace | str, path: str, classes: list[str],
         raise StorageError(f"{path}: holds no annotated mask to import")
     covered = sorted({label["image_id"] for label in labels})
     new = human_labels.write(ws, _table(labels, round, tool, path, sha256), sha256)
-    if not any(r.stage == "review_import" and r.config.get("source_sha256") == sha256
-               for r in ws.lineage()):
-        ws.write_lineage(human_labels.lineage_record(
-            round, tool, path, sha256, len(labels), len(covered), started,
-            dataset_manifest_hash(covered)))
+    if not _recorded(ws, sha256):
+        try:
+            ws.write_lineage(human_labels.lineage_record(
+                round, tool, path, sha256, len(labels), len(covered), started,
+                dataset_manifest_hash(covered)))
+        except StorageError:
+            if not _recorded(ws, sha256):  # not a racing import of the same file
+                raise
     return {"tool": tool, "sha256": sha256, "round": round, "rows": len(labels),
             "images": len(covered), "new": new}

@@ -84,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
     if args.review_command == "export":
         done = export_review(ws, args.round, args.out, args.tool, classes, where=args.where,
                              limit=args.limit, image_root=args.image_root or image_root)
+        if not done["images"]:
+            print(f"no image of round {args.round} has a row matching "
+                  f"{args.where or 'the doubtful rows'}: nothing to review")
+            return 0
         print(f"wrote {done['images']} image(s), {done['masks']} mask(s) for {args.tool}:")
         for path in done["files"]:
             print(f"  {path}")

@@ -76,6 +76,15 @@ def test_mistakes_are_one_line_and_exit_2(round_one, tmp_path, capsys):
                    "no such file")
     one_line_error(["review", "export", "--round", "9", "--tool", "cvat", "--out",
                     str(tmp_path / "o"), *ws], capsys, "round 9 is not a committed round")
+    one_line_error(["review", "export", "--round", "1", "--tool", "cvat", "--limit", "0",
+                    "--out", str(tmp_path / "o"), *ws], capsys, "--limit 0")
+    one_line_error(["review", "export", "--round", "1", "--tool", "cvat", "--where",
+                    "no_such_column > 1", "--out", str(tmp_path / "o"), *ws], capsys,
+                   "no_such_column")
+    assert main(["review", "export", "--round", "1", "--tool", "cvat", "--where",
+                 "class_id = 99", "--out", str(tmp_path / "none"), *ws]) == 0
+    assert "nothing to review" in capsys.readouterr().out
+    assert not (tmp_path / "none").exists()
     assert main(["review", "export", "--round", "1", "--tool", "cvat", "--out",
                  str(tmp_path / "o"), *ws]) == 0
     capsys.readouterr()
