@@ -87,6 +87,8 @@ class _Images:
                            "WHERE round = ? AND problem IS NULL", [int(round)]).to_pylist()
         self.sizes = {r["image_id"]: (r["image_height"], r["image_width"]) for r in rows}
         self.round, self.source = round, source
+        self.listed: set[str] = set()
+        """Images the file lists as reviewed (COCO images; annotated Label Studio tasks)."""
 
     def match(self, name: str) -> str:
         name = name.lstrip("/")
@@ -148,6 +150,7 @@ def parse_coco(document: dict, images: _Images, classes: list[str], source: str)
         image_id = images.match(image["file_name"])
         images.check_size(image_id, image["height"], image["width"])
         by_id[image["id"]] = (image_id, int(image["height"]), int(image["width"]))
+        images.listed.add(image_id)
     labels = []
     for ann in document["annotations"]:
         if ann["image_id"] not in by_id or ann["category_id"] not in categories:
@@ -192,6 +195,7 @@ def parse_label_studio(tasks: list[dict], images: _Images, classes: list[str],
         if annotation is None:
             continue
         image_id = _task_image(task, images)
+        images.listed.add(image_id)
         h, w = images.sizes[image_id]
         who = annotation.get("completed_by")
         who = who.get("email") or who.get("id") if isinstance(who, dict) else who
@@ -242,8 +246,10 @@ def import_review(workspace: Workspace | str, path: str, classes: list[str],
     """Store the corrected masks of `path` (see the module docstring) as human labels of
     `round` (default: the newest committed round); `classes` is the vocabulary.
 
-    Returns {"tool", "sha256", "round", "rows", "images", "new": bool}; `new` is False, and
-    nothing is written, when a file with the same content was imported before.
+    Returns {"tool", "sha256", "round", "rows", "images", "new": bool, "without_masks"};
+    `new` is False, and nothing is written, when a file with the same content was imported
+    before. `without_masks`: image ids the file lists with no mask at all; they are not
+    covered (their pseudo-labels stay): an empty image cannot be told from an unreviewed one.
     """
     started = utc_now()
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
@@ -275,4 +281,5 @@ def import_review(workspace: Workspace | str, path: str, classes: list[str],
             if not _recorded(ws, sha256):  # not a racing import of the same file
                 raise
     return {"tool": tool, "sha256": sha256, "round": round, "rows": len(labels),
-            "images": len(covered), "new": new}
+            "images": len(covered), "new": new,
+            "without_masks": sorted(images.listed - set(covered))}

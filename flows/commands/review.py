@@ -104,4 +104,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"imported {done['rows']} mask(s) on {done['images']} image(s) of round "
           f"{done['round']} from {args.file} ({done['tool']}, sha256 {done['sha256'][:12]}); "
           'see them with: ovseg sql "SELECT * FROM human_labels"')
+    empty = done["without_masks"]
+    if empty:
+        print(f"{len(empty)} image(s) listed without any mask keep their pseudo-labels "
+              f"(ovseg cannot tell 'nothing here' from 'not reviewed'): {', '.join(empty[:5])}"
+              + (" ..." if len(empty) > 5 else ""))
     return 0

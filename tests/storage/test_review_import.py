@@ -71,6 +71,7 @@ def cvat_export(tmp_path, ws) -> tuple[str, dict]:
                     "coco_url": "", "date_captured": 0, "file_name": im["file_name"]}
                    for im in ours["images"] if im["file_name"] != "cam/0001.jpg"]
     cvat_images[-1]["file_name"] = "0003.jpg"  # uploaded flat: only the file name is left
+    cvat_images.append(dict(cvat_images[0], id=99, file_name="cam/0002.jpg"))  # no masks
     document = {
         "licenses": [{"name": "", "id": 0, "url": ""}],
         "info": {"contributor": "", "date_created": "", "description": "", "url": "",
@@ -106,6 +107,7 @@ def test_cvat_round_trip_stores_the_edited_masks_once(tmp_path, workspace):
     path, expected = cvat_export(tmp_path, ws)
     done = import_review(ws, path, CLASSES)
     assert (done["tool"], done["round"], done["new"]) == ("cvat", 1, True)
+    assert done["without_masks"] == ["cam/0002.jpg"]  # listed, no mask: not covered
     assert same(stored(ws), expected)
     assert expected["cam/0000.jpg"][-1][0] == "class1"  # the drawn rectangle, by name
     again = import_review(ws, path, CLASSES)
