@@ -22,9 +22,10 @@ Label Studio (`tool="label-studio"`), in `out_dir`:
   (pre-annotations) of type `polygonlabels`, points in percent of the image width and height.
 - `labeling_config.xml`: an Image with PolygonLabels of the vocabulary.
 Polygons rather than brush masks: Label Studio's brush format is its own bit-packed RLE of an
-RGBA image (not COCO's), documented only by its converter's source, and a mistake there fails
-silently in the editor; polygons are plain JSON that every Label Studio version edits and
-exports the same way. The cost is the outline: a polygon traces the mask's outer boundary at
+RGBA image (not COCO's); its tag docs call `value.rle` only an "RLE-encoded image", the
+encoding is defined by label-studio-converter's `brush.py` (not a dependency here), and a
+mistake there fails silently in the editor. Polygons are plain JSON that Label Studio edits
+and exports the same way. The cost is the outline: a polygon traces the mask's outer boundary at
 pixel resolution (holes are filled, one polygon per connected part, parts whose outline
 encloses less than MIN_PART_AREA pixels are left out: on the built-in world's round 2 they
 were 99 of 150 polygons and 107 of 73,000 pixels, clutter in the editor), so a few boundary
