@@ -10,7 +10,8 @@ CVAT (`tool="cvat"`), in `out_dir`:
 - `annotations.json`: COCO 1.0 (what CVAT's "COCO 1.0" import reads; pycocotools loads it):
   category ids are class id + 1 (CVAT matches them to the task's labels by name), one image
   per reviewed image with `file_name` = its id (the path relative to the dataset root), one
-  annotation per mask with `segmentation` as compressed RLE {"size": [H, W], "counts": str}.
+  annotation per mask with `segmentation` as compressed RLE {"size": [H, W], "counts": str}
+  and `ovseg`: {"region_id", "doubtful"} (whether the row matched the selection);
 - `images/<image id>`: the images, hard-linked (copied across devices) from a local image root;
   zip this folder (paths inside kept) and upload it as the task's data;
 - `images.txt`: one line per image: its local path, or its URL under a URL image root.
@@ -136,7 +137,8 @@ def doubtful_regions(ws: Workspace, round: int, where: str | None = None) -> set
 def cvat_coco(round: int, selections: dict[str, ImageSelection], classes: list[str],
               doubtful: set[tuple] = frozenset()) -> dict:
     """The COCO 1.0 document of the review (see the module docstring); `doubtful` marks
-    (image id, region id) pairs in each annotation's attributes."""
+    (image id, region id) pairs in each annotation's "ovseg" field (a key CVAT ignores; CVAT's
+    own `attributes` must name attributes of the task's labels, so ovseg puts none there)."""
     coco = {"licenses": [{"name": "", "id": 0, "url": ""}],
             "info": {"contributor": "", "date_created": "", "url": "", "version": "",
                      "year": "", "description": f"ovseg round {round}: images to review"},
@@ -156,8 +158,9 @@ def cvat_coco(round: int, selections: dict[str, ImageSelection], classes: list[s
                 "category_id": int(row["class_id"]) + 1,
                 "segmentation": rle_dict(s.rles[i], s.height, s.width),
                 "area": int(areas[i]), "bbox": [float(v) for v in boxes[i]], "iscrowd": 0,
-                "attributes": {"occluded": False, "ovseg_region_id": int(row["region_id"]),
-                               "ovseg_doubtful": (image_id, row["region_id"]) in doubtful}})
+                "attributes": {"occluded": False},
+                "ovseg": {"region_id": int(row["region_id"]),
+                          "doubtful": (image_id, row["region_id"]) in doubtful}})
     return coco
 
 

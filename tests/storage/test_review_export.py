@@ -66,14 +66,14 @@ def test_cvat_coco_holds_every_mask_of_the_review_images(tmp_path):
     assert len(coco.imgs) == done["images"] == 3
     for image in coco.imgs.values():
         anns = coco.loadAnns(coco.getAnnIds(imgIds=image["id"]))
-        ids = {a["attributes"]["ovseg_region_id"] for a in anns}
+        ids = {a["ovseg"]["region_id"] for a in anns}
         name = image["file_name"]
         assert ids == set(painted[name].region_ids) | set(doubtful[name].region_ids)
-        marked = {a["attributes"]["ovseg_region_id"] for a in anns
-                  if a["attributes"]["ovseg_doubtful"]}
+        marked = {a["ovseg"]["region_id"] for a in anns
+                  if a["ovseg"]["doubtful"]}
         assert marked == set(doubtful[name].region_ids.tolist())
         for ann in anns:
-            rid = ann["attributes"]["ovseg_region_id"]
+            rid = ann["ovseg"]["region_id"]
             source = images[int(name[4:8])].regions[rid]
             mask = source.refined_mask if source.paints == "refined" else source.coarse_mask
             assert np.array_equal(coco.annToMask(ann).astype(bool), mask)
