@@ -34,7 +34,9 @@ class SyntheticSettings(_Strict):
 
     train: int = Field(default=48, ge=1)
     val: int = Field(default=16, ge=1)
-    target: int = Field(default=16, ge=1)
+    target: int = Field(default=16, ge=1, description="images the rounds self-train on")
+    target_val: int = Field(default=32, ge=1, description="held-out labelled target images: "
+                            "mIoU per round is measured on these, never on the self-trained ones")
 
 
 class DataSettings(_Strict):
@@ -47,6 +49,9 @@ class DataSettings(_Strict):
         default=None, description="images to self-train on (labels, if any, are never used)")
     target_eval: DatasetRef | None = Field(
         default=None, description="labelled target split for measuring mIoU per round")
+    target_labels: DatasetRef | None = Field(
+        default=None, description="labels of the target images themselves, never used for "
+        "training: measure the painted pseudo-labels (flows/quality.py)")
     target_classes: list[str] | None = Field(
         default=None, description="target vocabulary; default: the target dataset's classes")
     synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)

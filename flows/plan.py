@@ -32,6 +32,7 @@ class DataPlan:
     source_val: LabeledDataset | None
     target: LabeledDataset | UnlabeledImages
     target_eval: LabeledDataset | None
+    target_labels: LabeledDataset | None
     source_classes: list[str]
     target_classes: list[str]
     target_seen: list[bool]
@@ -79,7 +80,7 @@ def synthetic_root(cfg: RunConfig) -> Path:
     base = Path(cfg.workspace) if is_local(cfg.workspace) else Path.cwd() / "ovseg-data"
     sizes = cfg.data.synthetic
     return base / SYNTHETIC_DIR / (f"synthetic-seed{cfg.seed}-{sizes.train}-{sizes.val}-"
-                                   f"{sizes.target}")
+                                   f"{sizes.target}-{sizes.target_val}")
 
 
 def ensure_synthetic(cfg: RunConfig) -> Path:
@@ -90,7 +91,7 @@ def ensure_synthetic(cfg: RunConfig) -> Path:
     tmp = root.with_name(root.name + f".tmp-{os.getpid()}")
     sizes = cfg.data.synthetic
     write_synthetic_dataset(tmp, seed=cfg.seed, num_train=sizes.train, num_val=sizes.val,
-                            num_target=sizes.target)
+                            num_target=sizes.target, num_target_val=sizes.target_val)
     tmp.rename(root)
     return root
 
@@ -114,9 +115,10 @@ def resolve_refs(cfg: RunConfig) -> dict[str, DatasetRef | None]:
     if data.source is not None:
         if data.target is None:
             raise OvsegError("data.target is required when data.source is set")
-        return {"source": data.source, "source_val": data.source_val,
-                "target": data.target, "target_eval": data.target_eval}
-    given = [k for k in ("source_val", "target", "target_eval") if getattr(data, k) is not None]
+        return {"source": data.source, "source_val": data.source_val, "target": data.target,
+                "target_eval": data.target_eval, "target_labels": data.target_labels}
+    given = [k for k in ("source_val", "target", "target_eval", "target_labels")
+             if getattr(data, k) is not None]
     if given:
         raise OvsegError(f"data.{given[0]} is set but data.source is not: set data.source (the "
                          "labelled stage-one data) too, or remove data.* to run on the built-in "
@@ -125,14 +127,13 @@ def resolve_refs(cfg: RunConfig) -> dict[str, DatasetRef | None]:
     return {"source": DatasetRef(root=str(root / "source"), split="train"),
             "source_val": DatasetRef(root=str(root / "source"), split="val"),
             "target": DatasetRef(kind="images", root=str(root / "target" / "images")),
-            "target_eval": DatasetRef(root=str(root / "target"))}
+            "target_eval": DatasetRef(root=str(root / "target_val")),
+            "target_labels": DatasetRef(root=str(root / "target"))}
 
 
 @cache
 def _plan(cfg_json: str) -> DataPlan:
     cfg = RunConfig.model_validate_json(cfg_json)
-    if cfg.data.source is None:
-        ensure_synthetic(cfg)
     refs = resolve_refs(cfg)
     source, target = _open(refs["source"]), _open(refs["target"])
     source_val, target_eval = _open(refs["source_val"]), _open(refs["target_eval"])
@@ -144,6 +145,7 @@ def _plan(cfg_json: str) -> DataPlan:
     else:
         seen_names = set(source.class_names)
     return DataPlan(source=source, source_val=source_val, target=target, target_eval=target_eval,
+                    target_labels=_open(refs["target_labels"]),
                     source_classes=list(source.class_names), target_classes=list(target_classes),
                     target_seen=name_map.seen_mask(target_classes, sorted(seen_names)),
                     seen_names=frozenset(seen_names), name_map=name_map)
@@ -158,7 +160,10 @@ def _classes_of(dataset) -> list[str]:
 
 
 def data_plan(cfg: RunConfig) -> DataPlan:
-    """The run's datasets (cached per process and config)."""
+    """The run's datasets (cached per process and config; the built-in synthetic world is
+    written first when the run uses it and it is not on disk yet)."""
+    if cfg.data.source is None:
+        ensure_synthetic(cfg)
     return _plan(json.dumps(cfg.model_dump(mode="json"), sort_keys=True))
 
 

@@ -1,12 +1,13 @@
 """Pseudo-label quality of a round: the painted label maps measured against held-out labels.
 
-Where the target images have labels that the rounds never use (`data.target_eval` covering the
-same images, as in the built-in world), each image's pseudo-label map is compared with its
-ground truth over the pixels the map labels (a precision-style mIoU: an unlabelled pixel is
-neither right nor wrong) and its coverage (labelled ground-truth pixels the map paints) is
-counted. Two maps per image: "refined", the map retraining uses (SAM's trusted masks; coarse
-fallbacks when that setting is on), and "coarse", the gated regions' coarse masks, i.e. what
-SAM was asked to refine. Their difference is what SAM did for the pseudo-labels of this round.
+Where the target images have labels that the rounds never use (`data.target_labels`, as in the
+built-in world, or a `data.target_eval` that covers the same images), each image's pseudo-label
+map is compared with its ground truth over the pixels the map labels (a precision-style mIoU:
+an unlabelled pixel is neither right nor wrong) and its coverage (labelled ground-truth pixels
+the map paints) is counted. Two maps per image: "refined", the map retraining uses (SAM's
+trusted masks; coarse fallbacks when that setting is on), and "coarse", the gated regions'
+coarse masks, i.e. what SAM was asked to refine. Their difference is what SAM did for the
+pseudo-labels of this round.
 """
 
 from __future__ import annotations
@@ -44,18 +45,19 @@ def round_quality(ws: Workspace, round: int, plan: DataPlan) -> dict:
     One image at a time (its label and its two painted maps), so memory does not grow with the
     round; only the rows' RLE masks of the round are held.
     """
-    if plan.target_eval is None or not plan.target_eval.has_labels:
+    labels = plan.target_labels or plan.target_eval
+    if labels is None or not labels.has_labels:
         return {}
-    matches = match_ids(list(plan.target.image_ids), list(plan.target_eval.image_ids))
+    matches = match_ids(list(plan.target.image_ids), list(labels.image_ids))
     if not matches:
         return {}
-    names = list(plan.target_eval.class_names)
+    names = list(labels.class_names)
     lookup = _id_lookup(plan.target_classes, names)
     scores = {kind: PaintedScore(names) for kind in KINDS}
     selections = {kind: select_images(ws, round, QUALITY_SELECTION, coarse=coarse)
                   for kind, coarse in KINDS.items()}
     for target_id, eval_id in matches.items():
-        gt = plan.target_eval.read_label(eval_id)
+        gt = labels.read_label(eval_id)
         for kind, selection in selections.items():
             chosen = selection.get(target_id)
             scores[kind].add(None if chosen is None else lookup[chosen.label_map()], gt)

@@ -22,6 +22,8 @@ def add_parser(subparsers) -> None:
     synth.add_argument("--train", type=int, default=48, help="source training images (default 48)")
     synth.add_argument("--val", type=int, default=16, help="source validation images (default 16)")
     synth.add_argument("--target", type=int, default=32, help="target images (default 32)")
+    synth.add_argument("--target-val", type=int, default=0,
+                       help="held-out labelled target images in OUT/target_val (default 0)")
     synth.set_defaults(handler=run)
     info = sub.add_parser(
         "info", help="open a dataset, read some samples and print its vocabulary and label counts",
@@ -43,10 +45,11 @@ def _synth(args) -> int:
     from ovseg_core.data import read_synthetic_info, write_synthetic_dataset
 
     out = write_synthetic_dataset(args.out, seed=args.seed, image_size=args.size,
-                                  num_train=args.train, num_val=args.val, num_target=args.target)
+                                  num_train=args.train, num_val=args.val, num_target=args.target,
+                                  num_target_val=args.target_val)
     info = read_synthetic_info(out)
     print(f"wrote {out}: source {info['source']['train']} train + {info['source']['val']} val "
-          f"images, target {info['target']['images']} images")
+          f"images, target {info['target']['images']} images + {info['target']['val']} held out")
     print(f"seen:   {', '.join(info['seen'])}")
     print(f"unseen: {', '.join(info['unseen'])}")
     return 0

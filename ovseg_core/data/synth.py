@@ -5,7 +5,10 @@ Layout (the generic layout, written by `write_synthetic_dataset(out, seed)`):
 out/source/classes.txt                  ground + 5 seen classes
 out/source/{train,val}/{images,labels}/ labelled source domain (seen classes only)
 out/target/classes.txt                  the source classes + 3 unseen classes (same ids first)
-out/target/{images,labels}/             target domain; labels are for measuring only
+out/target/{images,labels}/             target domain, self-trained on; its labels only measure
+                                        the pseudo-labels
+out/target_val/{images,labels}/         held-out target images (same classes.txt as target/) for
+                                        mIoU per round; written when num_target_val > 0
 out/dataset.json                        seen / unseen names, counts, seed
 ```
 Every class has its own shape, colour and texture, so a tiny model learns the source split on a
@@ -50,8 +53,13 @@ UNSEEN_SHAPES = (
 
 
 def write_synthetic_dataset(out: str | Path, seed: int = 0, image_size: int = 128,
-                            num_train: int = 48, num_val: int = 16, num_target: int = 32) -> Path:
-    """Write the synthetic dataset under `out` (see the module docstring); returns `out`."""
+                            num_train: int = 48, num_val: int = 16, num_target: int = 32,
+                            num_target_val: int = 0) -> Path:
+    """Write the synthetic dataset under `out` (see the module docstring); returns `out`.
+
+    Every split draws from its own generator ([seed, split index]), so adding held-out target
+    images leaves the other splits byte-identical.
+    """
     out = Path(out)
     if (out / "dataset.json").exists() or (out / "source").exists():
         raise OvsegError(f"{out} already holds a dataset; choose an empty folder")
@@ -60,7 +68,9 @@ def write_synthetic_dataset(out: str | Path, seed: int = 0, image_size: int = 12
     write_classes_txt(_mkdir(out / "source") / "classes.txt", source_names)
     write_classes_txt(_mkdir(out / "target") / "classes.txt", target_names)
     splits = (("source/train", num_train, False), ("source/val", num_val, False),
-              ("target", num_target, True))
+              ("target", num_target, True), ("target_val", num_target_val, True))
+    if num_target_val:
+        write_classes_txt(_mkdir(out / "target_val") / "classes.txt", target_names)
     for index, (folder, count, with_unseen) in enumerate(splits):
         rng = np.random.default_rng([seed, index])
         vocab = target_names if with_unseen else source_names
@@ -73,7 +83,7 @@ def write_synthetic_dataset(out: str | Path, seed: int = 0, image_size: int = 12
         "name": "ovseg-synthetic", "seed": seed, "image_size": [image_size, image_size],
         "seen": source_names, "unseen": [c.name for c in UNSEEN_SHAPES],
         "source": {"classes": source_names, "train": num_train, "val": num_val},
-        "target": {"classes": target_names, "images": num_target},
+        "target": {"classes": target_names, "images": num_target, "val": num_target_val},
     }
     (out / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
     return out

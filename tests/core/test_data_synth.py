@@ -62,3 +62,18 @@ def test_classes_have_distinct_mean_colours(tmp_path):
     means = sums[present] / counts[present, None]
     dists = np.linalg.norm(means[:, None] - means[None], axis=-1) + np.eye(len(means)) * 1e9
     assert dists.min() > 20
+
+
+def test_held_out_target_split_is_new_images_and_leaves_the_others_unchanged(tmp_path):
+    plain = all_files(write_synthetic_dataset(tmp_path / "a", seed=2, **SMALL))
+    out = write_synthetic_dataset(tmp_path / "b", seed=2, num_target_val=4, **SMALL)
+    both = all_files(out)
+    held_out = {k: v for k, v in both.items() if k.startswith("target_val/")}
+    assert {k: v for k, v in both.items() if k not in held_out and k != "dataset.json"} == {
+        k: v for k, v in plain.items() if k != "dataset.json"}
+    val = open_dataset("generic", out / "target_val")
+    target = open_dataset("generic", out / "target")
+    assert len(val) == 4 and val.class_names == target.class_names
+    target_pixels = {target[i][0].tobytes() for i in range(len(target))}
+    assert not any(val[i][0].tobytes() in target_pixels for i in range(len(val)))
+    assert read_synthetic_info(out)["target"]["val"] == 4
