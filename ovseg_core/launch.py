@@ -10,7 +10,10 @@ when `launch` returns, `job.out_dir` holds exactly what a single-process run lea
 A worker rebuilds the run from the picklable `TrainJob`: the model from a checkpoint folder,
 the samples from a module-level function and its arguments (the worker imports that module).
 A failed worker (exception, signal) ends the others and raises OvsegError naming its rank and
-cause; nothing is retried (a re-run resumes from the trainer state in `out_dir`).
+cause; nothing is retried (a re-run resumes from the trainer state in `out_dir`). Workers die
+with the launching process (torch sets PR_SET_PDEATHSIG), so a killed round leaves none
+behind. They are spawned, so a calling script needs the usual `if __name__ == "__main__":`
+guard (the `ovseg` command, Prefect workers and pytest have it).
 """
 
 from __future__ import annotations
