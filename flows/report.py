@@ -1,13 +1,18 @@
 """A report per round for people: overlays, plots across rounds, and a Markdown page.
 
 Written under `<workspace>/reports/round=NNN/` (PNG + `index.md`), and published as a Prefect
-Markdown artifact when a Prefect API is reachable (the temporary local server counts).
+Markdown artifact when a Prefect API is reachable (the temporary local server counts). Prefect
+cannot serve the workspace's files, so the artifact carries its pictures inline (data URIs,
+at most ARTIFACT_WIDTH pixels wide) and says where the full report lives.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import io
 import posixpath
+import re
 
 import matplotlib
 
@@ -24,6 +29,10 @@ from storage.query import run_sql  # noqa: E402
 from storage.samples import DEFAULT_WHERE, select_images  # noqa: E402
 from storage.schema import IGNORE_INDEX  # noqa: E402
 
+ARTIFACT_WIDTH = 800
+PICTURE = re.compile(r"!\[([^\]]*)\]\(([\w.-]+\.png)\)")
+"""A Markdown picture with a link relative to the report's folder."""
+
 
 def write_round_report(cfg: RunConfig, round: int) -> str:
     """Write the report of `round` (0 = stage one) and return the URL of its index.md."""
@@ -37,8 +46,33 @@ def write_round_report(cfg: RunConfig, round: int) -> str:
     index = posixpath.join(folder, "index.md")
     with ws.fs.open(index, "w") as f:
         f.write("\n".join(lines) + "\n")
-    _publish_artifact(round, "\n".join(lines))
+    _publish_artifact(round, lambda: artifact_markdown(cfg, folder, lines, index))
     return index
+
+
+def artifact_markdown(cfg: RunConfig, folder: str, lines: list[str], index: str) -> str:
+    """The report for the Prefect UI: its pictures inline, and where the full report lives."""
+    fs = workspace(cfg).fs
+
+    def inline(match: re.Match) -> str:
+        with fs.open(posixpath.join(folder, match.group(2)), "rb") as f:
+            return f"![{match.group(1)}]({_data_uri(f.read())})"
+
+    where = [f"Full report (pictures at full size): `{index}`", ""]
+    return "\n".join([lines[0], "", *where, *(PICTURE.sub(inline, line) for line in lines[2:])])
+
+
+def _data_uri(png: bytes) -> str:
+    """A data URI of the picture, scaled down to ARTIFACT_WIDTH; JPEG when that is smaller."""
+    image = Image.open(io.BytesIO(png))
+    image.thumbnail((ARTIFACT_WIDTH, ARTIFACT_WIDTH * 4))
+    encoded = {}
+    for kind, options in (("png", {"optimize": True}), ("jpeg", {"quality": 85})):
+        buffer = io.BytesIO()
+        image.convert("RGB" if kind == "jpeg" else image.mode).save(buffer, kind, **options)
+        encoded[kind] = buffer.getvalue()
+    kind = min(encoded, key=lambda k: len(encoded[k]))
+    return f"data:image/{kind};base64,{base64.b64encode(encoded[kind]).decode()}"
 
 
 def _save_png(cfg: RunConfig, folder: str, name: str, picture: np.ndarray | plt.Figure) -> str:
@@ -138,14 +172,15 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _publish_artifact(round: int, markdown: str) -> None:
-    """Best effort: a report must never fail a round because no Prefect API is reachable."""
-    try:
-        from prefect.artifacts import create_markdown_artifact
-        from prefect.context import FlowRunContext
+def _publish_artifact(round: int, markdown) -> None:
+    """Inside a flow run, publish `markdown()` (a callable making the artifact's text). Best
+    effort: a report must never fail a round because no Prefect API is reachable."""
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.context import FlowRunContext
 
-        if FlowRunContext.get() is not None:
-            create_markdown_artifact(markdown=markdown, key=f"ovseg-report-round-{round}",
-                                     description=f"ovseg round {round}")
-    except Exception:  # noqa: BLE001 - publishing is optional
-        pass
+    if FlowRunContext.get() is None:
+        return
+    text = markdown()
+    with contextlib.suppress(Exception):  # publishing is optional
+        create_markdown_artifact(markdown=text, key=f"ovseg-report-round-{round}",
+                                 description=f"ovseg round {round}")

@@ -3,8 +3,13 @@ them: the target's manifest hash against the last completed round's lineage."""
 
 from __future__ import annotations
 
+import base64
+import io
 import logging
+import re
 import shutil
+
+from PIL import Image
 
 from storage.query import run_sql
 from tests.flows.conftest import small_config
@@ -17,6 +22,7 @@ def test_next_round_labels_images_added_after_the_last(prefect_api, synthetic_ro
     from flows.pipeline import self_training_round
     from flows.plan import data_plan
     from flows.watch import target_change
+    from storage.workspace import Workspace
 
     images = sorted((synthetic_root / "target" / "images").iterdir())
     first, later = images[:3], images[3:]
@@ -52,6 +58,19 @@ def test_next_round_labels_images_added_after_the_last(prefect_api, synthetic_ro
     assert record["dataset_manifest_hash"] != data_plan(cfg).target_manifest_hash()
     change = target_change(cfg)  # until round 2 completes
     assert change["changed"] and change["images"] == 6, change
+
+    # Round 1's report artifact shows its pictures (inline) and says where the report lives.
+    from prefect.artifacts import Artifact
+
+    artifact = Artifact.get("ovseg-report-round-1")
+    index = f"{Workspace(str(ws)).reports_dir(1)}/index.md"
+    assert f"`{index}`" in artifact.data
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]*)\)", artifact.data)
+    assert len(pictures) == 2 + cfg.self_training.report_images  # mIoU, classes, samples
+    assert all(p.startswith(("data:image/png;base64,", "data:image/jpeg;base64,"))
+               for p in pictures)
+    decoded = Image.open(io.BytesIO(base64.b64decode(pictures[-1].split(",", 1)[1])))
+    assert decoded.width > 0 and decoded.width <= 800
 
     # Round 1's task logs say what happened, per shard and per retraining.
     said = [r.getMessage() for r in caplog.records]
