@@ -11,7 +11,7 @@ FORBIDDEN = {
     "ovseg_core": {"prefect", "duckdb", "storage", "flows", "deployments"},
     "storage": {"torch", "torchvision", "open_clip", "segment_anything", "mobile_sam",
                 "ovseg_core", "prefect", "flows", "deployments"},
-    "flows": {"deployments"},
+    "flows": {"deployments", "torch", "torchvision", "open_clip", "segment_anything", "mobile_sam"},
 }
 
 

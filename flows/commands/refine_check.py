@@ -38,49 +38,31 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    import torch
-
-    from ovseg_core.device import pick_runtime
     from ovseg_core.errors import OvsegError
-    from ovseg_core.sam_encoder import build_sam, default_sam_checkpoint
-    from ovseg_core.selftrain.refine_check import builtin_sets, check_set, refine_check
-    from ovseg_core.selftrain.refiner import SamRefiner
+    from ovseg_core.selftrain.refine_check import builtin_sets, run_check
 
     if (args.voc_root is None) == (not args.builtin):
         raise OvsegError("give either VOC_ROOT or --builtin")
-    if args.voc_root is not None and not Path(args.voc_root).is_dir():
-        raise OvsegError(f"VOC_ROOT {args.voc_root} is not a folder")
-    checkpoint = args.checkpoint or default_sam_checkpoint(args.sam)
-    if checkpoint is None:
-        print("note: --sam tiny has random weights; the numbers mean nothing")
-    runtime = pick_runtime(args.device)
-    parts = build_sam(args.sam, checkpoint)
-    for module in (parts.image_encoder, parts.prompt_encoder, parts.mask_decoder):
-        module.to(runtime.device)
-    refiner = SamRefiner(parts)
-    with torch.inference_mode():
-        if args.builtin:
-            sets = builtin_sets()
-            results = {name: check_set(data, refiner, grid=args.grid)
-                       for name, data in sets.items()}
-            print_table(results, {name: d.tuned for name, d in sets.items()})
-            payload = {name: r.as_json() for name, r in results.items()}
-        else:
-            result = refine_check(args.voc_root, refiner, grid=args.grid)
-            print_one(result, runtime.device)
-            payload = result.as_json()
+    results = run_check(args.voc_root, sam=args.sam, checkpoint=args.checkpoint,
+                        device=args.device, grid=args.grid)
+    if args.builtin:
+        print_table(results, {name: d.tuned for name, d in builtin_sets().items()})
+        payload = {name: r.as_json() for name, r in results.items()}
+    else:
+        print_one(results["folder"])
+        payload = results["folder"].as_json()
     if args.json:
         Path(args.json).write_text(json.dumps(payload, indent=2))
     return 0
 
 
-def print_one(result, device) -> None:
+def print_one(result) -> None:
     """The scores of one VOC folder."""
     delta = result.refined_miou - result.coarse_miou
     print(f"images: {result.images}  (image, class) pairs: {len(result.pairs)}")
     print(f"coarse mIoU:  {result.coarse_miou:.4f}")
     print(f"refined mIoU: {result.refined_miou:.4f}  ({delta:+.4f})")
-    print(f"SAM seconds per image: {result.seconds_per_image:.2f} (encode + decode, {device})")
+    print(f"SAM seconds per image: {result.seconds_per_image:.2f} (encode + decode)")
 
 
 def print_table(results: dict, tuned: dict) -> None:

@@ -167,6 +167,30 @@ def check_set(data: LabelledSet, refiner: SamRefiner, grid: int = 24,
                        images=len(samples), seconds_per_image=seconds / len(samples), pairs=pairs)
 
 
+
+def run_check(voc_root: str | Path | None, sam: str = "vit_t", checkpoint: str | None = None,
+              device: str | None = None, grid: int = 24) -> dict[str, CheckResult]:
+    """The whole `ovseg refine-check`: build the SAM variant (its default weights unless
+    `checkpoint` is given), then check the VOC folder `voc_root` ({"folder": result}) or, with
+    `voc_root=None`, every built-in set ({set name: result})."""
+    from ovseg_core.device import pick_runtime
+    from ovseg_core.sam_encoder import build_sam, default_sam_checkpoint
+
+    if voc_root is not None and not Path(voc_root).is_dir():
+        raise OvsegError(f"VOC_ROOT {voc_root} is not a folder")
+    checkpoint = checkpoint or default_sam_checkpoint(sam)
+    if checkpoint is None:
+        print("note: --sam tiny has random weights; the numbers mean nothing")
+    runtime = pick_runtime(device)
+    parts = build_sam(sam, checkpoint)
+    for module in (parts.image_encoder, parts.prompt_encoder, parts.mask_decoder):
+        module.to(runtime.device)
+    refiner = SamRefiner(parts)
+    with torch.inference_mode():
+        if voc_root is not None:
+            return {"folder": refine_check(voc_root, refiner, grid=grid)}
+        return {name: check_set(data, refiner, grid=grid) for name, data in builtin_sets().items()}
+
 def package_dir(name: str) -> Path:
     """Folder of an installed package, found without importing it."""
     spec = importlib.util.find_spec(name)
