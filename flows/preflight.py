@@ -11,6 +11,7 @@ from pathlib import Path
 from flows.config import RunConfig
 from flows.plan import is_local
 from ovseg_core.errors import OvsegError
+from ovseg_core.sam_encoder import default_sam_checkpoint
 
 WHERE = ("set it in the run's config (for a deployment: its `config` parameter; "
          "deployments/prefect.yaml ships placeholder /data and /weights paths)")
@@ -35,8 +36,13 @@ def _local_paths(cfg: RunConfig) -> list[tuple[str, str]]:
     paths += [(f"model.{name}", value) for name in ("clip_weights", "sam_checkpoint")
               if (value := getattr(cfg.model, name))]
     st = cfg.self_training
-    if st.refiner_checkpoint and st.refiner_sam != "model":
-        paths.append(("self_training.refiner_checkpoint", st.refiner_checkpoint))
+    if st.refiner_sam not in ("model", "tiny"):
+        if st.refiner_checkpoint:
+            paths.append(("self_training.refiner_checkpoint", st.refiner_checkpoint))
+        else:  # the variant's default file, under $OVSEG_WEIGHTS_DIR
+            default = default_sam_checkpoint(st.refiner_sam)
+            paths.append((f"self_training.refiner_checkpoint (unset: {st.refiner_sam}'s "
+                           "default file, under $OVSEG_WEIGHTS_DIR)", str(default)))
     return [(name, path.removeprefix("file://")) for name, path in paths if is_local(path)]
 
 

@@ -50,3 +50,12 @@ def test_flows_stop_before_any_work(synthetic_root, tmp_path):
     with pytest.raises(OvsegError, match=r"^data\.target\.root = .*missing does not exist"):
         next_round.fn(cfg.model_copy(update={"data": data}))
     assert not (tmp_path / "ws").exists()
+
+
+def test_refiner_default_weights_name_the_setting_and_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("OVSEG_WEIGHTS_DIR", str(tmp_path / "weights"))
+    cfg = RunConfig(workspace=str(tmp_path / "ws"),
+                    self_training={"refiner_sam": "vit_b"})
+    with pytest.raises(OvsegError, match=r"self_training\.refiner_checkpoint \(unset: vit_b's "
+                       r"default file, under \$OVSEG_WEIGHTS_DIR\) = .*weights/sam_vit_b"):
+        check_config(cfg)
