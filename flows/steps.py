@@ -22,7 +22,6 @@ from flows.quality import round_quality
 from ovseg_core.build import build_model
 from ovseg_core.checkpoint import load_model
 from ovseg_core.config import preset
-from ovseg_core.data.mixing import RemappedSamples, SharedSamples
 from ovseg_core.device import Runtime, pick_runtime
 from ovseg_core.errors import OvsegError
 from ovseg_core.inference import evaluate
@@ -36,7 +35,6 @@ from ovseg_core.selftrain.regions import threshold_of
 from ovseg_core.train import TrainConfig, read_train_log, train
 from storage.hashing import config_hash, shard_key
 from storage.records import ImageRegions, LineageRecord, RegionRecord, utc_now
-from storage.samples import PseudoLabelSamples
 
 
 # ---- shared resources (per process)
@@ -317,14 +315,14 @@ def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:
     if stored is not None:
         return {"uri": stored.uri, "sha256": stored.sha256}
     check_quality(cfg, round)
-    plan, samples = data_plan(cfg), retrain_samples(cfg, round)
+    plan, samples = data_plan(cfg), training.retrain_samples(cfg, round)
     out = local_dir(cfg, f"round={round:03d}", "train")
     settings = train_config(cfg, retrain=True, seed=cfg.seed + round)
-    on_step = functools.partial(train_step_kill_point, round)
+    on_step = functools.partial(training.kill_point_at_step, round)
     with phase("retrain"):
         if cfg.train.processes > 1:  # the same training as DDP; rank 0 writes `out`
             init = str(checkpoint_dir(cfg, parent["round"], parent["checkpoint_sha256"]))
-            launch(TrainJob(init, retrain_samples, (cfg, round), plan.target_classes,
+            launch(TrainJob(init, training.retrain_samples, (cfg, round), plan.target_classes,
                             plan.target_seen, settings, str(out), cfg.device, on_step),
                    cfg.train.processes)
         else:
@@ -335,27 +333,6 @@ def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:
     with phase("storage"):
         ckpt = ws.put_checkpoint(round, str(out))
     return {"uri": ckpt.uri, "sha256": ckpt.sha256}
-
-
-def retrain_samples(cfg: RunConfig, round: int):
-    """What round `round` retrains on: its selected pseudo-labels, mixed with the labelled
-    source by `self_training.source_share` (rebuilt by each process of a DDP retraining)."""
-    plan = data_plan(cfg)
-    samples = PseudoLabelSamples(workspace(cfg), round, plan.read_target,
-                                 where=cfg.self_training.selection)
-    if len(samples) == 0:
-        raise OvsegError(f"round {round} selected no pseudo-labels to retrain on; lower "
-                           "self_training.gate_threshold or change self_training.selection")
-    share = cfg.self_training.source_share
-    if share > 0:
-        source = RemappedSamples(plan.source, plan.source_classes, plan.target_classes,
-                                 plan.name_map)
-        samples = SharedSamples(samples, source, share, seed=cfg.seed + round)
-    return samples
-
-
-def train_step_kill_point(round: int, step: int, _loss: float) -> None:
-    kill_point(f"train_step:{round}:{step}")
 
 
 def measure(cfg: RunConfig, model, round: int) -> dict:

@@ -1,14 +1,23 @@
-"""The one translation of the run's training settings into `ovseg_core.train.TrainConfig`.
+"""What the rounds train with and on.
 
-Used by the rounds (`flows.steps`: stage one and every retraining) and by `ovseg train`, whose
-flags fill the same `TrainSettings`: a setting left unset takes the preset's default
-(`ovseg_core.train.PRESET_DEFAULTS`), the crop the model's input size.
+`train_config` is the one translation of the run's training settings into
+`ovseg_core.train.TrainConfig`, used by the rounds (`flows.steps`: stage one and every
+retraining) and by `ovseg train`, whose flags fill the same `TrainSettings`: a setting left
+unset takes the preset's default (`ovseg_core.train.PRESET_DEFAULTS`), the crop the model's
+input size. `retrain_samples` is what a round retrains on; the processes of a DDP retraining
+(`train.processes`) each rebuild it from the run config.
 """
 
 from __future__ import annotations
 
-from flows.config import TrainSettings
+from flows.config import RunConfig, TrainSettings
+from flows.faults import kill_point
+from flows.plan import data_plan, workspace
+from ovseg_core.data import SegmentationSamples
+from ovseg_core.data.mixing import RemappedSamples, SharedSamples
+from ovseg_core.errors import OvsegError
 from ovseg_core.train import PRESET_DEFAULTS, TrainConfig, preset_train_config
+from storage.samples import PseudoLabelSamples
 
 SETTINGS = ("batch_size", "lr", "alpha", "num_workers", "checkpoint_every")
 """TrainSettings passed to TrainConfig under the same name when set (steps and crop_size are
@@ -25,3 +34,25 @@ def train_config(settings: TrainSettings, preset: str, input_size: int, seed: in
     given = {name: getattr(settings, name) for name in SETTINGS}
     given |= {"steps": steps, "crop_size": settings.crop_size or input_size, "seed": seed}
     return preset_train_config(preset, **{k: v for k, v in given.items() if v is not None})
+
+
+def retrain_samples(cfg: RunConfig, round: int) -> SegmentationSamples:
+    """What round `round` retrains on: its selected pseudo-labels, mixed with the labelled
+    source by `self_training.source_share` (rebuilt by each process of a DDP retraining)."""
+    plan = data_plan(cfg)
+    samples = PseudoLabelSamples(workspace(cfg), round, plan.read_target,
+                                 where=cfg.self_training.selection)
+    if len(samples) == 0:
+        raise OvsegError(f"round {round} selected no pseudo-labels to retrain on; lower "
+                         "self_training.gate_threshold or change self_training.selection")
+    share = cfg.self_training.source_share
+    if share > 0:
+        source = RemappedSamples(plan.source, plan.source_classes, plan.target_classes,
+                                 plan.name_map)
+        samples = SharedSamples(samples, source, share, seed=cfg.seed + round)
+    return samples
+
+
+def kill_point_at_step(round: int, step: int, _loss: float) -> None:
+    """The `train_step:<round>:<step>` kill point (`flows.faults`), as `train`'s on_step."""
+    kill_point(f"train_step:{round}:{step}")
