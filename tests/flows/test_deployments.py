@@ -66,3 +66,23 @@ def test_pool_pull_step_names_a_missing_ovseg_repo(monkeypatch, tmp_path):
     asyncio.run(run_shell_script(**check, stream_output=False))
     assert spec["pull"][1]["prefect.deployments.steps.set_working_directory"] == {
         "directory": "{{ $OVSEG_REPO }}"}
+
+
+def test_serving_refuses_to_take_over_a_work_pool_deployment(prefect_api):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    from deployments.serve import build_deployments, refuse_pool_deployments
+    from flows.pipeline import evaluate
+    from ovseg_core.errors import OvsegError
+
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name="ovseg-test-pool", type="process"))
+    served = build_deployments(RunConfig().model_dump(mode="json"), watch_every=0)
+    refuse_pool_deployments(served)  # nothing of these names on the server yet
+    pooled = evaluate.to_deployment("evaluate", parameters={"config": {}, "round": 0})
+    pooled.work_pool_name = "ovseg-test-pool"
+    pooled.apply()
+    with pytest.raises(OvsegError, match=r"^deployment ovseg-evaluate/evaluate belongs to work "
+                       r"pool ovseg-test-pool; serving would take it over"):
+        refuse_pool_deployments(served)
