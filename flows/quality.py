@@ -12,13 +12,17 @@ pseudo-labels of this round.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from flows.plan import DataPlan
 from ovseg_core.constants import IGNORE_INDEX
 from ovseg_core.metrics import ConfusionMatrix
 from storage.samples import select_images
-from storage.workspace import Workspace
+
+if TYPE_CHECKING:
+    from storage.query import Store
 
 QUALITY_SELECTION = "gated"
 """The rows both maps are painted from: every gated region."""
@@ -38,7 +42,7 @@ def match_ids(target_ids: list[str], eval_ids: list[str]) -> dict[str, str]:
     return matches
 
 
-def round_quality(ws: Workspace, round: int, plan: DataPlan) -> dict:
+def round_quality(store: Store, round: int, plan: DataPlan) -> dict:
     """{"pl_refined_miou", "pl_refined_coverage", ..., "pl_coarse_..."} in percent, with seen /
     unseen means and `pl_images`; {} when the target has no held-out labels for its images.
 
@@ -54,7 +58,7 @@ def round_quality(ws: Workspace, round: int, plan: DataPlan) -> dict:
     names = list(labels.class_names)
     lookup = _id_lookup(plan.target_classes, names)
     scores = {kind: PaintedScore(names) for kind in KINDS}
-    selections = {kind: select_images(ws, round, QUALITY_SELECTION, coarse=coarse)
+    selections = {kind: select_images(store, round, QUALITY_SELECTION, coarse=coarse)
                   for kind, coarse in KINDS.items()}
     for target_id, eval_id in matches.items():
         gt = labels.read_label(eval_id)

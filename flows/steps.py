@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from functools import cache
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -34,7 +35,11 @@ from ovseg_core.selftrain.refiner import RefinerSettings
 from ovseg_core.selftrain.regions import threshold_of
 from ovseg_core.train import TrainConfig, read_train_log, train
 from storage.hashing import config_hash, shard_key
+from storage.query import connect, run_sql
 from storage.records import ImageRegions, LineageRecord, RegionRecord, utc_now
+
+if TYPE_CHECKING:
+    from storage.query import Store
 
 
 # ---- shared resources (per process)
@@ -362,9 +367,9 @@ def finish_round(cfg: RunConfig, round: int, parent: dict, ckpt: dict, started: 
     if done is not None:
         return done.to_dict()
     model = load_checkpoint(cfg, round, ckpt["sha256"])
-    with phase("storage"):
-        rows = round_counts(cfg, round)
-        quality = round_quality(workspace(cfg), round, data_plan(cfg))
+    with phase("storage"), connect(workspace(cfg)) as con:  # one snapshot for both
+        rows = round_counts(cfg, round, con)
+        quality = round_quality(con, round, data_plan(cfg))
     record = lineage_record(cfg, "self_training_round", round, round - 1, ckpt["uri"],
                             ckpt["sha256"], started, rows=rows,
                             metrics=measure(cfg, model, round) | quality)
@@ -372,10 +377,9 @@ def finish_round(cfg: RunConfig, round: int, parent: dict, ckpt: dict, started: 
     return record.to_dict()
 
 
-def round_counts(cfg: RunConfig, round: int) -> dict:
-    from storage.query import run_sql
-
-    table = run_sql(workspace(cfg), ROUND_COUNTS, [round])
+def round_counts(cfg: RunConfig, round: int, store: Store | None = None) -> dict:
+    """The round's ROUND_COUNTS, read through `store` (default: the run's workspace)."""
+    table = run_sql(store or workspace(cfg), ROUND_COUNTS, [round])
     return {k: (None if v[0] is None else round_value(v[0])) for k, v in table.to_pydict().items()}
 
 

@@ -18,7 +18,9 @@ extensions, no configuration changes.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
@@ -142,6 +144,30 @@ def connect(workspace: Workspace | str) -> duckdb.DuckDBPyConnection:
     return con
 
 
+if TYPE_CHECKING:  # not at run time: a module-level reference to DuckDB's connection type
+    # outlives DuckDB's own teardown and makes it report leaks at exit
+    Store = Workspace | str | duckdb.DuckDBPyConnection
+    """Where a read goes: a workspace (a connection is opened and closed for it) or a
+    connection from `connect` that the caller keeps open, so one step's several reads share
+    one snapshot and one listing of the manifests."""
+
+
+def opened(store: Store):
+    """A context manager giving a connection for `store`: its own, closed on exit, for a
+    workspace; the caller's, left open, for a connection."""
+    if isinstance(store, duckdb.DuckDBPyConnection):
+        return nullcontext(store)
+    return _closing(connect(store))
+
+
+@contextmanager
+def _closing(con: duckdb.DuckDBPyConnection):
+    try:
+        yield con
+    finally:
+        con.close()
+
+
 def check_read_only(query: str, params: list | dict | None = None) -> None:
     """Raise StorageError unless `query` is exactly one SELECT (or EXPLAIN) statement, with no
     '..' path segment in it or in its string parameters."""
@@ -177,10 +203,10 @@ def execute(con: duckdb.DuckDBPyConnection, query: str,
         raise StorageError(_first_line(exc)) from None
 
 
-def run_sql(workspace: Workspace | str, query: str,
-            params: list | dict | None = None) -> pa.Table:
-    """Run a read-only SQL query over the workspace's views; values go in `params` (`?` or
-    `$name` placeholders). Raises StorageError for refused statements and query errors."""
+def run_sql(store: Store, query: str, params: list | dict | None = None) -> pa.Table:
+    """Run a read-only SQL query over the workspace's views (or an open connection's); values
+    go in `params` (`?` or `$name` placeholders). Raises StorageError for refused statements and
+    query errors."""
     check_read_only(query, params)
-    with connect(workspace) as con:
+    with opened(store) as con:
         return execute(con, query, params)

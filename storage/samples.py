@@ -23,16 +23,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from storage import human_labels
 from storage.errors import StorageError
-from storage.query import connect, execute
+from storage.query import connect, execute, opened
 from storage.rle import decode_masks
 from storage.schema import IGNORE_INDEX
 from storage.workspace import Workspace
+
+if TYPE_CHECKING:
+    from storage.query import Store
 
 DEFAULT_WHERE = "paints <> 'none'"
 """The retraining selection when none is given: every row that paints (the paper: trusted SAM
@@ -100,18 +104,18 @@ def _score(row: dict, uses_refined: bool) -> float:
     return row["confidence"] * (1.0 if quality is None else quality)
 
 
-def select_rows(workspace: Workspace | str, round: int, where: str | None = None,
+def select_rows(store: Store, round: int, where: str | None = None,
                 params: list | dict | None = None) -> pa.Table:
     """The round's rows matching `where` (SQL over the pseudo_labels view, default
     DEFAULT_WHERE), with the columns needed to paint, ordered by image and region."""
     where = where or DEFAULT_WHERE
     query = (f"SELECT {_ROW_COLUMNS} FROM pseudo_labels WHERE round = {int(round)} "
              f"AND ({where}) ORDER BY image_id, region_id")
-    with connect(workspace) as con:
+    with opened(store) as con:
         return execute(con, query, params)
 
 
-def select_images(workspace: Workspace | str, round: int, where: str | None = None,
+def select_images(store: Store, round: int, where: str | None = None,
                   params: list | dict | None = None, coarse: bool = False
                   ) -> dict[str, ImageSelection]:
     """{image_id: ImageSelection} for the images with at least one selected row.
@@ -120,20 +124,20 @@ def select_images(workspace: Workspace | str, round: int, where: str | None = No
     the baseline of the pseudo-label quality measure).
     """
     grouped: dict[str, list[dict]] = {}
-    for row in select_rows(workspace, round, where, params).to_pylist():
+    for row in select_rows(store, round, where, params).to_pylist():
         if coarse:
             row["paints"] = "coarse"
         grouped.setdefault(row["image_id"], []).append(row)
     return {image_id: _selection(image_id, rows) for image_id, rows in grouped.items()}
 
 
-def human_selections(workspace: Workspace | str, round: int) -> dict[str, ImageSelection]:
+def human_selections(store: Store, round: int) -> dict[str, ImageSelection]:
     """{image_id: ImageSelection} of the round's images that human labels cover: the masks of
     the latest import covering each, painted in label order (a later label wins overlaps)."""
     query = (f"SELECT h.* FROM ({human_labels.LATEST}) h JOIN images i ON i.image_id = "
              "h.image_id AND i.round = ? AND i.problem IS NULL ORDER BY h.image_id, h.label_id")
     grouped: dict[str, list[dict]] = {}
-    with connect(workspace) as con:
+    with opened(store) as con:
         for row in execute(con, query, [int(round)]).to_pylist():
             grouped.setdefault(row["image_id"], []).append(row)
     return {image_id: ImageSelection(
@@ -162,8 +166,9 @@ class PseudoLabelSamples(Sequence):
             raise StorageError(f"round {round} is not committed in {ws.root}")
         self.round = round
         self.image_loader = image_loader
-        self.selections = select_images(ws, round, where, params)
-        self.selections.update(human_selections(ws, round))  # people's labels win
+        with connect(ws) as con:
+            self.selections = select_images(con, round, where, params)
+            self.selections.update(human_selections(con, round))  # people's labels win
         self.image_ids = sorted(self.selections)
 
     def __len__(self) -> int:
