@@ -33,10 +33,10 @@ def loader_images_per_s(samples, crop: int, batch: int, workers: int, batches: i
 
 def step_seconds(preset_name: str, crop: int, batch: int, num_classes: int, device: str,
                  repeats: int) -> float:
-    from ovseg_core.build import build_model
     from ovseg_core.config import preset
     from ovseg_core.device import pick_runtime
     from ovseg_core.loss import seen_unseen_weights, stseg_loss
+    from ovseg_core.modeling.build import build_model
 
     runtime = pick_runtime(device)
     model = build_model(preset(preset_name)).to(runtime.device).train()

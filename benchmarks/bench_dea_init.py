@@ -29,10 +29,10 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from ovseg_core.build import build_model
     from ovseg_core.config import preset
-    from ovseg_core.cost_volume import cost_volume
     from ovseg_core.data.synth import world_classes
+    from ovseg_core.modeling.build import build_model
+    from ovseg_core.modeling.cost_volume import cost_volume
 
     model = build_model(preset("tiny"), seed=0).eval()
     text = model.encode_vocabulary(world_classes())

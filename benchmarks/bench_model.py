@@ -20,9 +20,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ovseg_core.build import build_skeleton
 from ovseg_core.config import preset
 from ovseg_core.device import pick_runtime
+from ovseg_core.modeling.build import build_skeleton
 
 PAPER_GFLOP_PER_IMAGE = 361.0 + 972.0  # ConvNeXt-B at 768 + SAM ViT-B at 1024
 PAPER_DECODER_GFLOP_PER_CLASS = 3.35

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from ovseg_core.sam_encoder import build_sam, default_sam_checkpoint
+from ovseg_core.modeling.sam_encoder import build_sam, default_sam_checkpoint
 from ovseg_core.selftrain import SamRefiner
 from ovseg_core.selftrain.prompts import SamFrame, build_prompts
 from ovseg_core.selftrain.refiner import decode_masks

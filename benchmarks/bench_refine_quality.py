@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ovseg_core.sam_encoder import build_sam, default_sam_checkpoint
+from ovseg_core.modeling.sam_encoder import build_sam, default_sam_checkpoint
 from ovseg_core.selftrain import PromptSettings, RefinerSettings, SamRefiner
 from ovseg_core.selftrain.refine_check import (
     LabelledSet,

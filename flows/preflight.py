@@ -11,7 +11,7 @@ from pathlib import Path
 from flows.config import RunConfig
 from flows.plan import is_local
 from ovseg_core.errors import OvsegError
-from ovseg_core.sam_encoder import default_sam_checkpoint
+from ovseg_core.modeling.sam_encoder import default_sam_checkpoint
 
 WHERE = ("set it in the run's config (for a deployment: its `config` parameter; "
          "deployments/prefect.yaml ships placeholder /data and /weights paths)")

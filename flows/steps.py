@@ -20,7 +20,6 @@ from flows.config import RunConfig
 from flows.faults import kill_point
 from flows.plan import data_plan, local_dir, rescan_target, workspace
 from flows.quality import round_quality
-from ovseg_core.build import build_model
 from ovseg_core.checkpoint import load_model
 from ovseg_core.config import preset
 from ovseg_core.device import Runtime, pick_runtime
@@ -28,8 +27,9 @@ from ovseg_core.errors import OvsegError
 from ovseg_core.inference import evaluate
 from ovseg_core.labeling import LABELING_VERSION, RoundLabeler, shared_cache, weights_digest
 from ovseg_core.launch import TrainJob, launch
+from ovseg_core.modeling.build import build_model
+from ovseg_core.modeling.sam_encoder import build_sam
 from ovseg_core.profiling import phase
-from ovseg_core.sam_encoder import build_sam
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
 from ovseg_core.selftrain.refiner import RefinerSettings
 from ovseg_core.selftrain.regions import threshold_of

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from ovseg_core.build import build_skeleton
 from ovseg_core.config import ModelConfig
 from ovseg_core.errors import OvsegError
-from ovseg_core.model import STSeg
+from ovseg_core.modeling.build import build_skeleton
+from ovseg_core.modeling.model import STSeg
 from ovseg_core.weights import load_file_into
 
 WEIGHTS_FILE = "model.safetensors"

@@ -35,18 +35,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ovseg_core.clip_encoder import (
+from ovseg_core.config import ClipConfig
+from ovseg_core.data import captions
+from ovseg_core.data.synth import SEEN_SHAPES, UNSEEN_SHAPES, render_scene, world_classes
+from ovseg_core.errors import OvsegError
+from ovseg_core.metrics import ConfusionMatrix
+from ovseg_core.modeling.clip_encoder import (
     TINY_CLIP,
     ClipText,
     ClipVisual,
     build_open_clip,
     open_clip_config,
 )
-from ovseg_core.config import ClipConfig
-from ovseg_core.data import captions
-from ovseg_core.data.synth import SEEN_SHAPES, UNSEEN_SHAPES, render_scene, world_classes
-from ovseg_core.errors import OvsegError
-from ovseg_core.metrics import ConfusionMatrix
 
 PRETRAIN_VERSION = 1
 """Bump when the objective or the training loop changes what a run produces."""

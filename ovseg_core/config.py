@@ -90,7 +90,7 @@ class ModelConfig:
 
     def validate(self) -> ModelConfig:
         """Check values a user may get wrong; returns self."""
-        from ovseg_core.sam_encoder import SAM_VARIANTS
+        from ovseg_core.modeling.sam_encoder import SAM_VARIANTS
 
         if self.sam.variant not in SAM_VARIANTS:
             raise OvsegError(f"sam.variant {self.sam.variant!r} is not one of "

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 
 from ovseg_core.device import Runtime
 from ovseg_core.inference import predict_probabilities
+from ovseg_core.modeling.sam_encoder import resize_longest_side
 from ovseg_core.profiling import phase
-from ovseg_core.sam_encoder import resize_longest_side
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
 from ovseg_core.selftrain.regions import Region, mask_bbox
 

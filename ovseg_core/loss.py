@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ovseg_core.constants import ALPHA, IGNORE_INDEX
 from ovseg_core.errors import OvsegError
-from ovseg_core.model import STSegOutput
+from ovseg_core.modeling.model import STSegOutput
 
 AUX_WEIGHT = 0.4
 

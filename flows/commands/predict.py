@@ -27,12 +27,12 @@ def run(args) -> int:
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from ovseg_core.build import build_model
     from ovseg_core.checkpoint import load_model
     from ovseg_core.config import preset
     from ovseg_core.data import UnlabeledImages, parse_class_argument, read_classes_txt, write_label
     from ovseg_core.device import pick_runtime
     from ovseg_core.inference import predict_label_map
+    from ovseg_core.modeling.build import build_model
     from ovseg_core.visualize import overlay
 
     names = (parse_class_argument(args.classes) if args.classes

@@ -82,10 +82,10 @@ def _train(args, runtime) -> int:
     from pathlib import Path
 
     from ovseg_core import distributed
-    from ovseg_core.build import build_model
     from ovseg_core.checkpoint import load_model
     from ovseg_core.config import preset
     from ovseg_core.data import open_dataset
+    from ovseg_core.modeling.build import build_model
     from ovseg_core.train import train
 
     samples = open_dataset(args.dataset, args.root, args.split)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor
 
-from ovseg_core.sam_encoder import resize_longest_side
+from ovseg_core.modeling.sam_encoder import resize_longest_side
 from ovseg_core.selftrain.regions import Region
 
 POINT_PAD_LABEL = -1

@@ -174,7 +174,7 @@ def run_check(voc_root: str | Path | None, sam: str = "vit_t", checkpoint: str |
     `checkpoint` is given), then check the VOC folder `voc_root` ({"folder": result}) or, with
     `voc_root=None`, every built-in set ({set name: result})."""
     from ovseg_core.device import pick_runtime
-    from ovseg_core.sam_encoder import build_sam, default_sam_checkpoint
+    from ovseg_core.modeling.sam_encoder import build_sam, default_sam_checkpoint
 
     if voc_root is not None and not Path(voc_root).is_dir():
         raise OvsegError(f"VOC_ROOT {voc_root} is not a folder")

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ovseg_core.sam_encoder import SamImageEncoder, SamParts
+from ovseg_core.modeling.sam_encoder import SamImageEncoder, SamParts
 from ovseg_core.selftrain.prompts import (
     PromptSettings,
     RegionPrompts,

@@ -8,10 +8,10 @@ import torch
 
 from flows.cli import main
 from ovseg_core import clip_pretrain as cp
-from ovseg_core.clip_encoder import build_open_clip
 from ovseg_core.config import ClipConfig
 from ovseg_core.data import captions
 from ovseg_core.data.synth import SEEN_SHAPES, UNSEEN_SHAPES, world_classes
+from ovseg_core.modeling.clip_encoder import build_open_clip
 from ovseg_core.templates import fill_templates
 
 

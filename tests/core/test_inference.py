@@ -5,12 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
-from ovseg_core.build import build_model
 from ovseg_core.config import preset
 from ovseg_core.data import open_dataset, write_synthetic_dataset
 from ovseg_core.device import pick_runtime
 from ovseg_core.inference import _starts, evaluate, predict_probabilities
 from ovseg_core.metrics import ConfusionMatrix
+from ovseg_core.modeling.build import build_model
 from ovseg_core.visualize import overlay, palette, panels
 
 CPU = pick_runtime("cpu")

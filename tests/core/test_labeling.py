@@ -3,11 +3,11 @@
 import numpy as np
 import torch
 
-from ovseg_core.build import build_model
 from ovseg_core.config import preset
 from ovseg_core.device import pick_runtime
 from ovseg_core.labeling import EmbeddingCache, RoundLabeler, image_tensor, working_size
-from ovseg_core.sam_encoder import build_sam
+from ovseg_core.modeling.build import build_model
+from ovseg_core.modeling.sam_encoder import build_sam
 from ovseg_core.selftrain import SamRefiner
 
 

@@ -8,11 +8,11 @@ import os
 
 import pytest
 
-from ovseg_core.build import build_model
 from ovseg_core.checkpoint import save_model
 from ovseg_core.config import preset
 from ovseg_core.errors import OvsegError
 from ovseg_core.launch import TrainJob, check_launch, launch
+from ovseg_core.modeling.build import build_model
 from ovseg_core.train import preset_train_config
 
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ovseg_core.build import build_model
 from ovseg_core.checkpoint import file_sha256, load_model, save_model
 from ovseg_core.config import preset
 from ovseg_core.errors import OvsegError
+from ovseg_core.modeling.build import build_model
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +76,10 @@ def test_a_pickle_under_the_weights_name_is_a_clear_error(tmp_path):
 
     import pytest
 
-    from ovseg_core.build import build_model
     from ovseg_core.checkpoint import WEIGHTS_FILE, load_model, save_model
     from ovseg_core.config import preset
     from ovseg_core.errors import OvsegError
+    from ovseg_core.modeling.build import build_model
 
     save_model(build_model(preset("tiny", dea_enabled=False), seed=0), tmp_path)
     (tmp_path / WEIGHTS_FILE).write_bytes(pickle.dumps({"weights": [1, 2, 3]}))

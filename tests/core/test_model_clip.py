@@ -4,9 +4,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ovseg_core.clip_encoder import build_clip, build_open_clip
 from ovseg_core.config import ClipConfig
 from ovseg_core.errors import OvsegError
+from ovseg_core.modeling.clip_encoder import build_clip, build_open_clip
 
 
 def test_dense_features_are_the_pooled_head_per_position():

@@ -8,7 +8,7 @@ import torch
 from ovseg_core.constants import IGNORE_INDEX
 from ovseg_core.errors import OvsegError
 from ovseg_core.loss import seen_unseen_weights, stseg_loss
-from ovseg_core.model import STSegOutput
+from ovseg_core.modeling.model import STSegOutput
 
 
 def nll(row, y):

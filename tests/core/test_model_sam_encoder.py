@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ovseg_core.errors import OvsegError
-from ovseg_core.sam_encoder import (
+from ovseg_core.modeling.sam_encoder import (
     PIXEL_MEAN,
     PIXEL_STD,
     SamImageEncoder,

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from ovseg_core.build import build_model
 from ovseg_core.config import preset
-from ovseg_core.decoder import REJECTED_LOGIT
 from ovseg_core.loss import seen_unseen_weights, stseg_loss
+from ovseg_core.modeling.build import build_model
+from ovseg_core.modeling.decoder import REJECTED_LOGIT
 
 NAMES = ["cat", "dog", "person, people", "sky", "road"]
 MORE = NAMES + ["tree", "car", "boat", "bird", "wall", "grass", "water"]
@@ -127,8 +127,8 @@ def test_early_rejection_batch_equals_single_images(model, images):
 def test_seeded_build_is_reproducible_and_leaves_the_global_rng_alone():
     import torch
 
-    from ovseg_core.build import build_model
     from ovseg_core.config import preset
+    from ovseg_core.modeling.build import build_model
 
     state = torch.random.get_rng_state()
     a = build_model(preset("tiny"), seed=3).state_dict()

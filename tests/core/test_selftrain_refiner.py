@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ovseg_core.sam_encoder import build_sam
+from ovseg_core.modeling.sam_encoder import build_sam
 from ovseg_core.selftrain import PromptSettings, RefinerSettings, SamRefiner, find_regions
 from ovseg_core.selftrain.prompts import SamFrame, build_prompts
 from ovseg_core.selftrain.refiner import clip_to_band, decode_masks, mask_iou

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from ovseg_core.build import build_model
 from ovseg_core.config import preset
 from ovseg_core.data import open_dataset, write_synthetic_dataset
 from ovseg_core.data.transforms import AugmentConfig
 from ovseg_core.device import pick_runtime
 from ovseg_core.errors import OvsegError
+from ovseg_core.modeling.build import build_model
 from ovseg_core.train import (
     STAGING,
     STATE_NAME,

@@ -11,11 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ovseg_core.build import build_model
 from ovseg_core.checkpoint import WEIGHTS_FILE, load_model, save_model
 from ovseg_core.config import preset
 from ovseg_core.data import open_dataset, write_synthetic_dataset
 from ovseg_core.device import pick_runtime
+from ovseg_core.modeling.build import build_model
 from ovseg_core.train import LOG_NAME, STATE_NAME, preset_train_config, read_train_log, train
 
 STEPS, BATCH = 4, 4  # global batch 4 = 2 ranks x 2 samples

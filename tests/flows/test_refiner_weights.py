@@ -6,9 +6,9 @@ import torch
 
 from flows.config import RunConfig
 from flows.steps import _refiner, model_config, refiner_for
-from ovseg_core.build import build_model
 from ovseg_core.errors import OvsegError
-from ovseg_core.sam_encoder import build_sam, default_sam_checkpoint
+from ovseg_core.modeling.build import build_model
+from ovseg_core.modeling.sam_encoder import build_sam, default_sam_checkpoint
 
 
 def test_default_job_refiner_holds_the_shipped_mobile_sam_weights():

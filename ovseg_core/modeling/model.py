@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ovseg_core.clip_encoder import ClipText, ClipVisual
 from ovseg_core.config import ModelConfig
-from ovseg_core.cost_volume import cost_volume
-from ovseg_core.dea import DEA
-from ovseg_core.decoder import CostAwareDecoder
 from ovseg_core.errors import OvsegError
-from ovseg_core.sam_encoder import SamImageEncoder, resize_longest_side
+from ovseg_core.modeling.clip_encoder import ClipText, ClipVisual
+from ovseg_core.modeling.cost_volume import cost_volume
+from ovseg_core.modeling.dea import DEA
+from ovseg_core.modeling.decoder import CostAwareDecoder
+from ovseg_core.modeling.sam_encoder import SamImageEncoder, resize_longest_side
 
 
 @dataclass

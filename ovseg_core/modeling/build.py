@@ -6,12 +6,12 @@ import dataclasses
 
 import torch
 
-from ovseg_core.clip_encoder import ClipText, ClipVisual, build_open_clip
 from ovseg_core.config import ModelConfig
-from ovseg_core.dea import DEA
-from ovseg_core.decoder import CostAwareDecoder
-from ovseg_core.model import STSeg
-from ovseg_core.sam_encoder import SamImageEncoder, build_sam
+from ovseg_core.modeling.clip_encoder import ClipText, ClipVisual, build_open_clip
+from ovseg_core.modeling.dea import DEA
+from ovseg_core.modeling.decoder import CostAwareDecoder
+from ovseg_core.modeling.model import STSeg
+from ovseg_core.modeling.sam_encoder import SamImageEncoder, build_sam
 from ovseg_core.templates import IMAGENET_TEMPLATES
 
 
