@@ -103,6 +103,13 @@ class SelfTrainingSettings(_Strict):
     class_gates: dict[str, float] | None = Field(
         default=None, description="per-class gates, class name -> threshold, overriding "
         "gate_threshold for those classes (e.g. a lower bar for a rare class)")
+    class_balance: float | None = Field(
+        default=None, gt=0, lt=1, description="class-balanced gate (CBST): each class's gate is "
+        "this quantile of its region confidences on the round's calibration images, never above "
+        "gate_threshold / class_gates; None = off (the paper's one gate)")
+    calibration_images: int = Field(
+        default=256, ge=1, description="target images (the first by id) whose region "
+        "confidences set the class-balanced gates")
     refiner_sam: str = Field(
         default="vit_t", description="SAM variant that refines pseudo-labels, or 'model' to "
         "reuse the model's own SAM encoder embedding")

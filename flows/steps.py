@@ -32,7 +32,7 @@ from ovseg_core.modeling.sam_encoder import build_sam
 from ovseg_core.profiling import phase
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
 from ovseg_core.selftrain.refiner import RefinerSettings
-from ovseg_core.selftrain.regions import threshold_of
+from ovseg_core.selftrain.regions import class_balanced_gates, threshold_of
 from ovseg_core.train import TrainConfig, read_train_log, train
 from storage.hashing import config_hash, shard_key
 from storage.query import connect, run_sql
@@ -87,11 +87,14 @@ def refiner_for(cfg: RunConfig, model) -> tuple[SamRefiner, str]:
     return _refiner(variant, checkpoint, device, st.fallback), f"{variant}:{checkpoint}"
 
 
-def labeler_for(cfg: RunConfig, model) -> RoundLabeler:
-    """The round's labeller: the parent model, the target vocabulary, the refiner, the gate."""
+def labeler_for(cfg: RunConfig, model, thresholds: float | list[float] | None = None
+                ) -> RoundLabeler:
+    """The round's labeller: the parent model, the target vocabulary, the refiner, the gate
+    (`thresholds`, the round's `round_gates`; default the configured `gates`)."""
     refiner, tag = refiner_for(cfg, model)
     names = data_plan(cfg).target_classes
-    return RoundLabeler(model, refiner, names, runtime_for(cfg.device), gates(cfg, names),
+    thresholds = gates(cfg, names) if thresholds is None else thresholds
+    return RoundLabeler(model, refiner, names, runtime_for(cfg.device), thresholds,
                         shared_cache(tag))
 
 
@@ -195,16 +198,39 @@ def shard_plan(cfg: RunConfig, round: int, parent_sha: str) -> list[dict]:
     plan = rescan_target(cfg)
     ids = sorted(set(plan.target.image_ids) | set(plan.target_problems()))
     size = cfg.self_training.shard_size
+    thresholds = round_gates(cfg, round, parent_sha)
     settings = config_hash({"model": cfg.model.model_dump(mode="json"),
                             "self_training": cfg.self_training.model_dump(
                                 mode="json", exclude={"rounds", "report_images"}),
-                            "labeling_version": LABELING_VERSION})
+                            "labeling_version": LABELING_VERSION, "gates": thresholds})
     shards = []
     for k, start in enumerate(range(0, len(ids), size)):
         chunk = ids[start:start + size]
-        shards.append({"shard": k, "image_ids": chunk,
+        shards.append({"shard": k, "image_ids": chunk, "gates": thresholds,
                        "key": shard_key(round, k, chunk, parent_sha, settings)})
     return shards
+
+
+def round_gates(cfg: RunConfig, round: int, parent_sha: str) -> float | list[float]:
+    """The round's gate: `gates` (global or per-class), or with `self_training.class_balance`
+    the class-balanced gates calibrated on the parent model's regions of the first
+    `calibration_images` readable target images (by id; deterministic, so a resumed round gets
+    the same gates and keys)."""
+    caps, st = gates(cfg, data_plan(cfg).target_classes), cfg.self_training
+    if st.class_balance is None:
+        return caps
+    plan = data_plan(cfg)
+    model = load_checkpoint(cfg, round - 1, parent_sha)
+    labeler = labeler_for(cfg, model, caps)
+    found: list[tuple[int, float]] = []
+    ids = sorted(plan.target.image_ids)[:st.calibration_images]
+    for start in range(0, len(ids), st.batch_size):
+        with phase("data"):
+            images, _ = read_images(plan, ids[start:start + st.batch_size])
+        if images:
+            found += labeler.confidences(list(images.values()))
+    return class_balanced_gates([c for c, _ in found], [v for _, v in found], st.class_balance,
+                                caps, len(plan.target_classes))
 
 
 def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
@@ -214,7 +240,7 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
         return {"shard": shard["shard"], "skipped": True}
     plan = data_plan(cfg)
     model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"])
-    labeler = labeler_for(cfg, model)
+    labeler = labeler_for(cfg, model, shard.get("gates"))
     gate, sha = cfg.self_training.gate_threshold, parent["checkpoint_sha256"]
     records, ids = [], shard["image_ids"]
     bar = tqdm(total=len(ids), desc=f"label round {round} shard {shard['shard']}", unit="img")

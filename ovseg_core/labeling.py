@@ -129,6 +129,17 @@ class RoundLabeler:
         return [[r for r in (to_image_size(x, *im.shape[:2]) for x in rs) if r is not None]
                 for im, rs in zip(images, refined, strict=True)]
 
+    @torch.no_grad()
+    def confidences(self, images: list[np.ndarray]) -> list[tuple[int, float]]:
+        """(class id, confidence) of every region of the images: the model pass of `label`
+        without SAM (what a class-balanced gate is calibrated on)."""
+        with phase("model"):
+            probs, _ = predict_probabilities(self.model, to_square_batch(images, self.size),
+                                             self.text, self.runtime)
+        work = [working_size(*im.shape[:2], self.refiner.parts.image_size) for im in images]
+        return [(r.class_id, float(r.confidence)) for p, hw in zip(probs, work, strict=True)
+                for r in self.regions_at(p.float().cpu(), hw)]
+
     def regions_at(self, probs: torch.Tensor, size: tuple[int, int]) -> list[Region]:
         """Regions of (N, s, s) probabilities, found at s x s, masks resized to `size`."""
         resized = (resize_region(r, size) for r in self.refiner.regions_of(probs))

@@ -97,3 +97,24 @@ def gate(regions: list[Region], threshold: float | Sequence[float] = DEFAULT_GAT
 def threshold_of(threshold: float | Sequence[float], class_id: int) -> float:
     """The gate of class `class_id` under a global or per-class `threshold`."""
     return float(threshold) if isinstance(threshold, int | float) else float(threshold[class_id])
+
+
+def class_balanced_gates(class_ids: Sequence[int], confidences: Sequence[float], quantile: float,
+                         caps: float | Sequence[float], num_classes: int) -> list[float]:
+    """Per-class gates of a class-balanced gate (CBST-style): class c's gate is the `quantile`
+    of its regions' confidences (linear interpolation between order statistics, as numpy's
+    default and DuckDB's `quantile_cont`), never above its cap (the global or per-class gate);
+    a class without regions keeps its cap.
+
+    class_ids, confidences: one entry per region of the calibration images. Returns
+    `num_classes` thresholds; with them a rare class's best regions still pass the gate
+    (`gate`, strictly above).
+    """
+    ids = np.asarray(class_ids, dtype=np.int64)
+    conf = np.asarray(confidences, dtype=np.float64)
+    out = []
+    for c in range(num_classes):
+        cap = threshold_of(caps, c)
+        mine = conf[ids == c]
+        out.append(min(cap, float(np.quantile(mine, quantile))) if mine.size else cap)
+    return out

@@ -97,3 +97,22 @@ def test_coarse_fallback_paints_region_and_scores_by_agreement():
     assert (out == 4).sum() == 9 and out[0, 0] == IGNORE_INDEX
     ungated = RefinedRegion(region, False)
     assert (paint_pseudo_labels([ungated], 5, 5) == IGNORE_INDEX).all()
+
+
+def test_class_balanced_gates_are_capped_class_quantiles_as_duckdb_computes_them():
+    import duckdb
+
+    from ovseg_core.selftrain.regions import class_balanced_gates
+
+    ids = [0, 0, 0, 0, 1, 1, 2]
+    conf = [0.2, 0.4, 0.6, 0.95, 0.1, 0.3, 0.99]
+    got = class_balanced_gates(ids, conf, 0.5, [0.9, 0.9, 0.5, 0.7], num_classes=4)
+    # class 0: median of 0.2, 0.4, 0.6, 0.95 = 0.5; class 1: 0.2; class 2: 0.99 capped at 0.5;
+    # class 3 has no region and keeps its cap
+    assert got == pytest.approx([0.5, 0.2, 0.5, 0.7])
+    con = duckdb.connect()
+    rows = con.execute("SELECT c, quantile_cont(v, 0.5) FROM (SELECT unnest($1) AS c, "
+                       "unnest($2) AS v) GROUP BY c ORDER BY c", [ids, conf]).fetchall()
+    assert [min(cap, q) for (_, q), cap in zip(rows, [0.9, 0.9, 0.5], strict=True)] == \
+        pytest.approx(got[:3])
+    assert class_balanced_gates([], [], 0.5, 0.9, num_classes=2) == [0.9, 0.9]
