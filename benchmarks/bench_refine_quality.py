@@ -10,7 +10,7 @@ into left/right halves (portrait SAM frames). Reports:
 2. the same for the variants tried (each one change from the defaults, or the old defaults);
 3. instance level (each instance mask 16x down/up-sampled on its own, mean IoU over instances).
 
-    uv run --extra dev python benchmarks/bench_refine_quality.py
+    uv run --extra dev python benchmarks/bench_refine_quality.py [--sections 1 2 3]
 """
 
 from __future__ import annotations
@@ -94,20 +94,30 @@ def instance_level(refiner: SamRefiner, name: str, factor: int = 16) -> tuple[fl
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", type=int, nargs="+", default=[1, 2, 3],
+                        help="which of the three reports to print")
+    sections = parser.parse_args().sections
     refiner = SamRefiner(build_sam("vit_t", default_sam_checkpoint("vit_t")))
     sets = all_sets()
     tuned = {n: ("tuned" if s.tuned else "held out") for n, s in sets.items()}
     with torch.inference_mode():
-        print("1. class level, 24x24 degradation (refine-check protocol), defaults")
-        print(f"{'set':>15} {'role':>9} {'coarse':>7} {'refined':>7} {'delta':>7}")
-        for name, (c, f) in deltas(refiner, sets).items():
-            print(f"{name:>15} {tuned[name]:>9} {c:7.3f} {f:7.3f} {f - c:+7.3f}")
-        print("\n2. variants, refined - coarse per set (" + ", ".join(sets) + ")")
-        for label, settings in VARIANTS.items():
-            refiner.settings = settings
-            row = " ".join(f"{f - c:+.3f}" for c, f in deltas(refiner, sets).values())
-            print(f"{label:>44}: {row}")
-        refiner.settings = DEFAULT
+        if 1 in sections:
+            print("1. class level, 24x24 degradation (refine-check protocol), defaults")
+            print(f"{'set':>15} {'role':>9} {'coarse':>7} {'refined':>7} {'delta':>7}")
+            for name, (c, f) in deltas(refiner, sets).items():
+                print(f"{name:>15} {tuned[name]:>9} {c:7.3f} {f:7.3f} {f - c:+7.3f}")
+        if 2 in sections:
+            print("\n2. variants, refined - coarse per set (" + ", ".join(sets) + ")")
+            for label, settings in VARIANTS.items():
+                refiner.settings = settings
+                row = " ".join(f"{f - c:+.3f}" for c, f in deltas(refiner, sets).values())
+                print(f"{label:>44}: {row}")
+            refiner.settings = DEFAULT
+        if 3 not in sections:
+            return
         print("\n3. instance level, 16x degradation, mean IoU over instances, defaults")
         for name in ("voc", "arc2017"):
             c, f = instance_level(refiner, name)
