@@ -20,7 +20,7 @@ import torch
 from ovseg_core.modeling.sam_encoder import build_sam, default_sam_checkpoint
 from ovseg_core.selftrain import SamRefiner
 from ovseg_core.selftrain.prompts import SamFrame, build_prompts
-from ovseg_core.selftrain.refiner import decode_masks
+from ovseg_core.selftrain.refiner import sam_decode
 from ovseg_core.selftrain.regions import Region, mask_bbox
 
 H, W = 375, 500
@@ -72,10 +72,10 @@ def main() -> None:
 
             def dec_single(prompts=prompts, m=m, one=one):
                 for k in range(m):
-                    decode_masks(parts, emb, one, prompts.select(slice(k, k + 1)))
+                    sam_decode(parts, emb, one, prompts.select(slice(k, k + 1)))
 
             def dec_batched(prompts=prompts, everyone=everyone):
-                decode_masks(parts, emb, everyone, prompts)
+                sam_decode(parts, emb, everyone, prompts)
 
             def ref_single(regions=regions):
                 for r in regions:

@@ -107,7 +107,7 @@ class RefinerSettings:
             raise ValueError(f"output must be 'single' or 'best', got {self.output!r}")
 
 
-def decode_masks(parts: SamParts, embeddings: Tensor, image_index: Tensor,
+def sam_decode(parts: SamParts, embeddings: Tensor, image_index: Tensor,
                  prompts: RegionPrompts) -> tuple[Tensor, Tensor]:
     """All 4 mask tokens of SAM's decoder for M prompts over B image embeddings, in one pass.
 
@@ -226,7 +226,7 @@ class SamRefiner:
         step = self.settings.max_prompts
         for start in range(0, len(jobs), step):
             chunk = slice(start, start + step)
-            low, iou = decode_masks(self.parts, embeddings, image_index[chunk],
+            low, iou = sam_decode(self.parts, embeddings, image_index[chunk],
                                     prompts.select(chunk))
             out += [self._pick(frames[i], regions[i][j], low[k], iou[k])
                     for k, (i, j) in enumerate(jobs[chunk])]

@@ -7,7 +7,7 @@ import torch
 from ovseg_core.modeling.sam_encoder import build_sam
 from ovseg_core.selftrain import PromptSettings, RefinerSettings, SamRefiner, find_regions
 from ovseg_core.selftrain.prompts import SamFrame, build_prompts
-from ovseg_core.selftrain.refiner import clip_to_band, decode_masks, mask_iou
+from ovseg_core.selftrain.refiner import clip_to_band, mask_iou, sam_decode
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_batched_decoding_matches_official_one_at_a_time(parts):
         index += [i] * len(regions)
     from ovseg_core.selftrain.refiner import concat_prompts
     batch = concat_prompts(prompts)
-    low, iou = decode_masks(parts, embeddings, torch.tensor(index), batch)
+    low, iou = sam_decode(parts, embeddings, torch.tensor(index), batch)
     assert low.shape == (5, 4, 64, 64) and iou.shape == (5, 4)
     pe = parts.prompt_encoder.get_dense_pe()
     for k, i in enumerate(index):
@@ -134,7 +134,7 @@ def test_single_token_threshold_and_band(parts):
     blob = next(r for r in out if r.region.class_id == 1)
     frame = SamFrame(h, w, parts.image_size)
     prompts = build_prompts([blob.region], frame, settings.prompts)
-    low, iou = decode_masks(parts, emb, torch.tensor([0]), prompts)
+    low, iou = sam_decode(parts, emb, torch.tensor([0]), prompts)
     sam = (frame.masks_to_image(low[:, :1])[0, 0] > -1.0).numpy()  # token 0, logit > -1
     assert blob.sam_iou == pytest.approx(float(iou[0, 0]), abs=1e-5)
     assert blob.agreement_iou == pytest.approx(mask_iou(sam, blob.region.mask))  # before the band
