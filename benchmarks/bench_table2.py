@@ -17,8 +17,16 @@ import statistics
 import tempfile
 from pathlib import Path
 
-ROWS = (("baseline", False, 0), ("+DEA", True, 0), ("+ST", False, None), ("DEA+ST", True, None))
-"""(row, DEA on, round whose metrics the row reports: 0 = stage one, None = the last)."""
+LABELS = {"sed_b": "baseline", "dea": "+DEA", "st": "+ST", "stseg": "DEA+ST"}
+
+
+def table_rows() -> list[tuple[str, bool, int | None]]:
+    """(row, DEA on, round whose metrics the row reports: 0 = stage one, None = the last), from
+    the paper's rows as `ovseg_core.config.ABLATIONS` defines them."""
+    from ovseg_core.config import ABLATIONS
+
+    return [(LABELS[name], row["dea_enabled"], None if row["self_training"] else 0)
+            for name, row in ABLATIONS.items()]
 KEYS = (("seen", "target_seen_miou"), ("unseen", "target_unseen_miou"), ("all", "target_miou"))
 
 
@@ -38,7 +46,8 @@ def main() -> None:
         for dea in (False, True):
             runs[(seed, dea)] = run(root, clip, seed, dea, args.rounds)
             print(f"seed {seed} DEA {dea}: " + json.dumps(runs[(seed, dea)]), flush=True)
-    table = {row: [metrics(runs[(s, dea)], rnd) for s in args.seeds] for row, dea, rnd in ROWS}
+    table = {row: [metrics(runs[(s, dea)], rnd) for s in args.seeds]
+             for row, dea, rnd in table_rows()}
     (root / "table2.json").write_text(json.dumps(table, indent=2) + "\n")
     print_table(table, args)
 

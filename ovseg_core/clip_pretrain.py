@@ -45,6 +45,8 @@ from ovseg_core.modeling.clip_encoder import (
     ClipText,
     ClipVisual,
     build_open_clip,
+    clip_parts,
+    dense_visual,
     open_clip_config,
 )
 
@@ -88,16 +90,9 @@ def new_tiny_clip(seed: int) -> nn.Module:
     return open_clip.model.CLIP(**open_clip_config(MODEL_NAME))
 
 
-def dense_visual(model: nn.Module) -> ClipVisual:
-    """The dense visual encoder sharing `model`'s trunk and projection (trains them)."""
-    return ClipVisual(model.visual.trunk, model.visual.head.proj)
-
-
 def split_clip(model: nn.Module) -> tuple[ClipVisual, ClipText]:
-    """(ClipVisual, ClipText) of a copy of `model`, as `build_clip` makes them; `model` is kept."""
-    clone = copy.deepcopy(model)
-    visual = dense_visual(clone)
-    return visual, ClipText(clone, clone.context_length)
+    """(ClipVisual, ClipText) of a copy of `model` (`clip_parts`); `model` is kept."""
+    return clip_parts(copy.deepcopy(model))
 
 
 def to_tensor(images: np.ndarray) -> Tensor:

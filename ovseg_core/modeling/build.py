@@ -7,7 +7,7 @@ import dataclasses
 import torch
 
 from ovseg_core.config import ModelConfig
-from ovseg_core.modeling.clip_encoder import ClipText, ClipVisual, build_open_clip
+from ovseg_core.modeling.clip_encoder import build_open_clip, clip_parts
 from ovseg_core.modeling.dea import DEA
 from ovseg_core.modeling.decoder import CostAwareDecoder
 from ovseg_core.modeling.model import STSeg
@@ -45,9 +45,7 @@ def _assemble(config: ModelConfig, load_pretrained: bool) -> STSeg:
                                             random_init=not load_pretrained,
                                             setting="model.sam_checkpoint"))
     clip_cfg = config.clip if load_pretrained else dataclasses.replace(config.clip, pretrained=None)
-    clip = build_open_clip(clip_cfg)
-    visual = ClipVisual(clip.visual.trunk, clip.visual.head.proj)
-    text = ClipText(clip, clip.context_length)
+    visual, text = clip_parts(build_open_clip(clip_cfg))
     embed_dim = visual.proj.out_features
     dc = config.decoder
     decoder = CostAwareDecoder(len(IMAGENET_TEMPLATES), visual.skip_channels, dc.dims,

@@ -156,8 +156,12 @@ class ClipText(nn.Module):
         return int(proj.out_features if isinstance(proj, nn.Linear) else proj.shape[1])
 
 
-def build_clip(cfg: ClipConfig) -> tuple[ClipVisual, ClipText]:
-    """The dense visual encoder and the frozen text tower of one open_clip model."""
-    clip = build_open_clip(cfg)
-    visual = ClipVisual(clip.visual.trunk, clip.visual.head.proj)
-    return visual, ClipText(clip, clip.context_length)
+def dense_visual(clip: nn.Module) -> ClipVisual:
+    """The dense visual encoder sharing `clip`'s ConvNeXt trunk and head projection."""
+    return ClipVisual(clip.visual.trunk, clip.visual.head.proj)
+
+
+def clip_parts(clip: nn.Module) -> tuple[ClipVisual, ClipText]:
+    """The dense visual encoder and the frozen text tower of one open_clip model (sharing its
+    modules)."""
+    return dense_visual(clip), ClipText(clip, clip.context_length)

@@ -6,13 +6,13 @@ from safetensors.torch import save_file
 
 from ovseg_core.config import ClipConfig
 from ovseg_core.errors import OvsegError
-from ovseg_core.modeling.clip_encoder import build_clip, build_open_clip
+from ovseg_core.modeling.clip_encoder import build_open_clip, clip_parts
 
 
 def test_dense_features_are_the_pooled_head_per_position():
     torch.manual_seed(0)
     clip = build_open_clip(ClipConfig(model_name="ovseg-tiny")).eval()
-    visual, _ = build_clip(ClipConfig(model_name="ovseg-tiny"))
+    visual, _ = clip_parts(build_open_clip(ClipConfig(model_name="ovseg-tiny")))
     visual.load_state_dict({"trunk." + k: v for k, v in clip.visual.trunk.state_dict().items()}
                            | {"proj.weight": clip.visual.head.proj.weight})
     visual.eval()
