@@ -5,7 +5,7 @@ real Prefect flow in this process and prints the wall time of each phase
 (`ovseg_core.profiling`) and the rest, which is orchestration (Prefect tasks and flow runs,
 glue). The target: orchestration + storage under 5% of a round once model work is realistic
 (paper preset on a GPU); with the tiny preset on a CPU the model work is small, so the
-fraction is an upper bound.
+fraction is an upper bound. `bench_scale.py` runs the same round over growing target sizes.
 
     python benchmarks/bench_round.py --images 16 --refiner vit_t
 """
@@ -16,6 +16,39 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+
+
+def bench_config(workspace: str | Path, *, preset: str = "tiny", images: int = 16,
+                 refiner: str = "vit_t", shard_size: int = 8, gate: float | None = None,
+                 fallback: str = "ignore", stage_steps: int | None = None,
+                 retrain_steps: int = 50, device: str | None = None):
+    """The benchmarks' RunConfig: the synthetic world with `images` target images, one round.
+
+    gate None = the preset's default; stage_steps None = the preset's stage-one steps.
+    """
+    from flows.config import RunConfig
+
+    return RunConfig.model_validate({
+        "workspace": str(workspace), "device": device,
+        "data": {"synthetic": {"train": 16, "val": 4, "target": images}},
+        "model": {"preset": preset},
+        "train": {"steps": stage_steps, "retrain_steps": retrain_steps},
+        "self_training": {"rounds": 1, "refiner_sam": refiner, "gate_threshold": gate,
+                          "fallback": fallback, "shard_size": shard_size, "report_images": 2},
+    })
+
+
+def timed_round(cfg, round: int = 1) -> tuple[dict[str, float], float]:
+    """Run round `round` through the real Prefect flow with phase timing on: (phase seconds,
+    wall seconds). The caller configured Prefect (`flows.prefect_env.configure_prefect`)."""
+    from flows.pipeline import round_flow
+    from ovseg_core.profiling import enable, phase_seconds, reset_phases
+
+    enable()
+    reset_phases()
+    start = time.perf_counter()
+    round_flow(cfg)(cfg, round)
+    return phase_seconds(), time.perf_counter() - start
 
 
 def main() -> None:
@@ -31,27 +64,14 @@ def main() -> None:
     from flows.prefect_env import configure_prefect
 
     configure_prefect()
-    from flows.config import RunConfig
-    from flows.pipeline import round_flow, self_training
-    from ovseg_core.profiling import enable, phase_seconds, reset_phases
-
-    enable()
+    from flows.pipeline import self_training
 
     root = Path(args.workdir or tempfile.mkdtemp(prefix="ovseg-bench-round-"))
-    cfg = RunConfig.model_validate({
-        "workspace": str(root / "ws"), "device": args.device,
-        "data": {"synthetic": {"train": 16, "val": 4, "target": args.images}},
-        "model": {"preset": args.preset},
-        "train": {"retrain_steps": 50},
-        "self_training": {"rounds": 1, "refiner_sam": args.refiner,
-                          "shard_size": args.shard_size, "report_images": 2},
-    })
+    cfg = bench_config(root / "ws", preset=args.preset, images=args.images,
+                       refiner=args.refiner, shard_size=args.shard_size, device=args.device)
     self_training(cfg, rounds=0)  # stage one, not timed
-    reset_phases()
-    start = time.perf_counter()
-    round_flow(cfg)(cfg, 1)
-    wall = time.perf_counter() - start
-    report(phase_seconds(), wall, args)
+    phases, wall = timed_round(cfg)
+    report(phases, wall, args)
 
 
 def report(phases: dict[str, float], wall: float, args) -> None:
