@@ -49,8 +49,7 @@ LABELLING = ("data", "vocabulary", "model", "sam_encoder", "sam_refine", "load_m
 evaluate, report, and what no phase claims: orchestration)."""
 
 SELECTION_PHASE = "selection"
-"""The phase this benchmark adds around `flows.training.retrain_samples` (no phase of the
-pipeline covers it, so it would otherwise count as orchestration)."""
+"""The phase `flows.steps.retrain` times building the retraining selection under."""
 
 
 def main() -> None:
@@ -241,23 +240,13 @@ def child(job_file: Path) -> None:
     configure_prefect()
     from prefect import flow
 
-    from flows import training
     from flows.config import RunConfig
     from flows.plan import data_plan, workspace
-    from ovseg_core.profiling import phase
     from storage.query import run_sql
     from storage.samples import PseudoLabelSamples
 
     job = json.loads(job_file.read_text())
     cfg = RunConfig.model_validate(job["config"])
-    retrain_samples = training.retrain_samples
-
-    def timed_selection(*a, **k):
-        with phase(SELECTION_PHASE):
-            return retrain_samples(*a, **k)
-
-    training.retrain_samples = timed_selection  # steps.retrain calls it through the module
-
     @flow(name="bench-scale-warm-up")
     def warm_up() -> None:
         """Starts the temporary Prefect server, so the round's wall time does not hold it."""

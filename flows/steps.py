@@ -346,7 +346,9 @@ def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:
     if stored is not None:
         return {"uri": stored.uri, "sha256": stored.sha256}
     check_quality(cfg, round)
-    plan, samples = data_plan(cfg), training.retrain_samples(cfg, round)
+    plan = data_plan(cfg)
+    with phase("selection"):  # reads and paints the round's selected rows
+        samples = training.retrain_samples(cfg, round)
     out = local_dir(cfg, f"round={round:03d}", "train")
     settings = train_config(cfg, retrain=True, seed=cfg.seed + round)
     on_step = functools.partial(training.kill_point_at_step, round)

@@ -2,15 +2,16 @@
 self-training with real MobileSAM refinement raises unseen-class mIoU over stage one.
 
 Slow (pretrains the tiny CLIP, trains stage one, labels and retrains: minutes on 2 cores).
-The margin is the smallest round-1 rise measured across seeds 0-2 with DEA on (2.5 points,
-`benchmarks/bench_table2.py`), halved; seed 0, which this test runs, rose 5.2.
+Measured on the 32 held-out target images. The margin is the smallest round-1 rise measured
+across seeds 0-2 with DEA on (1.4 points, `benchmarks/bench_table2.py`: 10.3, 1.4, 1.8),
+halved; seed 0, which this test runs, rose 10.3.
 """
 
 from __future__ import annotations
 
 import pytest
 
-MIN_UNSEEN_RISE = 1.2
+MIN_UNSEEN_RISE = 0.7
 """Points of unseen mIoU that round 1 must add over stage one (see the module docstring)."""
 
 
