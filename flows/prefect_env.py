@@ -12,9 +12,11 @@ from pathlib import Path
 DEFAULT_PREFECT_HOME = Path.home() / ".ovseg" / "prefect"
 
 
-def configure_prefect(log_level: str = "WARNING") -> Path:
+def configure_prefect(log_level: str = "CRITICAL") -> Path:
     """Point Prefect at a stable home and keep its per-task logs out of the user's terminal
-    (they go to the Prefect API, where the UI shows them).
+    (they go to the Prefect API, where the UI shows them). The default level also keeps out
+    Prefect's ERROR logs of a failed task or flow, with their tracebacks: the `ovseg` command
+    prints a user's mistake as one line itself, and a bug's traceback (cli.py).
 
     Without `PREFECT_API_URL`, Prefect starts a temporary local server for the run (no server
     to install). Users who run a real server set `PREFECT_API_URL` and nothing here changes it.

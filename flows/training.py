@@ -44,7 +44,8 @@ def retrain_samples(cfg: RunConfig, round: int) -> SegmentationSamples:
                                  where=cfg.self_training.selection)
     if len(samples) == 0:
         raise OvsegError(f"round {round} selected no pseudo-labels to retrain on; lower "
-                         "self_training.gate_threshold or change self_training.selection")
+                         "self_training.gate_threshold, set self_training.class_balance (a "
+                         "gate per class) or change self_training.selection")
     share = cfg.self_training.source_share
     if share > 0:
         source = RemappedSamples(plan.source, plan.source_classes, plan.target_classes,
