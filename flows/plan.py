@@ -19,6 +19,7 @@ from ovseg_core.data.readers import LabeledDataset
 from ovseg_core.data.synth import read_synthetic_info, write_synthetic_dataset
 from ovseg_core.data.unlabeled import UnlabeledImages
 from ovseg_core.errors import OvsegError
+from storage.fsio import local_path
 from storage.workspace import Workspace
 
 SYNTHETIC_DIR = "datasets"
@@ -59,14 +60,11 @@ class DataPlan:
         return hashlib.sha256(ids.encode()).hexdigest()
 
 
-def is_local(url: str) -> bool:
-    return "://" not in url or url.startswith("file://")
-
-
 def local_dir(cfg: RunConfig, *parts: str) -> Path:
     """A local scratch folder for this workspace (inside it when the workspace is local)."""
-    if is_local(cfg.workspace):
-        base = Path(cfg.workspace.removeprefix("file://")) / "_work"
+    local = local_path(cfg.workspace)
+    if local is not None:
+        base = Path(local) / "_work"
     else:
         digest = hashlib.sha256(cfg.workspace.encode()).hexdigest()[:12]
         base = Path.home() / ".cache" / "ovseg" / "work" / digest
@@ -77,7 +75,8 @@ def local_dir(cfg: RunConfig, *parts: str) -> Path:
 
 def synthetic_root(cfg: RunConfig) -> Path:
     """Where the built-in synthetic dataset of this run lives (made on first use)."""
-    base = Path(cfg.workspace) if is_local(cfg.workspace) else Path.cwd() / "ovseg-data"
+    local = local_path(cfg.workspace)
+    base = Path(local) if local is not None else Path.cwd() / "ovseg-data"
     sizes = cfg.data.synthetic
     return base / SYNTHETIC_DIR / (f"synthetic-seed{cfg.seed}-{sizes.train}-{sizes.val}-"
                                    f"{sizes.target}-{sizes.target_val}")

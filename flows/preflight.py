@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 
 from flows.config import RunConfig
-from flows.plan import is_local
 from ovseg_core.errors import OvsegError
 from ovseg_core.modeling.sam_encoder import default_sam_checkpoint
+from storage.fsio import local_path
 
 WHERE = ("set it in the run's config (for a deployment: its `config` parameter; "
          "deployments/prefect.yaml ships placeholder /data and /weights paths)")
@@ -43,14 +43,15 @@ def _local_paths(cfg: RunConfig) -> list[tuple[str, str]]:
             default = default_sam_checkpoint(st.refiner_sam)
             paths.append((f"self_training.refiner_checkpoint (unset: {st.refiner_sam}'s "
                            "default file, under $OVSEG_WEIGHTS_DIR)", str(default)))
-    return [(name, path.removeprefix("file://")) for name, path in paths if is_local(path)]
+    return [(name, local_path(path)) for name, path in paths if local_path(path) is not None]
 
 
 def _workspace_problem(workspace: str) -> str | None:
     """Why a local workspace cannot be created or written, or None."""
-    if not is_local(workspace):
+    local = local_path(workspace)
+    if local is None:
         return None
-    path = Path(workspace.removeprefix("file://")).expanduser().absolute()
+    path = Path(local).expanduser().absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
         return f"workspace = {workspace}: {existing} is not a folder"

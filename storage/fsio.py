@@ -48,6 +48,14 @@ def open_root(root: str) -> tuple[fsspec.AbstractFileSystem, str, str]:
     return fs, path, fs.unstrip_protocol(path)
 
 
+def local_path(url: str) -> str | None:
+    """The local path a workspace or dataset URL names (a plain path or `file://...`), or
+    None for a remote one (s3://, memory://, ...): the one place URLs are told apart."""
+    if fsspec.utils.get_protocol(url) not in ("file", "local"):
+        return None
+    return url.removeprefix("file://")
+
+
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
     return "file" in protocols
