@@ -25,9 +25,9 @@ from PIL import Image  # noqa: E402
 from flows.config import RunConfig  # noqa: E402
 from flows.plan import data_plan, workspace  # noqa: E402
 from ovseg_core.visualize import overlay, panels  # noqa: E402
-from storage.query import run_sql  # noqa: E402
 from storage.samples import DEFAULT_WHERE, select_images  # noqa: E402
 from storage.schema import IGNORE_INDEX  # noqa: E402
+from storage.stats import class_counts, first_images  # noqa: E402
 
 ARTIFACT_WIDTH = 800
 PICTURE = re.compile(r"!\[([^\]]*)\]\(([\w.-]+\.png)\)")
@@ -117,9 +117,7 @@ def _metrics_section(cfg: RunConfig, folder: str) -> list[str]:
 
 def _stats_section(cfg: RunConfig, round: int, folder: str) -> list[str]:
     """Per-class pseudo-label counts across rounds (from the class_stats view, no masks read)."""
-    stats = run_sql(workspace(cfg), "SELECT round, class_name, n_regions, n_gated, n_accepted, "
-                    "confidence_p50 FROM class_stats WHERE round <= ? ORDER BY round, class_id",
-                    [round]).to_pylist()
+    stats = class_counts(workspace(cfg), round)
     if not stats:
         return []
     fig, ax = plt.subplots(figsize=(6, 3))
@@ -144,9 +142,7 @@ def _stats_section(cfg: RunConfig, round: int, folder: str) -> list[str]:
 def _overlay_section(cfg: RunConfig, round: int, folder: str) -> list[str]:
     """image | coarse prediction | pseudo-label (what retraining sees) for a few images."""
     plan, ws = data_plan(cfg), workspace(cfg)
-    chosen = run_sql(ws, "SELECT DISTINCT image_id FROM pseudo_labels WHERE round = ? "
-                     "ORDER BY image_id LIMIT ?", [round, cfg.self_training.report_images]
-                     ).column("image_id").to_pylist()
+    chosen = first_images(ws, round, cfg.self_training.report_images)
     if not chosen:
         return []
     # Only the chosen images' masks are read, whatever the size of the round.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 from functools import cache
-from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -35,11 +34,9 @@ from ovseg_core.selftrain.refiner import RefinerSettings
 from ovseg_core.selftrain.regions import class_balanced_gates, threshold_of
 from ovseg_core.train import TrainConfig, read_train_log, train
 from storage.hashing import config_hash, shard_key
-from storage.query import connect, run_sql
+from storage.query import connect
 from storage.records import ImageRegions, LineageRecord, RegionRecord, utc_now
-
-if TYPE_CHECKING:
-    from storage.query import Store
+from storage.stats import round_counts
 
 
 # ---- shared resources (per process)
@@ -329,7 +326,7 @@ def check_quality(cfg: RunConfig, round: int) -> None:
     floor = cfg.self_training.min_trusted_share
     if floor <= 0:
         return
-    counts = round_counts(cfg, round)
+    counts = round_counts(workspace(cfg), round)
     share = counts["accepted"] / counts["gated"] if counts["gated"] else 0.0
     if share < floor:
         raise OvsegError(
@@ -396,32 +393,13 @@ def finish_round(cfg: RunConfig, round: int, parent: dict, ckpt: dict, started: 
         return done.to_dict()
     model = load_checkpoint(cfg, round, ckpt["sha256"])
     with phase("storage"), connect(workspace(cfg)) as con:  # one snapshot for both
-        rows = round_counts(cfg, round, con)
+        rows = round_counts(con, round)
         quality = round_quality(con, round, data_plan(cfg))
     record = lineage_record(cfg, "self_training_round", round, round - 1, ckpt["uri"],
                             ckpt["sha256"], started, rows=rows,
                             metrics=measure(cfg, model, round) | quality)
     workspace(cfg).write_lineage(record)
     return record.to_dict()
-
-
-def round_counts(cfg: RunConfig, round: int, store: Store | None = None) -> dict:
-    """The round's ROUND_COUNTS, read through `store` (default: the run's workspace)."""
-    table = run_sql(store or workspace(cfg), ROUND_COUNTS, [round])
-    return {k: (None if v[0] is None else round_value(v[0])) for k, v in table.to_pydict().items()}
-
-
-ROUND_COUNTS = """SELECT count(*) AS regions, count(DISTINCT image_id) AS images,
-    count(*) FILTER (WHERE gated) AS gated, count(*) FILTER (WHERE accepted) AS accepted,
-    count(*) FILTER (WHERE paints = 'refined') AS refined,
-    count(*) FILTER (WHERE paints = 'coarse') AS coarse,
-    avg(sam_iou) AS sam_iou_mean FROM pseudo_labels WHERE round = ?"""
-"""A round's row counts for its lineage record (refined = rows painted with SAM's mask)."""
-
-
-def round_value(value):
-    """int counts stay int; means are rounded to 4 decimals."""
-    return int(value) if float(value).is_integer() else round(float(value), 4)
 
 
 def lineage_record(cfg: RunConfig, stage: str, round: int, parent_round: int | None,
