@@ -10,7 +10,7 @@ from __future__ import annotations
 from prefect import task as _task
 from prefect.cache_policies import NO_CACHE
 
-from flows import steps
+from flows import labelling, steps
 
 
 def _transient(task, task_run, state) -> bool:
@@ -48,16 +48,16 @@ def train_stage_one(config) -> dict:
 
 
 def plan_shards(config, round: int, parent_sha: str) -> list[dict]:
-    """`steps.shard_plan`, logging how many target images the round labels."""
-    shards = steps.shard_plan(config, round, parent_sha)
+    """`labelling.shard_plan`, logging how many target images the round labels."""
+    shards = labelling.shard_plan(config, round, parent_sha)
     images = sum(len(s["image_ids"]) for s in shards)
     _log().info("round %d: %d target images in %d shard(s)", round, images, len(shards))
     return shards
 
 
 def label_and_commit(config, round: int, shard: dict, parent: dict) -> dict:
-    """`steps.label_shard`, logging what the shard's labelling did."""
-    done = steps.label_shard(config, round, shard, parent)
+    """`labelling.label_shard`, logging what the shard's labelling did."""
+    done = labelling.label_shard(config, round, shard, parent)
     if done["skipped"]:
         _log().info("round %d shard %d: already committed, skipped", round, done["shard"])
     else:

@@ -17,7 +17,7 @@ from tests.flows.conftest import small_config
 
 def test_next_round_labels_images_added_after_the_last(prefect_api, synthetic_root,
                                                         stage_one_workspace, tmp_path, caplog):
-    from flows import steps
+    from flows import labelling, steps
     from flows.config import DatasetRef
     from flows.pipeline import self_training_round
     from flows.plan import data_plan
@@ -47,9 +47,9 @@ def test_next_round_labels_images_added_after_the_last(prefect_api, synthetic_ro
 
     # Round 2's labelling (the round's steps, without retraining, to keep the test short).
     parent = steps.parent_record(cfg, 2).to_dict()
-    shards = steps.shard_plan(cfg, 2, parent["checkpoint_sha256"])
+    shards = labelling.shard_plan(cfg, 2, parent["checkpoint_sha256"])
     for shard in shards:
-        steps.label_shard(cfg, 2, shard, parent)
+        labelling.label_shard(cfg, 2, shard, parent)
     labelled = {r: run_sql(str(ws), "SELECT image_id FROM images WHERE round = ? ORDER BY 1",
                            [r]).column("image_id").to_pylist() for r in (1, 2)}
     assert labelled == {1: [p.name for p in first], 2: [p.name for p in images]}

@@ -3,7 +3,7 @@ ovseg_core, written through the flows' record conversion, read back and painted 
 
 import numpy as np
 
-from flows.steps import image_regions
+from flows.labelling import image_regions
 from ovseg_core.selftrain import RefinedRegion, Region, paint_pseudo_labels
 from storage.samples import PseudoLabelSamples
 from storage.workspace import Workspace
@@ -47,7 +47,7 @@ def test_per_class_gates_gate_and_are_recorded_per_row(tmp_path):
     import pytest
 
     from flows.config import RunConfig
-    from flows.steps import gates
+    from flows.labelling import gates
     from ovseg_core.errors import OvsegError
     from ovseg_core.selftrain import gate
     from storage.query import run_sql

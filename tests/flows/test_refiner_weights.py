@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from flows.config import RunConfig
-from flows.steps import _refiner, model_config, refiner_for
+from flows.labelling import _refiner, refiner_for
+from flows.steps import model_config
 from ovseg_core.errors import OvsegError
 from ovseg_core.modeling.build import build_model
 from ovseg_core.modeling.sam_encoder import build_sam, default_sam_checkpoint

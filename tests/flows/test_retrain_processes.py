@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flows import steps
+from flows import labelling, steps
 from flows.plan import local_dir
 from ovseg_core.errors import OvsegError
 from ovseg_core.train import read_train_log
@@ -27,9 +27,9 @@ def labelled_round(synthetic_root, tmp_path_factory) -> Path:
     cfg = small_config(synthetic_root, ws, rounds=1)
     steps.run_stage_one(cfg)
     parent = steps.parent_record(cfg, 1).to_dict()
-    shards = steps.shard_plan(cfg, 1, parent["checkpoint_sha256"])
+    shards = labelling.shard_plan(cfg, 1, parent["checkpoint_sha256"])
     for shard in shards:
-        steps.label_shard(cfg, 1, shard, parent)
+        labelling.label_shard(cfg, 1, shard, parent)
     steps.commit_round(cfg, 1, len(shards))
     return ws
 

@@ -1,0 +1,199 @@
+"""A round's labelling as steps: its shards and their gates, one shard labelled and committed.
+
+The refiner and the labeller are built here from the run's settings (`ovseg_core.labeling`
+does the model work); `flows.steps` holds the rest of a run (stage one, retraining,
+measuring, lineage).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cache
+
+from tqdm import tqdm
+
+from flows.config import RunConfig
+from flows.faults import kill_point
+from flows.plan import data_plan, rescan_target, workspace
+from flows.steps import load_checkpoint, runtime_for
+from ovseg_core.errors import OvsegError
+from ovseg_core.labeling import LABELING_VERSION, RoundLabeler, shared_cache, weights_digest
+from ovseg_core.modeling.sam_encoder import build_sam
+from ovseg_core.profiling import phase
+from ovseg_core.selftrain import RefinedRegion, SamRefiner
+from ovseg_core.selftrain.refiner import RefinerSettings
+from ovseg_core.selftrain.regions import class_balanced_gates, threshold_of
+from storage.hashing import config_hash, shard_key
+from storage.records import ImageRegions, RegionRecord
+
+
+# ---- the refiner and the labeller (per process)
+@cache
+def _refiner(variant: str, checkpoint: str | None, device: str, fallback: str) -> SamRefiner:
+    """A refiner on real weights: `checkpoint`, else the variant's default file (never random,
+    except the `tiny` variant, which has none); a missing file names the setting."""
+    parts = build_sam(variant, checkpoint, setting="self_training.refiner_checkpoint")
+    for module in (parts.image_encoder, parts.prompt_encoder, parts.mask_decoder):
+        module.to(device)
+    return SamRefiner(parts, refiner_settings(fallback))
+
+
+def refiner_settings(fallback: str) -> RefinerSettings:
+    """The refiner's measured defaults with the run's fallback for untrusted SAM masks."""
+    return dataclasses.replace(RefinerSettings(), fallback=fallback)
+
+
+def refiner_for(cfg: RunConfig, model) -> tuple[SamRefiner, str]:
+    """The SAM refiner of the rounds and the tag of its embeddings cache (its weights)."""
+    st = cfg.self_training
+    device = str(runtime_for(cfg.device).device)
+    if st.refiner_sam == "model" and model.sam is not None:
+        return (SamRefiner(model.sam.parts, refiner_settings(st.fallback)),
+                f"model:{weights_digest(model.sam)}")
+    variant, checkpoint = st.refiner_sam, st.refiner_checkpoint
+    if variant == "model":  # DEA off: the model has no SAM encoder, so the refiner brings one
+        variant, checkpoint = model.config.sam.variant, model.config.sam.checkpoint
+    return _refiner(variant, checkpoint, device, st.fallback), f"{variant}:{checkpoint}"
+
+
+def labeler_for(cfg: RunConfig, model, thresholds: float | list[float] | None = None
+                ) -> RoundLabeler:
+    """The round's labeller: the parent model, the target vocabulary, the refiner, the gate
+    (`thresholds`, the round's `round_gates`; default the configured `gates`)."""
+    refiner, tag = refiner_for(cfg, model)
+    names = data_plan(cfg).target_classes
+    thresholds = gates(cfg, names) if thresholds is None else thresholds
+    return RoundLabeler(model, refiner, names, runtime_for(cfg.device), thresholds,
+                        shared_cache(tag))
+
+
+def gates(cfg: RunConfig, class_names: list[str]) -> float | list[float]:
+    """The global gate, or one gate per class where `self_training.class_gates` names some."""
+    st = cfg.self_training
+    if not st.class_gates:
+        return st.gate_threshold
+    unknown = sorted(set(st.class_gates) - set(class_names))
+    if unknown:
+        raise OvsegError(f"self_training.class_gates names classes not in the target "
+                         f"vocabulary: {', '.join(unknown)}")
+    return [st.class_gates.get(name, st.gate_threshold) for name in class_names]
+
+
+
+# ---- the shards of a round
+def shard_plan(cfg: RunConfig, round: int, parent_sha: str) -> list[dict]:
+    """The round's shards: image ids and the key that determines each shard's rows. The target
+    is scanned afresh, so a round labels the images added since the last one."""
+    plan = rescan_target(cfg)
+    ids = sorted(set(plan.target.image_ids) | set(plan.target_problems()))
+    size = cfg.self_training.shard_size
+    thresholds = round_gates(cfg, round, parent_sha)
+    settings = config_hash({"model": cfg.model.model_dump(mode="json"),
+                            "self_training": cfg.self_training.model_dump(
+                                mode="json", exclude={"rounds", "report_images"}),
+                            "labeling_version": LABELING_VERSION, "gates": thresholds})
+    shards = []
+    for k, start in enumerate(range(0, len(ids), size)):
+        chunk = ids[start:start + size]
+        shards.append({"shard": k, "image_ids": chunk, "gates": thresholds,
+                       "key": shard_key(round, k, chunk, parent_sha, settings)})
+    return shards
+
+
+def round_gates(cfg: RunConfig, round: int, parent_sha: str) -> float | list[float]:
+    """The round's gate: `gates` (global or per-class), or with `self_training.class_balance`
+    the class-balanced gates calibrated on the parent model's regions of the first
+    `calibration_images` readable target images (by id; deterministic, so a resumed round gets
+    the same gates and keys)."""
+    caps, st = gates(cfg, data_plan(cfg).target_classes), cfg.self_training
+    if st.class_balance is None:
+        return caps
+    plan = data_plan(cfg)
+    model = load_checkpoint(cfg, round - 1, parent_sha)
+    labeler = labeler_for(cfg, model, caps)
+    found: list[tuple[int, float]] = []
+    ids = sorted(plan.target.image_ids)[:st.calibration_images]
+    for start in range(0, len(ids), st.batch_size):
+        with phase("data"):
+            images, _ = read_images(plan, ids[start:start + st.batch_size])
+        if images:
+            found += labeler.confidences(list(images.values()))
+    return class_balanced_gates([c for c, _ in found], [v for _, v in found], st.class_balance,
+                                caps, len(plan.target_classes))
+
+
+def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
+    """Infer, gate and refine one shard of target images, then commit it (skip if committed)."""
+    ws = workspace(cfg)
+    if ws.is_shard_committed(round, shard["shard"], shard["key"]):
+        return {"shard": shard["shard"], "skipped": True}
+    plan = data_plan(cfg)
+    model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"])
+    labeler = labeler_for(cfg, model, shard.get("gates"))
+    gate, sha = cfg.self_training.gate_threshold, parent["checkpoint_sha256"]
+    records, ids = [], shard["image_ids"]
+    bar = tqdm(total=len(ids), desc=f"label round {round} shard {shard['shard']}", unit="img")
+    for start in range(0, len(ids), cfg.self_training.batch_size):
+        batch_ids = ids[start:start + cfg.self_training.batch_size]
+        with phase("data"):
+            images, problems = read_images(plan, batch_ids)
+        labeled = labeler.label(list(images.values()),
+                                [f"{plan.target.root}/{i}" for i in images]) if images else []
+        regions = dict(zip(images, labeled, strict=True))
+        with phase("storage"):
+            for i in batch_ids:
+                record = ImageRegions(i, 0, 0, gate, sha, problem=problems.get(i))
+                if i in images:
+                    record = image_regions(i, images[i].shape[:2], regions[i],
+                                           plan.target_classes, labeler.threshold, gate, sha)
+                records.append(record)
+        bar.update(len(batch_ids))
+        kill_point(f"inference:{round}:{shard['shard']}")
+    bar.close()
+    with phase("storage"):
+        info = ws.write_shard(round, shard["shard"], shard["key"], records)
+    kill_point(f"after_shard_commit:{round}:{shard['shard']}")
+    regions = [row for record in records for row in record.regions]
+    return {"shard": info.shard, "skipped": False, "rows": info.rows, "images": info.images,
+            "unreadable": sum(record.problem is not None for record in records),
+            "regions": len(regions), "gated": sum(row.gated for row in regions),
+            "refined": sum(row.paints == "refined" for row in regions)}
+
+
+def read_images(plan, image_ids: list[str]) -> tuple[dict, dict[str, str]]:
+    """({id: uint8 (H, W, 3)} of the readable images, {id: reason} of the others): a file that
+    cannot be read is quarantined (recorded with its reason), never a failed shard."""
+    known = plan.target_problems()
+    images, problems = {}, {}
+    for image_id in image_ids:
+        if image_id in known:
+            problems[image_id] = known[image_id]
+            continue
+        try:
+            images[image_id] = plan.read_target(image_id)
+        except OvsegError as exc:
+            problems[image_id] = str(exc)
+    return images, problems
+
+
+PAINTS = {"sam": "refined", "coarse": "coarse", "none": "none"}
+"""RefinedRegion.label_source -> the store's `paints` value."""
+
+
+def image_regions(image_id: str, size: tuple[int, int], regions: list[RefinedRegion],
+                  class_names: list[str], gates: float | list[float], image_gate: float,
+                  checkpoint_sha: str) -> ImageRegions:
+    """The store's record of one image's regions (core -> storage, numpy only). SAM's mask is
+    kept whether trusted or not; `accepted` = trusted; `paints` = what paints the map; each row
+    records the gate of its class (`gates`: one for all, or one per class id), the image the
+    run's global gate."""
+    rows = [RegionRecord(class_id=r.region.class_id, class_name=class_names[r.region.class_id],
+                         confidence=r.region.confidence, gated=r.gated, sam_iou=r.sam_iou,
+                         agreement_iou=r.agreement_iou, accepted=r.accepted,
+                         paints=PAINTS[r.label_source], coarse_mask=r.region.mask,
+                         refined_mask=r.refined_mask, bbox=r.region.bbox,
+                         gate_threshold=threshold_of(gates, r.region.class_id))
+            for r in regions]
+    return ImageRegions(image_id=image_id, height=size[0], width=size[1],
+                        gate_threshold=image_gate, checkpoint_sha256=checkpoint_sha,
+                        regions=rows)
