@@ -105,10 +105,10 @@ def round_gates(cfg: RunConfig, round: int, parent_sha: str) -> float | list[flo
     the class-balanced gates calibrated on the parent model's regions of the first
     `calibration_images` readable target images (by id; deterministic, so a resumed round gets
     the same gates and keys)."""
-    caps, st = gates(cfg, data_plan(cfg).target_classes), cfg.self_training
+    plan, st = data_plan(cfg), cfg.self_training
+    caps = gates(cfg, plan.target_classes)
     if st.class_balance is None:
         return caps
-    plan = data_plan(cfg)
     model = load_checkpoint(cfg, round - 1, parent_sha)
     labeler = labeler_for(cfg, model, caps)
     found: list[tuple[int, float]] = []

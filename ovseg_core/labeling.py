@@ -117,11 +117,7 @@ class RoundLabeler:
         images: uint8 (H_i, W_i, 3) RGB, any sizes; keys: one stable id per image (its path),
         the key of its cached SAM embedding. One model pass and one batched SAM decoder pass.
         """
-        with phase("model"):
-            probs, _ = predict_probabilities(self.model, to_square_batch(images, self.size),
-                                             self.text, self.runtime)
-        work = [working_size(*im.shape[:2], self.refiner.parts.image_size) for im in images]
-        regions = [self.regions_at(p.float().cpu(), hw) for p, hw in zip(probs, work, strict=True)]
+        work, regions = self.coarse_regions(images)
         with phase("sam_encoder"):
             embeddings = self.cache.get(self.refiner, images, keys)
         with phase("sam_refine"):
@@ -133,12 +129,19 @@ class RoundLabeler:
     def confidences(self, images: list[np.ndarray]) -> list[tuple[int, float]]:
         """(class id, confidence) of every region of the images: the model pass of `label`
         without SAM (what a class-balanced gate is calibrated on)."""
+        _, regions = self.coarse_regions(images)
+        return [(r.class_id, float(r.confidence)) for rs in regions for r in rs]
+
+    @torch.no_grad()
+    def coarse_regions(self, images: list[np.ndarray]
+                       ) -> tuple[list[tuple[int, int]], list[list[Region]]]:
+        """One model pass: per image its working size (h, w) and its regions, masks (h, w)."""
         with phase("model"):
             probs, _ = predict_probabilities(self.model, to_square_batch(images, self.size),
                                              self.text, self.runtime)
         work = [working_size(*im.shape[:2], self.refiner.parts.image_size) for im in images]
-        return [(r.class_id, float(r.confidence)) for p, hw in zip(probs, work, strict=True)
-                for r in self.regions_at(p.float().cpu(), hw)]
+        return work, [self.regions_at(p.float().cpu(), hw)
+                      for p, hw in zip(probs, work, strict=True)]
 
     def regions_at(self, probs: torch.Tensor, size: tuple[int, int]) -> list[Region]:
         """Regions of (N, s, s) probabilities, found at s x s, masks resized to `size`."""

@@ -34,8 +34,9 @@ TMP_DIR = "_tmp"
 
 def url_to_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """(filesystem, path) of a local path or fsspec URL; remote ones without listings cache."""
-    if "://" not in url or url.startswith("file://"):
-        return fsspec.filesystem("file"), os.path.abspath(url.removeprefix("file://"))
+    local = local_path(url)
+    if local is not None:
+        return fsspec.filesystem("file"), os.path.abspath(local)
     return fsspec.core.url_to_fs(url, use_listings_cache=False)
 
 

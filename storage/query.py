@@ -18,7 +18,7 @@ extensions, no configuration changes.
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -157,15 +157,7 @@ def opened(store: Store):
     workspace; the caller's, left open, for a connection."""
     if isinstance(store, duckdb.DuckDBPyConnection):
         return nullcontext(store)
-    return _closing(connect(store))
-
-
-@contextmanager
-def _closing(con: duckdb.DuckDBPyConnection):
-    try:
-        yield con
-    finally:
-        con.close()
+    return connect(store)  # a DuckDB connection closes itself at the end of a `with`
 
 
 def check_read_only(query: str, params: list | dict | None = None) -> None:

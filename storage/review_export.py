@@ -48,6 +48,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from storage.errors import StorageError
+from storage.fsio import local_path
 from storage.query import run_sql
 from storage.rle import rle_areas, rle_dict
 from storage.samples import DEFAULT_WHERE, ImageSelection, select_images
@@ -168,7 +169,7 @@ def image_url(image_id: str, image_root: str | None) -> str:
     """What Label Studio loads for an image: `<prefix>/<image id>` under a URL image root
     (http://, https://, s3://, gs://), else Label Studio's local-files URL, which serves
     `<LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT>/<image id>` (set that to the image root)."""
-    if image_root and "://" in image_root:
+    if image_root and local_path(image_root) is None:
         return f"{image_root.rstrip('/')}/{quote(image_id)}"
     return LOCAL_FILES + quote(image_id)
 
@@ -207,7 +208,7 @@ def _put_images(fs, out: str, ids: list[str], image_root: str | None) -> list[st
     """Link or copy local images to `<out>/images/`; the lines of images.txt."""
     if image_root is None:
         return ids
-    if "://" in image_root:
+    if local_path(image_root) is None:
         return [f"{image_root.rstrip('/')}/{quote(i)}" for i in ids]
     lines = []
     for image_id in ids:

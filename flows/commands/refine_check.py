@@ -39,14 +39,14 @@ def run(args) -> int:
     from pathlib import Path
 
     from ovseg_core.errors import OvsegError
-    from ovseg_core.selftrain.refine_check import builtin_sets, run_check
+    from ovseg_core.selftrain.refine_check import run_check
 
     if (args.voc_root is None) == (not args.builtin):
         raise OvsegError("give either VOC_ROOT or --builtin")
     results = run_check(args.voc_root, sam=args.sam, checkpoint=args.checkpoint,
                         device=args.device, grid=args.grid)
     if args.builtin:
-        print_table(results, {name: d.tuned for name, d in builtin_sets().items()})
+        print_table(results)
         payload = {name: r.as_json() for name, r in results.items()}
     else:
         print_one(results["folder"])
@@ -65,10 +65,10 @@ def print_one(result) -> None:
     print(f"SAM seconds per image: {result.seconds_per_image:.2f} (encode + decode)")
 
 
-def print_table(results: dict, tuned: dict) -> None:
+def print_table(results: dict) -> None:
     """One row per built-in set: coarse vs refined mIoU, tuned or held out."""
     print(f"{'set':<10} {'role':<9} {'pairs':>5} {'coarse':>7} {'refined':>7} {'delta':>7}")
     for name, r in results.items():
-        role = "tuned" if tuned[name] else "held out"
+        role = "tuned" if r.tuned else "held out"
         print(f"{name:<10} {role:<9} {len(r.pairs):>5} {r.coarse_miou:7.4f} {r.refined_miou:7.4f} "
               f"{r.refined_miou - r.coarse_miou:+7.4f}")

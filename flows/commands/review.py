@@ -72,11 +72,12 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from storage.errors import StorageError
+    from storage.fsio import local_path
     from storage.review_export import export_review, store_vocabulary
     from storage.review_import import import_review
     from storage.workspace import Workspace
 
-    if "://" not in args.workspace and not os.path.isdir(args.workspace):
+    if local_path(args.workspace) is not None and not os.path.isdir(args.workspace):
         raise StorageError(f"no workspace at {args.workspace} (set --workspace)")
     ws = Workspace(args.workspace)
     classes, image_root = run_context(ws)
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         for path in done["files"]:
             print(f"  {path}")
         root = args.image_root or image_root
-        if args.tool == "label-studio" and root and "://" not in root:
+        if args.tool == "label-studio" and root and local_path(root) is not None:
             print("Label Studio serves these images when started with "
                   f"LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true "
                   f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={os.path.abspath(root)}")

@@ -72,9 +72,10 @@ def run(args) -> int:
     import sys
 
     from storage.errors import StorageError
+    from storage.fsio import local_path
     from storage.query import run_sql
 
-    if "://" not in args.workspace and not os.path.isdir(args.workspace):
+    if local_path(args.workspace) is not None and not os.path.isdir(args.workspace):
         raise StorageError(f"no workspace at {args.workspace} (set --workspace)")
     table = run_sql(args.workspace, args.query, [_parse_value(v) for v in args.param] or None)
     names = table.schema.names

@@ -61,6 +61,8 @@ class CheckResult:
     images: int
     seconds_per_image: float
     pairs: list[dict]
+    tuned: bool = False
+    """True for a set the refiner's defaults were chosen on."""
 
     def as_json(self) -> dict:
         return {"coarse_miou": self.coarse_miou, "refined_miou": self.refined_miou,
@@ -164,7 +166,8 @@ def check_set(data: LabelledSet, refiner: SamRefiner, grid: int = 24,
         raise OvsegError(f"no labelled foreground classes in {where}")
     return CheckResult(coarse_miou=float(np.mean([p["coarse_iou"] for p in pairs])),
                        refined_miou=float(np.mean([p["refined_iou"] for p in pairs])),
-                       images=len(samples), seconds_per_image=seconds / len(samples), pairs=pairs)
+                       images=len(samples), seconds_per_image=seconds / len(samples), pairs=pairs,
+                       tuned=data.tuned)
 
 
 
