@@ -6,8 +6,8 @@ phases of `ovseg_core.profiling` on) in a fresh child process, over that many ge
 images (`data.synthetic.target`), in a copy of the stage-one workspace. The child's own peak
 RSS is therefore the round's at that size. Per size it prints:
 
-- wall s of the round; labelling s/img (data, vocabulary, model, SAM encoder, SAM refinement,
-  model loading), storage s/img, retraining s (fixed steps: a per-round constant) and s/img,
+- wall s of the round; labelling s/img (data, vocabulary, model, regions, SAM encoder, SAM
+  refinement, model loading), storage s/img, retraining s (fixed steps: a per-round constant) and s/img,
   selection s (the retraining selection built inside the round), evaluation and report s;
 - orchestration: the wall time no phase claims (Prefect tasks and flow runs, glue), % of wall;
 - peak RSS MB of the child, read right after the round (ru_maxrss; the child's own
@@ -44,7 +44,7 @@ from pathlib import Path
 
 from bench_round import bench_config, timed_round
 
-LABELLING = ("data", "vocabulary", "model", "sam_encoder", "sam_refine", "load_model")
+LABELLING = ("data", "vocabulary", "model", "regions", "sam_encoder", "sam_refine", "load_model")
 """The profiling phases that are labelling work (the rest: storage, retrain, selection,
 evaluate, report, and what no phase claims: orchestration)."""
 

@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--shard-size", type=int, default=64)
     parser.add_argument("--top", type=int, default=30, help="profile entries to print")
+    parser.add_argument("--dump", default=None, help="also write the profile here (pstats)")
     args = parser.parse_args()
     from flows.prefect_env import configure_prefect
 
@@ -49,6 +50,8 @@ def main() -> None:
           f"outside every phase {rest:.1f} s")
     for name, seconds in sorted(phases.items(), key=lambda kv: -kv[1]):
         print(f"  {name:12s} {seconds:7.2f} s")
+    if args.dump:
+        profile.dump_stats(args.dump)
     stats = pstats.Stats(profile).sort_stats("cumulative")
     stats.print_stats(r"task_engine.py.*\(start\)|flows/|ovseg_core/labeling", args.top)
 

@@ -142,6 +142,10 @@ class ClusterSettings(_Strict):
     workers: int = Field(default=2, ge=1, description="workers of the local cluster")
     cluster_class: str | None = Field(
         default=None, description="e.g. dask_cuda.LocalCUDACluster: one worker per GPU")
+    gpu_tag: str | None = Field(
+        default="ovseg-gpu", description="Prefect tag of the GPU steps (stage one, labelling, "
+        "retraining) for a concurrency limit per device; not applied when they run on this "
+        "process's CPU; None = never")
 
 
 class RunConfig(_Strict):

@@ -22,7 +22,8 @@ def stage_one(config: RunConfig) -> dict:
     """Supervised training on the labelled source; records round 0 in the lineage and writes
     its report (also when `next-round` runs it)."""
     check_config(config)
-    record = tasks.stage_one(config)
+    train, _, _ = tasks.gpu_tasks(config)
+    record = train(config)
     write_round_report(config, 0)
     return record
 
@@ -45,15 +46,16 @@ def self_training_round(config: RunConfig, round: int, redo: bool = False) -> di
     started = utc_now()
     parent = steps.parent_record(config, round).to_dict()
     shards = tasks.shard_plan(config, round, parent["checkpoint_sha256"])
+    _, label, retrain = tasks.gpu_tasks(config)
     if config.cluster.task_runner == "local":  # in order, on this process's device
         for shard in shards:
-            tasks.label_shard(config, round, shard, parent)
+            label(config, round, shard, parent)
     else:  # fanned out over the flow's Dask task runner, one shard per task
-        futures = [tasks.label_shard.submit(config, round, shard, parent) for shard in shards]
+        futures = [label.submit(config, round, shard, parent) for shard in shards]
         for future in futures:
             future.result()
     tasks.commit_round(config, round, len(shards))
-    checkpoint = tasks.retrain(config, round, parent)
+    checkpoint = retrain(config, round, parent)
     record = tasks.finish_round(config, round, parent, checkpoint, started)
     with phase("report"):
         write_round_report(config, round)

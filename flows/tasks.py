@@ -1,8 +1,13 @@
 """Prefect tasks: one per step of `flows.steps`, with tags, retries and names for the UI.
 
-GPU work carries the tag `ovseg-gpu`: give it a concurrency limit of 1 per GPU worker
-(`prefect concurrency-limit create ovseg-gpu 1`) so tasks never share a device. Only the
-steps whose failures are transient I/O (the object store) are retried.
+GPU work carries the tag `cluster.gpu_tag` (default `ovseg-gpu`): give it a concurrency limit
+of 1 per GPU worker (`prefect concurrency-limit create ovseg-gpu 1`) so tasks never share a
+device. A tagged task asks the Prefect server for a slot before it starts, and on Prefect's
+SQLite-backed server (the temporary one and `prefect server start`'s default) that call was
+answered 503 and retried after about 2 s for most tasks more than 5 s apart (Prefect caches
+"no limit" for 5 s): 7 of a 30 s round's seconds at 512 images. So the tag is applied only
+where it guards a device: not when the steps run on this process's CPU (`gpu_tasks`). Only
+the steps whose failures are transient I/O (the object store) are retried.
 """
 
 from __future__ import annotations
@@ -23,8 +28,6 @@ def _transient(task, task_run, state) -> bool:
         return False
     return False
 
-
-GPU = ["ovseg-gpu"]
 
 
 def task(fn, **options):
@@ -93,13 +96,25 @@ def _pct(value) -> str:
     return "-" if value is None else f"{value:.2f}%"
 
 
-stage_one = task(train_stage_one, name="stage-one-train", tags=GPU)
+stage_one = task(train_stage_one, name="stage-one-train")
 shard_plan = task(plan_shards, name="plan-shards")
-label_shard = task(label_and_commit, name="label-shard", tags=GPU,
+label_shard = task(label_and_commit, name="label-shard",
                    task_run_name="label-round{round}-shard{shard[shard]}")
 commit_round = task(steps.commit_round, name="commit-round", retries=2, retry_delay_seconds=5,
                     retry_condition_fn=_transient)
-retrain = task(retrain_and_log, name="retrain", tags=GPU, task_run_name="retrain-round{round}")
+retrain = task(retrain_and_log, name="retrain", task_run_name="retrain-round{round}")
 finish_round = task(finish_and_log, name="measure-and-record",
                     task_run_name="finish-round{round}", retries=2, retry_delay_seconds=5,
                     retry_condition_fn=_transient)
+
+
+def gpu_tasks(config):
+    """(stage one, label shard, retrain) carrying `cluster.gpu_tag`, unless the run's steps
+    run on this process's CPU (local task runner, device resolving to the CPU here)."""
+    steps_ = (stage_one, label_shard, retrain)
+    tag = config.cluster.gpu_tag
+    on_cpu_here = (config.cluster.task_runner == "local"
+                   and steps.runtime_for(config.device).device.type == "cpu")
+    if tag is None or on_cpu_here:
+        return steps_
+    return tuple(t.with_options(tags=[tag]) for t in steps_)

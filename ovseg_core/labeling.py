@@ -122,8 +122,9 @@ class RoundLabeler:
             embeddings = self.cache.get(self.refiner, images, keys)
         with phase("sam_refine"):
             refined = self.refiner.refine_batch(embeddings, work, regions, self.threshold)
-        return [[r for r in (to_image_size(x, *im.shape[:2]) for x in rs) if r is not None]
-                for im, rs in zip(images, refined, strict=True)]
+        with phase("regions"):
+            return [[r for r in (to_image_size(x, *im.shape[:2]) for x in rs) if r is not None]
+                    for im, rs in zip(images, refined, strict=True)]
 
     @torch.no_grad()
     def confidences(self, images: list[np.ndarray]) -> list[tuple[int, float]]:
@@ -140,8 +141,9 @@ class RoundLabeler:
             probs, _ = predict_probabilities(self.model, to_square_batch(images, self.size),
                                              self.text, self.runtime)
         work = [working_size(*im.shape[:2], self.refiner.parts.image_size) for im in images]
-        return work, [self.regions_at(p.float().cpu(), hw)
-                      for p, hw in zip(probs, work, strict=True)]
+        with phase("regions"):  # model output -> regions: post-processing, not orchestration
+            return work, [self.regions_at(p.float().cpu(), hw)
+                          for p, hw in zip(probs, work, strict=True)]
 
     def regions_at(self, probs: torch.Tensor, size: tuple[int, int]) -> list[Region]:
         """Regions of (N, s, s) probabilities, found at s x s, masks resized to `size`."""
