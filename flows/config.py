@@ -116,6 +116,10 @@ class SelfTrainingSettings(_Strict):
     refiner_checkpoint: str | None = None
     shard_size: int = Field(default=8, ge=1, description="images per shard (one task each)")
     batch_size: int = Field(default=4, ge=1, description="images per inference batch")
+    loader_workers: int | None = Field(
+        default=None, ge=0, description="processes decoding the next batches of target images "
+        "while the model runs; None = 2 on a GPU, 0 on the CPU (there they would take the "
+        "model's cores)")
     fallback: Literal["ignore", "coarse"] = Field(
         default="ignore", description="what an untrusted SAM mask's region paints: nothing "
         "(the paper) or its coarse mask")

@@ -8,7 +8,7 @@ measuring, lineage).
 from __future__ import annotations
 
 import dataclasses
-from functools import cache
+from functools import cache, partial
 
 from tqdm import tqdm
 
@@ -16,6 +16,7 @@ from flows.config import RunConfig
 from flows.faults import kill_point
 from flows.plan import data_plan, rescan_target, workspace
 from flows.steps import load_checkpoint, runtime_for
+from ovseg_core.data.prefetch import read_ahead
 from ovseg_core.errors import OvsegError
 from ovseg_core.labeling import LABELING_VERSION, RoundLabeler, shared_cache, weights_digest
 from ovseg_core.modeling.sam_encoder import build_sam
@@ -90,7 +91,8 @@ def shard_plan(cfg: RunConfig, round: int, parent_sha: str) -> list[dict]:
     thresholds = round_gates(cfg, round, parent_sha)
     settings = config_hash({"model": cfg.model.model_dump(mode="json"),
                             "self_training": cfg.self_training.model_dump(
-                                mode="json", exclude={"rounds", "report_images"}),
+                                mode="json", exclude={"rounds", "report_images",
+                                                      "loader_workers"}),
                             "labeling_version": LABELING_VERSION, "gates": thresholds})
     shards = []
     for k, start in enumerate(range(0, len(ids), size)):
@@ -131,12 +133,13 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
     model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"])
     labeler = labeler_for(cfg, model, shard.get("gates"))
     gate, sha = cfg.self_training.gate_threshold, parent["checkpoint_sha256"]
-    records, ids = [], shard["image_ids"]
+    records, ids, size = [], shard["image_ids"], cfg.self_training.batch_size
+    batches = [ids[start:start + size] for start in range(0, len(ids), size)]
+    loaded = read_ahead(partial(read_images, plan), batches, loader_workers(cfg))
     bar = tqdm(total=len(ids), desc=f"label round {round} shard {shard['shard']}", unit="img")
-    for start in range(0, len(ids), cfg.self_training.batch_size):
-        batch_ids = ids[start:start + cfg.self_training.batch_size]
-        with phase("data"):
-            images, problems = read_images(plan, batch_ids)
+    for batch_ids in batches:
+        with phase("data"):  # with loader workers: the wait for a batch they decoded
+            images, problems = next(loaded)
         labeled = labeler.label(list(images.values()),
                                 [f"{plan.target.root}/{i}" for i in images]) if images else []
         regions = dict(zip(images, labeled, strict=True))
@@ -158,6 +161,14 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
             "unreadable": sum(record.problem is not None for record in records),
             "regions": len(regions), "gated": sum(row.gated for row in regions),
             "refined": sum(row.paints == "refined" for row in regions)}
+
+
+def loader_workers(cfg: RunConfig) -> int:
+    """`self_training.loader_workers`, or by default 2 on a GPU and 0 on the CPU."""
+    workers = cfg.self_training.loader_workers
+    if workers is None:
+        workers = 2 if runtime_for(cfg.device).device.type == "cuda" else 0
+    return workers
 
 
 def read_images(plan, image_ids: list[str]) -> tuple[dict, dict[str, str]]:
