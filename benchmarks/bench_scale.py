@@ -7,8 +7,9 @@ images (`data.synthetic.target`), in a copy of the stage-one workspace. The chil
 RSS is therefore the round's at that size. Per size it prints:
 
 - wall s of the round; labelling s/img (data, vocabulary, model, regions, SAM encoder, SAM
-  refinement, model loading), storage s/img, retraining s (fixed steps: a per-round constant) and s/img,
-  selection s (the retraining selection built inside the round), evaluation and report s;
+  refinement, model loading), storage s/img, retraining s (fixed steps: a per-round constant)
+  and s/img, selection s (the retraining selection built inside the round), evaluation and
+  report s;
 - orchestration: the wall time no phase claims (Prefect tasks and flow runs, glue), % of wall;
 - peak RSS MB of the child, read right after the round (ru_maxrss; the child's own
   children are not counted: a forked child inherits its parent's peak, so RUSAGE_CHILDREN
