@@ -1,4 +1,5 @@
-"""Export a round's pseudo-labels for other tools: label maps (PNG / TIFF) or COCO JSON.
+"""Export a round's pseudo-labels for other tools: label maps (PNG / TIFF), COCO JSON, or
+YOLO segmentation labels.
 
 Label maps follow storage.samples' painting rule, one file per image of the round (images
 without a selected row are all-ignore), at `<out_dir>/<image_id without extension>.<ext>`.
@@ -8,6 +9,17 @@ PNG is 8-bit when every class id is below 255 (ignore written as 255), else 16-b
 COCO: `<out_dir>/pseudo_labels_round=NNN.json` with one annotation per selected row:
 segmentation as RLE {"size": [H, W], "counts": str} of the mask used, category_id = class id,
 bbox XYWH of that mask, `score` (the painting score), and ovseg's own fields under "ovseg".
+
+YOLO (Ultralytics' segmentation layout, what Autodistill writes; for training YOLO-seg models
+on the pseudo-labels): `<out_dir>/labels/<image_id without extension>.txt` for every image of
+the round, one line per polygon of each selected row's mask, `<class id> x1 y1 x2 y2 ...` with
+X / width and Y / height (6 decimals; storage.polygons: one polygon per part of the mask, holes
+filled, outlines simplified by up to SIMPLIFY_TOLERANCE pixels, specks left out); an image
+without a selected row gets an empty file (background to YOLO). `<out_dir>/data.yaml` names the
+classes by store class id (`nc` = largest id + 1; storage.review_export.store_vocabulary) and
+sets `train` and `val` to `images`, relative to its own folder: the store keeps image ids, not
+where the images are, so put (or link) the images at `<out_dir>/images/<image_id>`; Ultralytics
+finds each image's labels by swapping its path's `/images/` for `/labels/`.
 """
 
 from __future__ import annotations
@@ -18,17 +30,20 @@ import posixpath
 
 import fsspec
 import numpy as np
+import yaml
 from PIL import Image
 from pycocotools import mask as mask_utils
 
 from storage.errors import StorageError
+from storage.formats import EXPORT_FORMATS
+from storage.polygons import mask_polygons
 from storage.query import run_sql
+from storage.review_export import store_vocabulary
 from storage.rle import rle_areas, rle_dict
 from storage.samples import ImageSelection, select_images
 from storage.schema import IGNORE_INDEX
 from storage.workspace import Workspace
 
-FORMATS = ("png", "tiff", "coco")
 PNG8_IGNORE = 255
 
 
@@ -98,15 +113,46 @@ def _coco(round: int, images: list[dict], selections: dict[str, ImageSelection])
     return coco
 
 
+def _yolo_labels(selection: ImageSelection) -> str:
+    """One image's YOLO label file: a line per polygon of each selected row's mask."""
+    size = np.array([selection.width, selection.height], dtype=np.float64)
+    lines = [f"{class_id} " + " ".join(f"{v:.6f}" for v in (polygon / size).ravel())
+             for class_id, mask in zip(selection.class_ids.tolist(), selection.masks(),
+                                       strict=True)
+             for polygon in mask_polygons(mask)]
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _export_yolo(fs, out: str, round: int, images: list[dict],
+                 selections: dict[str, ImageSelection], classes: list[str]) -> list[str]:
+    """Every image's label file and data.yaml (`classes`: names, index = class id); returns
+    the label files' paths."""
+    written = []
+    for image in images:
+        selection = selections.get(image["image_id"])
+        path = posixpath.join(out, "labels", posixpath.splitext(image["image_id"])[0] + ".txt")
+        fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        fs.pipe_file(path, (_yolo_labels(selection) if selection else "").encode())
+        written.append(path)
+    data = {"train": "images", "val": "images", "nc": len(classes),
+            "names": dict(enumerate(classes))}
+    header = (f"# ovseg pseudo-labels, round {round}. Paths are relative to this file's folder:\n"
+              "# put the round's images at images/<image id>; labels/ mirrors it.\n")
+    fs.pipe_file(posixpath.join(out, "data.yaml"),
+                 (header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)).encode())
+    return written
+
+
 def export_round(workspace: Workspace | str, round: int, out_dir: str, fmt: str = "png",
                  where: str | None = None, params: list | dict | None = None) -> list[str]:
     """Write the round's selected pseudo-labels (`where` as in PseudoLabelSamples) to
-    `out_dir` (a local path or fsspec URL) as `fmt` in ("png", "tiff", "coco").
+    `out_dir` (a local path or fsspec URL) as `fmt` in EXPORT_FORMATS (see the module docstring).
 
-    Returns the paths written (label maps, or the one COCO JSON file).
+    Returns the paths written: label maps or YOLO label files (one per image of the round, not
+    counting classes.json / data.yaml), or the one COCO JSON file.
     """
-    if fmt not in FORMATS:
-        raise StorageError(f"unknown export format {fmt!r}; choose one of {FORMATS}")
+    if fmt not in EXPORT_FORMATS:
+        raise StorageError(f"unknown export format {fmt!r}; choose one of {EXPORT_FORMATS}")
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     if not ws.is_round_committed(round):
         raise StorageError(f"round {round} is not committed in {ws.root}")
@@ -114,6 +160,8 @@ def export_round(workspace: Workspace | str, round: int, out_dir: str, fmt: str 
     selections = select_images(ws, round, where, params)
     fs, out = fsspec.core.url_to_fs(out_dir)
     fs.makedirs(out, exist_ok=True)
+    if fmt == "yolo":
+        return _export_yolo(fs, out, round, images, selections, store_vocabulary(ws))
     if fmt != "coco":
         return _export_maps(fs, out, images, selections, fmt)
     path = posixpath.join(out, f"pseudo_labels_round={int(round):03d}.json")

@@ -26,11 +26,11 @@ Polygons rather than brush masks: Label Studio's brush format is its own bit-pac
 RGBA image (not COCO's); its tag docs call `value.rle` only an "RLE-encoded image", the
 encoding is defined by label-studio-converter's `brush.py` (not a dependency here), and a
 mistake there fails silently in the editor. Polygons are plain JSON that Label Studio edits
-and exports the same way. The cost is the outline: a polygon traces the mask's outer boundary at
-pixel resolution (holes are filled, one polygon per connected part, parts whose outline
-encloses less than MIN_PART_AREA pixels are left out: on the built-in world's round 2 they
-were 99 of 150 polygons and 107 of 73,000 pixels, clutter in the editor), so a few boundary
-pixels differ after the round trip. `ovseg review import` reads the polygons back.
+and exports the same way. The cost is the outline: a polygon traces a part's exact pixel outline
+(storage.polygons, not simplified): holes are filled, one polygon per connected part, and
+specks of fewer than storage.polygons.MIN_PART_AREA pixels are left out (on the built-in
+world's round 2, parts whose outline enclosed under 4 pixels were 99 of 150 polygons and 107
+of 73,000 pixels, clutter in the editor). `ovseg review import` reads the polygons back.
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ import shutil
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
-import contourpy
 import fsspec
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from storage.errors import StorageError
 from storage.fsio import local_path
+from storage.polygons import mask_polygons
 from storage.query import run_sql
 from storage.rle import rle_areas, rle_dict
 from storage.samples import DEFAULT_WHERE, ImageSelection, select_images
@@ -60,8 +60,6 @@ DOUBTFUL_WHERE = "gated AND (NOT accepted OR sam_iou < 0.8)"
 LOCAL_FILES = "/data/local-files/?d="
 """Label Studio's URL for a file under LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT."""
 FROM_NAME, TO_NAME = "label", "image"
-MIN_PART_AREA = 4.0
-"""Label Studio polygons enclosing fewer pixels than this are left out (specks of a mask)."""
 
 
 def committed_round(ws: Workspace, round: int) -> None:
@@ -100,31 +98,6 @@ def review_selection(ws: Workspace, round: int, where: str | None = None,
         return {}
     rows = f"list_contains($ids, image_id) AND (({DEFAULT_WHERE}) OR ({where or DOUBTFUL_WHERE}))"
     return select_images(ws, round, rows, {"ids": ids})
-
-
-def mask_polygons(mask: np.ndarray, min_area: float = 0.0) -> list[np.ndarray]:
-    """Outer outlines of a boolean `(H, W)` mask: float `(K, 2)` XY pixel coordinates (pixel
-    corners at integers, so pycocotools rasterizes them back to the mask), one per part whose
-    outline encloses at least `min_area` pixels."""
-    h, w = mask.shape
-    padded = np.pad(mask.astype(np.float64), 1)
-    generator = contourpy.contour_generator(np.arange(-1, w + 1) + 0.5,
-                                            np.arange(-1, h + 1) + 0.5, padded,
-                                            line_type="Separate")
-    outlines = []
-    for line in generator.lines(0.5):
-        x, y = line[:, 0], line[:, 1]
-        area = 0.5 * np.sum(x[:-1] * y[1:] - x[1:] * y[:-1])  # holes run the other way
-        if area > 0 and area >= min_area:
-            outlines.append(_drop_collinear(line[:-1]))
-    return outlines
-
-
-def _drop_collinear(points: np.ndarray) -> np.ndarray:
-    before, after = np.roll(points, 1, axis=0), np.roll(points, -1, axis=0)
-    cross = ((points - before)[:, 0] * (after - points)[:, 1]
-             - (points - before)[:, 1] * (after - points)[:, 0])
-    return points[np.abs(cross) > 1e-9]
 
 
 def doubtful_regions(ws: Workspace, round: int, where: str | None = None) -> set[tuple]:
@@ -181,7 +154,7 @@ def label_studio_tasks(round: int, selections: dict[str, ImageSelection],
     for image_id, s in sorted(selections.items()):
         results = []
         for row, mask in zip(s.rows, s.masks(), strict=True):
-            for k, outline in enumerate(mask_polygons(mask, MIN_PART_AREA)):
+            for k, outline in enumerate(mask_polygons(mask, tolerance=0.0)):
                 points = outline / np.array([s.width, s.height]) * 100.0
                 results.append({
                     "id": f"r{row['region_id']}p{k}", "from_name": FROM_NAME,

@@ -15,7 +15,6 @@ from storage.review_export import (
     DOUBTFUL_WHERE,
     doubtful_images,
     export_review,
-    mask_polygons,
     review_selection,
 )
 from storage.samples import select_images
@@ -120,19 +119,6 @@ def test_label_studio_tasks_carry_polygons_in_percent_and_a_config(tmp_path):
     polygons = config.find("PolygonLabels")
     assert polygons.get("toName") == config.find("Image").get("name") == "image"
     assert [label.get("value") for label in polygons] == CLASSES
-
-
-def test_mask_polygons_trace_outlines_back_to_the_mask():
-    mask = np.zeros((H, W), bool)
-    mask[3:9, 4:20] = True
-    mask[12:24, 0:6] = True  # touches the border
-    mask[5:7, 8:10] = False  # a hole: filled by the outline
-    outlines = mask_polygons(mask)
-    assert len(outlines) == 2
-    rles = mask_utils.frPyObjects([o.ravel().tolist() for o in outlines], H, W)
-    filled = mask.copy()
-    filled[5:7, 8:10] = True
-    assert np.array_equal(mask_utils.decode(mask_utils.merge(rles)).astype(bool), filled)
 
 
 def test_export_refuses_an_uncommitted_round_and_a_wrong_vocabulary(tmp_path):
