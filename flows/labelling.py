@@ -83,23 +83,48 @@ def gates(cfg: RunConfig, class_names: list[str]) -> float | list[float]:
 
 # ---- the shards of a round
 def shard_plan(cfg: RunConfig, round: int, parent_sha: str) -> list[dict]:
-    """The round's shards: image ids and the key that determines each shard's rows. The target
-    is scanned afresh, so a round labels the images added since the last one."""
-    plan = rescan_target(cfg)
-    ids = sorted(set(plan.target.image_ids) | set(plan.target_problems()))
-    size = cfg.self_training.shard_size
-    thresholds = round_gates(cfg, round, parent_sha)
-    settings = config_hash({"model": cfg.model.model_dump(mode="json"),
-                            "self_training": cfg.self_training.model_dump(
-                                mode="json", exclude={"rounds", "report_images",
-                                                      "loader_workers"}),
-                            "labeling_version": LABELING_VERSION, "gates": thresholds})
+    """The round's shards: image ids and the key that determines each shard's rows.
+
+    The round's plan (image ids, gates) is fixed when it starts and recorded in the store, so a
+    resumed round labels the images it started with; images added since then wait for the next
+    round. A new round scans the target afresh, so it labels the images added since the last.
+    """
+    plan = round_plan(cfg, round, parent_sha)
+    settings = config_hash({"basis": plan["basis"], "gates": plan["gates"]})
+    ids, size = plan["image_ids"], cfg.self_training.shard_size
     shards = []
     for k, start in enumerate(range(0, len(ids), size)):
         chunk = ids[start:start + size]
-        shards.append({"shard": k, "image_ids": chunk, "gates": thresholds,
+        shards.append({"shard": k, "image_ids": chunk, "gates": plan["gates"],
                        "key": shard_key(round, k, chunk, parent_sha, settings)})
     return shards
+
+
+def round_plan(cfg: RunConfig, round: int, parent_sha: str) -> dict:
+    """The round's recorded plan, recorded now when the round starts: {"basis": hash of the
+    parent checkpoint and the settings that shape its rows, "image_ids", "gates"}. OvsegError
+    when the round started with another basis (redo it)."""
+    ws, basis = workspace(cfg), plan_basis(cfg, parent_sha)
+    stored = ws.round_plan(round)
+    if stored is None:
+        ids = rescan_target(cfg).target_ids()
+        stored = ws.put_round_plan(round, {"basis": basis, "image_ids": ids,
+                                           "gates": round_gates(cfg, round, parent_sha)})
+    if stored["basis"] != basis:
+        raise OvsegError(f"round {round} was started from another parent checkpoint or with "
+                         f"other labelling settings; redo it (ovseg run --redo-round {round})")
+    return stored
+
+
+def plan_basis(cfg: RunConfig, parent_sha: str) -> str:
+    """Hash of what shapes a round's rows besides its images and gates: the parent checkpoint,
+    the model and self-training settings (not rounds, report pictures or loader workers) and
+    the labelling code's version."""
+    return config_hash({"parent": parent_sha, "model": cfg.model.model_dump(mode="json"),
+                        "self_training": cfg.self_training.model_dump(
+                            mode="json", exclude={"rounds", "report_images",
+                                                  "loader_workers"}),
+                        "labeling_version": LABELING_VERSION})
 
 
 def round_gates(cfg: RunConfig, round: int, parent_sha: str) -> float | list[float]:

@@ -20,6 +20,7 @@ from ovseg_core.data.synth import read_synthetic_info, write_synthetic_dataset
 from ovseg_core.data.unlabeled import UnlabeledImages
 from ovseg_core.errors import OvsegError
 from storage.fsio import local_path
+from storage.hashing import dataset_manifest_hash
 from storage.workspace import Workspace
 
 SYNTHETIC_DIR = "datasets"
@@ -54,10 +55,14 @@ class DataPlan:
         """{image id: reason} of target files found but unreadable (quarantined by the rounds)."""
         return dict(getattr(self.target, "skipped", []))
 
+    def target_ids(self) -> list[str]:
+        """Every target file a round labels, sorted: the readable images and the unreadable
+        ones (recorded as quarantined)."""
+        return sorted(set(self.target.image_ids) | set(self.target_problems()))
+
     def target_manifest_hash(self) -> str:
-        """sha256 of the sorted target image ids: which images the rounds label."""
-        ids = "\n".join(sorted(self.target.image_ids))
-        return hashlib.sha256(ids.encode()).hexdigest()
+        """sha256 of `target_ids`: which files the rounds label (storage.hashing's hash)."""
+        return dataset_manifest_hash(self.target_ids())
 
 
 def local_dir(cfg: RunConfig, *parts: str) -> Path:

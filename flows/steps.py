@@ -25,6 +25,7 @@ from ovseg_core.launch import TrainJob, launch
 from ovseg_core.modeling.build import build_model
 from ovseg_core.profiling import phase
 from ovseg_core.train import TrainConfig, read_train_log, train
+from storage.hashing import dataset_manifest_hash
 from storage.query import connect
 from storage.records import LineageRecord, utc_now
 from storage.stats import round_counts
@@ -217,15 +218,20 @@ def finish_round(cfg: RunConfig, round: int, parent: dict, ckpt: dict, started: 
     with phase("storage"), connect(workspace(cfg)) as con:  # one snapshot for both
         rows = round_counts(con, round)
         quality = round_quality(con, round, data_plan(cfg))
+    planned = workspace(cfg).round_plan(round)  # the files the round labelled, not today's
     record = lineage_record(cfg, "self_training_round", round, round - 1, ckpt["uri"],
                             ckpt["sha256"], started, rows=rows,
-                            metrics=measure(cfg, model, round) | quality)
+                            metrics=measure(cfg, model, round) | quality,
+                            manifest_hash=planned and dataset_manifest_hash(planned["image_ids"]))
     workspace(cfg).write_lineage(record)
     return record.to_dict()
 
 
 def lineage_record(cfg: RunConfig, stage: str, round: int, parent_round: int | None,
-                   uri: str, sha: str, started: str, rows: dict, metrics: dict) -> LineageRecord:
+                   uri: str, sha: str, started: str, rows: dict, metrics: dict,
+                   manifest_hash: str | None = None) -> LineageRecord:
+    """The stage's lineage record; `manifest_hash` of the target files it saw (default: the
+    target as it is now)."""
     from storage.lineage import package_provenance
 
     version, commit = package_provenance()
@@ -233,7 +239,8 @@ def lineage_record(cfg: RunConfig, stage: str, round: int, parent_round: int | N
         stage=stage, round=round, parent_round=parent_round, checkpoint_uri=uri,
         checkpoint_sha256=sha, config=cfg.model_dump(mode="json", exclude={"workspace"}),
         package_version=version,
-        git_commit=commit, dataset_manifest_hash=data_plan(cfg).target_manifest_hash(),
+        git_commit=commit,
+        dataset_manifest_hash=manifest_hash or data_plan(cfg).target_manifest_hash(),
         gate_threshold=cfg.self_training.gate_threshold if stage != "stage_one" else None,
         started_at=started, ended_at=utc_now(), status="completed", row_counts=rows,
         metrics=metrics)

@@ -5,6 +5,7 @@ Layout (NNN = round, KKKKK = shard, both zero-padded):
     <root>/images/round=NNN/shard=KKKKK.parquet            one row per image (also region-less)
     <root>/pseudo_labels/round=NNN/_manifest/shard=KKKKK.json   the shard's commit: key, rows
     <root>/pseudo_labels/round=NNN/_manifest/_round.json        the round's commit
+    <root>/pseudo_labels/round=NNN/_manifest/_plan.json         what it labels (fixed at start)
     <root>/checkpoints/round=NNN/...                       see storage.checkpoints
     <root>/lineage/stage=<stage>/round=NNN.json            see storage.lineage
     <root>/reports/round=NNN/...                           pictures and summaries for people
@@ -70,6 +71,20 @@ class Workspace:
 
     def _round_entry(self, round: int) -> str:
         return posixpath.join(self._manifest_dir(round), "_round.json")
+
+    def _plan_entry(self, round: int) -> str:
+        return posixpath.join(self._manifest_dir(round), "_plan.json")
+
+    # ---- the round's plan: what it labels, fixed when it starts
+    def round_plan(self, round: int) -> dict | None:
+        """The plan the round started with (its image ids, gates, settings), or None."""
+        return read_json(self.fs, self._plan_entry(round))
+
+    def put_round_plan(self, round: int, plan: dict) -> dict:
+        """Record the round's plan unless one is recorded (the first writer wins, so a resumed
+        or racing run labels the same images); returns the recorded plan."""
+        create_json(self.fs, self.path, self._plan_entry(round), plan)
+        return self.round_plan(round)
 
     # ---- shards
     def shard_entry(self, round: int, shard: int) -> dict | None:
