@@ -35,6 +35,9 @@ from ovseg_core.selftrain.prompts import (
 from ovseg_core.selftrain.regions import DEFAULT_GATE, Region, find_regions, gate
 
 FALLBACKS = ("coarse", "ignore")
+HOST_BATCH = 16
+"""Refined masks resized and copied to the host together (at most 16 x 4 x 1024 x 1024 float
+logits at once at SAM's resolution: 256 MiB with all 4 tokens, 64 MiB with the single one)."""
 
 
 @dataclass
@@ -228,21 +231,35 @@ class SamRefiner:
             chunk = slice(start, start + step)
             low, iou = sam_decode(self.parts, embeddings, image_index[chunk],
                                     prompts.select(chunk))
-            out += [self._pick(frames[i], regions[i][j], low[k], iou[k])
-                    for k, (i, j) in enumerate(jobs[chunk])]
+            out += self._pick(frames, regions, jobs[chunk], low, iou)
         return out
 
-    def _pick(self, frame: SamFrame, region: Region, low: Tensor, iou: Tensor
-              ) -> tuple[np.ndarray, float]:
-        """Choose the output token: single-mask token, or best of 4 by sam_iou x agreement.
+    def _pick(self, frames: list[SamFrame], regions: list[list[Region]],
+              jobs: list[tuple[int, int]], low: Tensor, iou: Tensor
+              ) -> list[tuple[np.ndarray, float]]:
+        """(mask (h, w) bool, sam_iou) of each job of one decoder call.
 
-        low: (4, S/4, S/4) logits, iou: (4,). Returns (mask (h, w) bool, sam_iou).
+        low: (J, 4, S/4, S/4) logits, iou: (J, 4). Masks are brought to their image's size and
+        to the host HOST_BATCH regions at a time, the IoUs once: each copy waits for the device.
         """
         tokens = [0] if self.settings.output == "single" else [0, 1, 2, 3]
-        logits = frame.masks_to_image(low[tokens][None])[0]
-        masks = (logits > self.settings.mask_threshold).cpu().numpy()
-        ious = iou[tokens].float().cpu().numpy()
-        if len(tokens) == 1:  # nothing to choose: skip the agreement scoring (_judge does it)
+        ious = iou[:, tokens].float().cpu().numpy()  # (J, T)
+        picked: list[tuple[np.ndarray, float]] = [None] * len(jobs)  # type: ignore[list-item]
+        for i in dict.fromkeys(i for i, _ in jobs):
+            rows = [k for k, (image, _) in enumerate(jobs) if image == i]
+            for start in range(0, len(rows), HOST_BATCH):
+                part = rows[start:start + HOST_BATCH]
+                logits = frames[i].masks_to_image(low[part][:, tokens])  # (k, T, h, w)
+                masks = (logits > self.settings.mask_threshold).cpu().numpy()
+                for k, candidates in zip(part, masks, strict=True):
+                    picked[k] = self._choose(regions[i][jobs[k][1]], candidates, ious[k])
+        return picked
+
+    @staticmethod
+    def _choose(region: Region, masks: np.ndarray, ious: np.ndarray) -> tuple[np.ndarray, float]:
+        """SAM's single-mask token, or the best of its 4 by sam_iou x agreement with the coarse
+        mask. masks: (T, h, w) bool, ious: (T,)."""
+        if len(masks) == 1:  # nothing to choose: skip the agreement scoring (_judge does it)
             return masks[0], float(ious[0])
         scores = [float(s) * mask_iou(m, region.mask) for m, s in zip(masks, ious, strict=True)]
         best = int(np.argmax(scores))
