@@ -141,10 +141,22 @@ def cvat_coco(round: int, selections: dict[str, ImageSelection], classes: list[s
 def image_url(image_id: str, image_root: str | None) -> str:
     """What Label Studio loads for an image: `<prefix>/<image id>` under a URL image root
     (http://, https://, s3://, gs://), else Label Studio's local-files URL, which serves
-    `<LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT>/<image id>` (set that to the image root)."""
-    if image_root and local_path(image_root) is None:
+    `<LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT>/<d>`. Label Studio (1.23) serves a file only
+    from under a project's "Local files" storage, whose path must be a folder *below* the
+    document root, so for a local image root R the document root is R's parent and `d` is
+    `<name of R>/<image id>` (see `local_files_root`); without an image root, `d` is the id."""
+    if not image_root:
+        return LOCAL_FILES + quote(image_id)
+    if local_path(image_root) is None:
         return f"{image_root.rstrip('/')}/{quote(image_id)}"
-    return LOCAL_FILES + quote(image_id)
+    folder = os.path.abspath(local_path(image_root))
+    return LOCAL_FILES + quote(posixpath.join(os.path.basename(folder), image_id))
+
+
+def local_files_root(image_root: str) -> str:
+    """LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT for a local image root: its parent folder (the
+    project's "Local files" storage then takes the image root itself; see `image_url`)."""
+    return os.path.dirname(os.path.abspath(local_path(image_root)))
 
 
 def label_studio_tasks(round: int, selections: dict[str, ImageSelection],

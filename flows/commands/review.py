@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     from storage.errors import StorageError
     from storage.fsio import local_path
-    from storage.review_export import export_review, store_vocabulary
+    from storage.review_export import export_review, local_files_root, store_vocabulary
     from storage.review_import import import_review
     from storage.workspace import Workspace
 
@@ -94,9 +94,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {path}")
         root = args.image_root or image_root
         if args.tool == "label-studio" and root and local_path(root) is not None:
+            folder = os.path.abspath(local_path(root))
             print("Label Studio serves these images when started with "
                   f"LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true "
-                  f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={os.path.abspath(root)}")
+                  f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={local_files_root(root)} and the "
+                  "project has a Local files storage (Settings > Cloud Storage > Add Source "
+                  f"Storage, not synced) with the absolute path {folder}")
         return 0
     done = import_review(ws, args.file, classes, round=args.round)
     if not done["new"]:

@@ -57,6 +57,19 @@ def test_label_studio_export_without_an_image_root(round_one, tmp_path, capsys):
     assert task["data"]["image"] == "/data/local-files/?d=cam/0003.jpg"
 
 
+def test_label_studio_export_names_the_document_root_and_the_storage(round_one, tmp_path,
+                                                                     capsys):
+    root, pictures = round_one
+    assert main(["review", "export", "--round", "1", "--tool", "label-studio", "--limit", "1",
+                 "--out", str(tmp_path / "ls"), "--image-root", pictures,
+                 "--workspace", root]) == 0
+    out = capsys.readouterr().out
+    assert f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={tmp_path} " in out
+    assert "Local files storage" in out and out.rstrip().endswith(pictures)
+    (task,) = json.loads((tmp_path / "ls" / "tasks.json").read_text())
+    assert task["data"]["image"] == "/data/local-files/?d=pics/cam/0003.jpg"
+
+
 def one_line_error(argv, capsys, expected: str) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err

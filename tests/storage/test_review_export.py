@@ -15,6 +15,8 @@ from storage.review_export import (
     DOUBTFUL_WHERE,
     doubtful_images,
     export_review,
+    image_url,
+    local_files_root,
     review_selection,
 )
 from storage.samples import select_images
@@ -119,6 +121,15 @@ def test_label_studio_tasks_carry_polygons_in_percent_and_a_config(tmp_path):
     polygons = config.find("PolygonLabels")
     assert polygons.get("toName") == config.find("Image").get("name") == "image"
     assert [label.get("value") for label in polygons] == CLASSES
+
+
+def test_label_studio_local_files_urls_sit_one_folder_below_the_document_root(tmp_path):
+    """Label Studio 1.23 serves /data/local-files/?d=D only under a project's Local files
+    storage, whose path must lie below LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (not be it)."""
+    pictures = tmp_path / "pics"
+    assert image_url("cam/0 1.jpg", f"{pictures}/") == "/data/local-files/?d=pics/cam/0%201.jpg"
+    assert local_files_root(str(pictures)) == str(tmp_path)
+    assert image_url("cam/0001.jpg", None) == "/data/local-files/?d=cam/0001.jpg"
 
 
 def test_export_refuses_an_uncommitted_round_and_a_wrong_vocabulary(tmp_path):
