@@ -29,7 +29,6 @@ def _transient(task, task_run, state) -> bool:
     return False
 
 
-
 def task(fn, **options):
     """A Prefect task that never caches: the store's commits decide what is done."""
     return _task(fn, cache_policy=NO_CACHE, **options)
@@ -111,10 +110,10 @@ finish_round = task(finish_and_log, name="measure-and-record",
 def gpu_tasks(config):
     """(stage one, label shard, retrain) carrying `cluster.gpu_tag`, unless the run's steps
     run on this process's CPU (local task runner, device resolving to the CPU here)."""
-    steps_ = (stage_one, label_shard, retrain)
+    gpu_steps = (stage_one, label_shard, retrain)
     tag = config.cluster.gpu_tag
     on_cpu_here = (config.cluster.task_runner == "local"
                    and steps.runtime_for(config.device).device.type == "cpu")
     if tag is None or on_cpu_here:
-        return steps_
-    return tuple(t.with_options(tags=[tag]) for t in steps_)
+        return gpu_steps
+    return tuple(t.with_options(tags=[tag]) for t in gpu_steps)
