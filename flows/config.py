@@ -126,14 +126,48 @@ class SelfTrainingSettings(_Strict):
     selection: str | None = Field(
         default=None, description="SQL WHERE over pseudo_labels for retraining; None = every "
         "row that paints (paints <> 'none')")
-    min_trusted_share: float = Field(
-        default=0.0, ge=0, le=1, description="quality gate: a round whose share of gated "
-        "regions with a trusted SAM mask is below this stops before retraining (its rows stay "
-        "committed for inspection); 0 = off")
     source_share: float = Field(
         default=0.5, ge=0, lt=1, description="share of each retraining batch drawn from the "
         "labelled source (remapped into the target vocabulary by meaning); 0 = the paper")
     report_images: int = Field(default=4, ge=0)
+
+
+class QualitySettings(_Strict):
+    """The quality gate (flows/quality_gate.py): checks on a round's committed pseudo-labels
+    before retraining; a failing check stops the round there (its rows stay committed). None =
+    the check is off. Not part of a round's labelling settings: changing a threshold or
+    accepting a round never changes what a round labels. The defaults were measured on the
+    default job (seeds 0-2, DEA on and off, 2 rounds: every image labelled, coverage 0.99,
+    trusted share 0.96-1.0, mean SAM IoU 0.97, class shift 0.07-0.16) and the tests' small
+    setup (every image labelled, coverage 0.95, its random SAM never trusted, mean SAM IoU
+    0.19, class shift 0.05): the checks on by default stop only a nearly empty or collapsed
+    round."""
+
+    min_labelled_images: float | None = Field(
+        default=0.5, ge=0, le=1, description="share of the round's readable images with any "
+        "row that paints; on by default: 1.0 in the default job and the tests, 0 when the gate "
+        "lets no region through (the paper's 0.9 with the tiny preset)")
+    min_coverage: float | None = Field(
+        default=0.1, ge=0, le=1, description="share of the readable images' pixels that are "
+        "painted (per image at most all of it: refined_area for SAM-painted rows, area for "
+        "coarse ones); on by default at a floor that only an almost empty round misses: 0.76 "
+        "in the default job with the class-balanced gate, 0.99 without")
+    min_trusted_share: float | None = Field(
+        default=None, ge=0, le=1, description="share of gated regions whose SAM mask is "
+        "trusted (accepted / gated); off by default: 0.96-1.0 in the default job, but a "
+        "refiner that is never trusted is a valid setting with fallback: coarse (the tests)")
+    min_sam_iou: float | None = Field(
+        default=None, ge=0, le=1, description="SAM's mean predicted IoU over the gated regions; "
+        "off by default for the same reason (0.97 in the default job, 0.02-0.19 for a random "
+        "SAM)")
+    max_class_shift: float | None = Field(
+        default=0.5, ge=0, le=1, description="largest absolute change of a class's share of "
+        "the painted pixels since the previous self-training round (not checked in round 1); "
+        "on by default at a bound only a collapse (one class taking half the pixels from the "
+        "others) crosses: at most 0.16 in the default job, 0.05 in the tests")
+    accept_rounds: list[int] = Field(
+        default_factory=list, description="rounds that go on to retraining even when a check "
+        "fails (the failing checks are still recorded); `ovseg run --accept-round R` adds R")
 
 
 class ClusterSettings(_Strict):
@@ -162,6 +196,7 @@ class RunConfig(_Strict):
     model: ModelSettings = Field(default_factory=ModelSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     self_training: SelfTrainingSettings = Field(default_factory=SelfTrainingSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @model_validator(mode="after")

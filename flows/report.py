@@ -46,7 +46,8 @@ def write_round_report(cfg: RunConfig, round: int) -> str:
     index = posixpath.join(folder, "index.md")
     with ws.fs.open(index, "w") as f:
         f.write("\n".join(lines) + "\n")
-    _publish_artifact(round, lambda: artifact_markdown(cfg, folder, lines, index))
+    publish_artifact(f"ovseg-report-round-{round}", f"ovseg round {round}",
+                     lambda: artifact_markdown(cfg, folder, lines, index))
     return index
 
 
@@ -168,9 +169,10 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _publish_artifact(round: int, markdown) -> None:
-    """Inside a flow run, publish `markdown()` (a callable making the artifact's text). Best
-    effort: a report must never fail a round because no Prefect API is reachable."""
+def publish_artifact(key: str, description: str, markdown) -> None:
+    """Inside a flow run, publish `markdown()` (a callable making the text) as the Markdown
+    artifact `key`. Best effort: a report or a quality gate must never fail a round because
+    no Prefect API is reachable."""
     from prefect.artifacts import create_markdown_artifact
     from prefect.context import FlowRunContext
 
@@ -178,5 +180,4 @@ def _publish_artifact(round: int, markdown) -> None:
         return
     text = markdown()
     with contextlib.suppress(Exception):  # publishing is optional
-        create_markdown_artifact(markdown=text, key=f"ovseg-report-round-{round}",
-                                 description=f"ovseg round {round}")
+        create_markdown_artifact(markdown=text, key=key, description=description)

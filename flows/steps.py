@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from functools import cache
 
-from flows import training
+from flows import quality_gate, training
 from flows.clip_weights import clip_metrics, clip_weights, ensure_clip
 from flows.config import RunConfig
 from flows.faults import kill_point
@@ -143,29 +143,13 @@ def redo_round(cfg: RunConfig, round: int) -> None:
     shutil.rmtree(local_dir(cfg, f"round={round:03d}"), ignore_errors=True)
 
 
-def check_quality(cfg: RunConfig, round: int) -> None:
-    """The quality gate: OvsegError, before any retraining, when too few gated regions have a
-    SAM mask that is trusted (a bad round must not poison the next model)."""
-    floor = cfg.self_training.min_trusted_share
-    if floor <= 0:
-        return
-    counts = round_counts(workspace(cfg), round)
-    share = counts["accepted"] / counts["gated"] if counts["gated"] else 0.0
-    if share < floor:
-        raise OvsegError(
-            f"round {round} stopped by the quality gate: {counts['accepted']} of "
-            f"{counts['gated']} gated regions ({100 * share:.0f}%) have a trusted SAM mask, "
-            f"below self_training.min_trusted_share = {floor}. Its rows are committed: inspect "
-            f"them with ovseg sql, then change the settings and run --redo-round {round}")
-
-
 def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:
     """Retrain from the parent checkpoint on the round's selected pseudo-labels; store it."""
     ws = workspace(cfg)
     stored = ws.checkpoint(round)
     if stored is not None:
         return {"uri": stored.uri, "sha256": stored.sha256}
-    check_quality(cfg, round)
+    quality_gate.check_round(cfg, round)  # OvsegError: the round stops before retraining
     plan = data_plan(cfg)
     with phase("selection"):  # reads and paints the round's selected rows
         samples = training.retrain_samples(cfg, round)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-STAGES = ("stage_one", "self_training_round", "evaluate", "review_import")
+STAGES = ("stage_one", "quality_gate", "self_training_round", "evaluate", "review_import")
+"""In the order of a round: a round's records are listed in this order."""
 REPEATED_STAGES = ("review_import",)
 """Stages recorded once per input (keyed by their config hash), not once per round; a redo of
 the round keeps them (human labels are about images, not about a round's model)."""
@@ -83,8 +84,10 @@ class CheckpointRecord:
 class LineageRecord:
     """What one stage of one round did, immutable once completed.
 
-    stage: "stage_one" (round 0), "self_training_round" (round >= 1), "evaluate" or
-    "review_import" (one per imported review file; `config` names the file and its sha256).
+    stage: "stage_one" (round 0), "quality_gate" (round >= 1: the checks on the round's
+    pseudo-labels before retraining, `flows.quality_gate`; failed when it stopped the round),
+    "self_training_round" (round >= 1), "evaluate" or "review_import" (one per imported review
+    file; `config` names the file and its sha256).
     Times are ISO-8601 UTC strings (see `utc_now`). `config_hash` is computed from `config`
     when left empty. `row_counts` and `metrics` are flat name -> number dicts.
     """

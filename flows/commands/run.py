@@ -30,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when present)")
     p.add_argument("--redo-round", type=int, metavar="R",
                    help="forget round R's committed results and compute it again")
+    p.add_argument("--accept-round", type=int, metavar="R", action="append", default=[],
+                   help="let round R retrain even when a quality-gate check fails (adds R to "
+                   "quality.accept_rounds; repeatable)")
     p.set_defaults(handler=run)
 
 
@@ -39,17 +42,7 @@ def run(args: argparse.Namespace) -> int:
     home = configure_prefect()
     import time
 
-    import yaml
-    from pydantic import ValidationError
-
-    from flows.config import load_config
-    from ovseg_core.errors import OvsegError
-
-    try:
-        cfg = load_config(args.config, workspace=args.workspace, seed=args.seed,
-                          device=args.device, **{"self_training.rounds": args.rounds})
-    except (ValidationError, ValueError, FileNotFoundError, yaml.YAMLError) as exc:
-        raise OvsegError(f"invalid configuration: {_first_line(exc)}") from None
+    cfg = run_config(args)
     _say(f"workspace {cfg.workspace} | preset {cfg.model.preset} | "
          f"{cfg.self_training.rounds} round(s) | Prefect home {home}")
     start = time.perf_counter()
@@ -62,6 +55,24 @@ def run(args: argparse.Namespace) -> int:
     records = self_training(cfg)
     _summary(cfg, records, time.perf_counter() - start)
     return 0
+
+
+def run_config(args: argparse.Namespace):
+    """The run's `RunConfig`: the YAML file with the command line's settings over it
+    (`--accept-round` adds to quality.accept_rounds); OvsegError when it is invalid."""
+    import yaml
+    from pydantic import ValidationError
+
+    from flows.config import load_config
+    from ovseg_core.errors import OvsegError
+
+    try:
+        cfg = load_config(args.config, workspace=args.workspace, seed=args.seed,
+                          device=args.device, **{"self_training.rounds": args.rounds})
+    except (ValidationError, ValueError, FileNotFoundError, yaml.YAMLError) as exc:
+        raise OvsegError(f"invalid configuration: {_first_line(exc)}") from None
+    cfg.quality.accept_rounds = sorted({*cfg.quality.accept_rounds, *args.accept_round})
+    return cfg
 
 
 def _check_redo(cfg, round: int) -> None:
