@@ -180,3 +180,10 @@ def rescan_target(cfg: RunConfig) -> DataPlan:
 
 def workspace(cfg: RunConfig) -> Workspace:
     return Workspace(cfg.workspace)
+
+
+def round_manifest_hash(cfg: RunConfig, round: int) -> str | None:
+    """The manifest hash of the target files round `round` labels (its recorded plan, not the
+    target as it is now); None before the round has planned."""
+    planned = workspace(cfg).round_plan(round)
+    return planned and dataset_manifest_hash(planned["image_ids"])

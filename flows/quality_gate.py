@@ -10,10 +10,9 @@ artifact `ovseg-quality-round-R`. A round whose gate completed is not checked ag
 from __future__ import annotations
 
 from flows.config import RunConfig
-from flows.plan import workspace
+from flows.plan import round_manifest_hash, workspace
 from ovseg_core.constants import DEFAULT_WORKSPACE
 from ovseg_core.errors import OvsegError
-from storage.hashing import dataset_manifest_hash
 from storage.records import LineageRecord, utc_now
 from storage.stats import quality_values
 
@@ -115,13 +114,12 @@ def _record(cfg: RunConfig, round: int, values: dict, results: list[dict], accep
     from storage.lineage import package_provenance
 
     version, commit = package_provenance()
-    planned = workspace(cfg).round_plan(round)  # the files the round labelled
     thresholds = {setting: getattr(cfg.quality, setting) for _, setting, _ in CHECKS}
     return LineageRecord(
         stage=STAGE, round=round, parent_round=round - 1, checkpoint_uri=None,
         checkpoint_sha256=None, config=thresholds | {"accepted": accepted},
         package_version=version, git_commit=commit,
-        dataset_manifest_hash=planned and dataset_manifest_hash(planned["image_ids"]),
+        dataset_manifest_hash=round_manifest_hash(cfg, round),
         gate_threshold=cfg.self_training.gate_threshold, started_at=started,
         ended_at=utc_now(), status="failed" if stopped else "completed",
         row_counts={k: values[k] for k in COUNTS},

@@ -14,7 +14,7 @@ from flows import quality_gate, training
 from flows.clip_weights import clip_metrics, clip_weights, ensure_clip
 from flows.config import RunConfig
 from flows.faults import kill_point
-from flows.plan import data_plan, local_dir, workspace
+from flows.plan import data_plan, local_dir, round_manifest_hash, workspace
 from flows.quality import round_quality
 from ovseg_core.checkpoint import load_model
 from ovseg_core.config import preset
@@ -25,7 +25,6 @@ from ovseg_core.launch import TrainJob, launch
 from ovseg_core.modeling.build import build_model
 from ovseg_core.profiling import phase
 from ovseg_core.train import TrainConfig, read_train_log, train
-from storage.hashing import dataset_manifest_hash
 from storage.query import connect
 from storage.records import LineageRecord, utc_now
 from storage.stats import round_counts
@@ -202,11 +201,10 @@ def finish_round(cfg: RunConfig, round: int, parent: dict, ckpt: dict, started: 
     with phase("storage"), connect(workspace(cfg)) as con:  # one snapshot for both
         rows = round_counts(con, round)
         quality = round_quality(con, round, data_plan(cfg))
-    planned = workspace(cfg).round_plan(round)  # the files the round labelled, not today's
     record = lineage_record(cfg, "self_training_round", round, round - 1, ckpt["uri"],
                             ckpt["sha256"], started, rows=rows,
                             metrics=measure(cfg, model, round) | quality,
-                            manifest_hash=planned and dataset_manifest_hash(planned["image_ids"]))
+                            manifest_hash=round_manifest_hash(cfg, round))
     workspace(cfg).write_lineage(record)
     return record.to_dict()
 
