@@ -80,7 +80,6 @@ def gates(cfg: RunConfig, class_names: list[str]) -> float | list[float]:
     return [st.class_gates.get(name, st.gate_threshold) for name in class_names]
 
 
-
 # ---- the shards of a round
 def shard_plan(cfg: RunConfig, round: int, parent_sha: str) -> list[dict]:
     """The round's shards: image ids and the key that determines each shard's rows.
@@ -101,9 +100,9 @@ def shard_plan(cfg: RunConfig, round: int, parent_sha: str) -> list[dict]:
 
 
 def round_plan(cfg: RunConfig, round: int, parent_sha: str) -> dict:
-    """The round's recorded plan, recorded now when the round starts: {"basis": hash of the
-    parent checkpoint and the settings that shape its rows, "image_ids", "gates"}. OvsegError
-    when the round started with another basis (redo it)."""
+    """The round's plan, recorded when it starts (now, if it has not started): {"basis": hash
+    of the parent checkpoint and the settings that shape its rows, "image_ids", "gates"}.
+    OvsegError when the round started with another basis (redo it)."""
     ws, basis = workspace(cfg), plan_basis(cfg, parent_sha)
     stored = ws.round_plan(round)
     if stored is None:
@@ -130,8 +129,8 @@ def plan_basis(cfg: RunConfig, parent_sha: str) -> str:
 def round_gates(cfg: RunConfig, round: int, parent_sha: str) -> float | list[float]:
     """The round's gate: `gates` (global or per-class), or with `self_training.class_balance`
     the class-balanced gates calibrated on the parent model's regions of the first
-    `calibration_images` readable target images (by id; deterministic, so a resumed round gets
-    the same gates and keys)."""
+    `calibration_images` readable target images (by id). Computed once, when the round
+    plans; a resumed round reads them from its plan."""
     plan, st = data_plan(cfg), cfg.self_training
     caps = gates(cfg, plan.target_classes)
     if st.class_balance is None:
