@@ -69,3 +69,32 @@ def pseudo_label_rows(workspace: Path | str) -> list[dict]:
     table = run_sql(Workspace(str(workspace)),
                     "SELECT * FROM pseudo_labels ORDER BY round, image_id, region_id")
     return table.to_pylist()
+
+
+def growing_target(synthetic_root: Path, stage_one_workspace: Path, tmp_path: Path,
+                   **self_training):
+    """A copy of the stage-one workspace whose target is a new folder holding the first 3
+    synthetic target images (`self_training` settings override small_config's). Returns
+    (config, workspace, first images, later images, add_later: copies the later ones in)."""
+    import shutil
+
+    from flows.config import DatasetRef
+
+    images = sorted((synthetic_root / "target" / "images").iterdir())
+    first, later = images[:3], images[3:]
+    target = tmp_path / "target"
+    target.mkdir()
+    for path in first:
+        shutil.copy(path, target / path.name)
+    ws = tmp_path / "ws"
+    shutil.copytree(stage_one_workspace, ws)
+    cfg = small_config(synthetic_root, ws)
+    data = cfg.data.model_copy(update={"target": DatasetRef(kind="images", root=str(target))})
+    st = cfg.self_training.model_copy(update=self_training)
+    cfg = cfg.model_copy(update={"data": data, "self_training": st})
+
+    def add_later() -> None:
+        for path in later:
+            shutil.copy(path, target / path.name)
+
+    return cfg, ws, first, later, add_later

@@ -7,34 +7,24 @@ import base64
 import io
 import logging
 import re
-import shutil
 
 from PIL import Image
 
 from storage.query import run_sql
-from tests.flows.conftest import small_config
+from tests.flows.conftest import growing_target
 
 
 def test_next_round_labels_images_added_after_the_last(prefect_api, synthetic_root,
                                                         stage_one_workspace, tmp_path, caplog):
     from flows import labelling, steps
-    from flows.config import DatasetRef
     from flows.pipeline import self_training_round
     from flows.plan import data_plan
     from flows.watch import target_change
     from storage.workspace import Workspace
 
-    images = sorted((synthetic_root / "target" / "images").iterdir())
-    first, later = images[:3], images[3:]
-    target = tmp_path / "target"
-    target.mkdir()
-    for path in first:
-        shutil.copy(path, target / path.name)
-    ws = tmp_path / "ws"
-    shutil.copytree(stage_one_workspace, ws)
-    cfg = small_config(synthetic_root, ws)
-    data = cfg.data.model_copy(update={"target": DatasetRef(kind="images", root=str(target))})
-    cfg = cfg.model_copy(update={"data": data})
+    cfg, ws, first, later, add_later = growing_target(synthetic_root, stage_one_workspace,
+                                                      tmp_path)
+    images = first + later
     # Stage one saw the other target folder: the watcher reports a change before round 1.
     assert target_change(cfg)["changed"]
 
@@ -42,8 +32,7 @@ def test_next_round_labels_images_added_after_the_last(prefect_api, synthetic_ro
     record = self_training_round(cfg, 1)
     assert target_change(cfg) | {"reason": ""} == {"changed": False, "round": 1, "images": 3,
                                                    "reason": ""}
-    for path in later:  # new files arrive in the same process (the plan is cached per process)
-        shutil.copy(path, target / path.name)
+    add_later()  # new files arrive in the same process (the plan is cached per process)
 
     # Round 2's labelling (the round's steps, without retraining, to keep the test short).
     parent = steps.parent_record(cfg, 2).to_dict()

@@ -4,10 +4,8 @@ left for the next round, and the watcher still sees them."""
 
 from __future__ import annotations
 
-import shutil
-
 from storage.query import run_sql
-from tests.flows.conftest import small_config
+from tests.flows.conftest import growing_target
 
 
 def _round_images(ws, round: int) -> list[str]:
@@ -18,30 +16,19 @@ def _round_images(ws, round: int) -> list[str]:
 def test_resumed_round_labels_what_it_started_with(prefect_api, synthetic_root,
                                                    stage_one_workspace, tmp_path):
     from flows import labelling, steps
-    from flows.config import DatasetRef
     from flows.pipeline import self_training_round
     from flows.watch import target_change
 
-    images = sorted((synthetic_root / "target" / "images").iterdir())
-    first, later = images[:3], images[3:]
-    target = tmp_path / "target"
-    target.mkdir()
-    for path in first:
-        shutil.copy(path, target / path.name)
-    ws = tmp_path / "ws"
-    shutil.copytree(stage_one_workspace, ws)
-    cfg = small_config(synthetic_root, ws)
-    data = cfg.data.model_copy(update={"target": DatasetRef(kind="images", root=str(target))})
-    st = cfg.self_training.model_copy(update={"shard_size": 1})
-    cfg = cfg.model_copy(update={"data": data, "self_training": st})
+    cfg, ws, first, later, add_later = growing_target(synthetic_root, stage_one_workspace,
+                                                      tmp_path, shard_size=1)
+    images = first + later
 
     # Round 1 starts: its plan is recorded and its first shard committed; then it dies.
     parent = steps.parent_record(cfg, 1).to_dict()
     shards = labelling.shard_plan(cfg, 1, parent["checkpoint_sha256"])
     assert [s["image_ids"] for s in shards] == [[p.name] for p in first]
     labelling.label_shard(cfg, 1, shards[0], parent)
-    for path in later:  # new images arrive before the round is resumed
-        shutil.copy(path, target / path.name)
+    add_later()  # new images arrive before the round is resumed
 
     record = self_training_round(cfg, 1)
     assert _round_images(ws, 1) == [p.name for p in first]
