@@ -43,12 +43,6 @@ QUALITY_IMAGES = f"""WITH readable AS (
 """A round's readable images, those with a painting row, and their pixels: all, and painted
 (per image at most all of its pixels: overlapping regions count once up to the image's size)."""
 
-QUALITY_REGIONS = """SELECT count(*) FILTER (WHERE gated) AS gated,
-    count(*) FILTER (WHERE gated AND accepted) AS accepted,
-    avg(sam_iou) FILTER (WHERE gated) AS sam_iou_mean
-    FROM pseudo_labels WHERE round = $round"""
-"""A round's gated regions, those whose SAM mask is trusted, and their mean SAM IoU."""
-
 CLASS_SHARES = f"""SELECT round, any_value(class_name) AS class_name,
     sum({PAINTED_AREA})::DOUBLE
         / sum(sum({PAINTED_AREA})) OVER (PARTITION BY round) AS share
@@ -76,7 +70,8 @@ def quality_values(store: Store, round: int) -> dict:
     previous = round - 1 if round > 1 else -1
     with opened(store) as con:
         counts = run_sql(con, QUALITY_IMAGES, {"round": round}).to_pylist()[0]
-        counts |= run_sql(con, QUALITY_REGIONS, {"round": round}).to_pylist()[0]
+        regions = round_counts(con, round)  # gated, accepted (only gated rows), SAM IoU mean
+        counts |= {k: regions[k] for k in ("gated", "accepted", "sam_iou_mean")}
         shares = run_sql(con, CLASS_SHARES, {"round": round, "previous": previous}).to_pylist()
     now = {s["class_name"]: s["share"] for s in shares if s["round"] == round}
     before = {s["class_name"]: s["share"] for s in shares if s["round"] == previous}
