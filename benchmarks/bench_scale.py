@@ -45,7 +45,8 @@ from pathlib import Path
 
 from bench_round import bench_config, timed_round
 
-LABELLING = ("data", "vocabulary", "model", "regions", "sam_encoder", "sam_refine", "load_model")
+LABELLING = ("data", "vocabulary", "model", "regions", "sam_encoder", "sam_refine", "clip_verify",
+             "load_model")
 """The profiling phases that are labelling work (the rest: storage, retrain, selection,
 evaluate, report, and what no phase claims: orchestration)."""
 

@@ -123,6 +123,10 @@ class SelfTrainingSettings(_Strict):
     fallback: Literal["ignore", "coarse"] = Field(
         default="ignore", description="what an untrusted SAM mask's region paints: nothing "
         "(the paper) or its coarse mask")
+    clip_verify: bool | None = Field(
+        default=None, description="CLIP classifies each gated region's crop and a region whose "
+        "class it does not pick paints nothing (not in the paper; ovseg_core/selftrain/"
+        "verify.py); None = on when the model's CLIP has weights (a random CLIP knows nothing)")
     selection: str | None = Field(
         default=None, description="SQL WHERE over pseudo_labels for retraining; None = every "
         "row that paints (paints <> 'none')")

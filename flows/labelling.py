@@ -19,11 +19,14 @@ from flows.steps import load_checkpoint, runtime_for
 from ovseg_core.data.prefetch import read_ahead
 from ovseg_core.errors import OvsegError
 from ovseg_core.labeling import LABELING_VERSION, RoundLabeler, shared_cache, weights_digest
+from ovseg_core.config import ClipConfig
+from ovseg_core.modeling.clip_encoder import build_open_clip, open_clip_config
 from ovseg_core.modeling.sam_encoder import build_sam
 from ovseg_core.profiling import phase
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
 from ovseg_core.selftrain.refiner import RefinerSettings
 from ovseg_core.selftrain.regions import class_balanced_gates, threshold_of
+from ovseg_core.selftrain.verify import ClipVerifier
 from storage.hashing import config_hash, shard_key
 from storage.records import ImageRegions, RegionRecord
 
@@ -60,12 +63,36 @@ def refiner_for(cfg: RunConfig, model) -> tuple[SamRefiner, str]:
 def labeler_for(cfg: RunConfig, model, thresholds: float | list[float] | None = None
                 ) -> RoundLabeler:
     """The round's labeller: the parent model, the target vocabulary, the refiner, the gate
-    (`thresholds`, the round's `round_gates`; default the configured `gates`)."""
+    (`thresholds`, the round's `round_gates`; default the configured `gates`), CLIP's check."""
     refiner, tag = refiner_for(cfg, model)
     names = data_plan(cfg).target_classes
     thresholds = gates(cfg, names) if thresholds is None else thresholds
     return RoundLabeler(model, refiner, names, runtime_for(cfg.device), thresholds,
-                        shared_cache(tag))
+                        shared_cache(tag), verifier_for(cfg, model, names))
+
+
+def verifier_for(cfg: RunConfig, model, class_names: list[str]) -> ClipVerifier | None:
+    """CLIP's check of the gated regions (`self_training.clip_verify`), by the CLIP weights
+    file the model started from; None when it is off (by default: when the CLIP is random)."""
+    weights = model.config.clip.pretrained
+    verify = cfg.self_training.clip_verify
+    if verify is False or (verify is None and weights is None):
+        return None
+    if weights is None:
+        raise OvsegError("self_training.clip_verify is on but the model's CLIP is random "
+                         "(set model.clip_weights, or clip_verify: false)")
+    device = str(runtime_for(cfg.device).device)
+    return _verifier(model.config.clip.model_name, str(weights), tuple(class_names), device)
+
+
+@cache
+def _verifier(model_name: str, weights: str, class_names: tuple[str, ...], device: str
+              ) -> ClipVerifier:
+    """A verifier on the CLIP weights file `weights` (built once per process)."""
+    clip = build_open_clip(ClipConfig(model_name=model_name, pretrained=weights))
+    size = open_clip_config(model_name)["vision_cfg"]["image_size"]
+    size = size if isinstance(size, int) else max(size)
+    return ClipVerifier.from_clip(clip, class_names, size).to(device)
 
 
 def gates(cfg: RunConfig, class_names: list[str]) -> float | list[float]:
@@ -219,13 +246,15 @@ def image_regions(image_id: str, size: tuple[int, int], regions: list[RefinedReg
                   class_names: list[str], gates: float | list[float], image_gate: float,
                   checkpoint_sha: str) -> ImageRegions:
     """The store's record of one image's regions (core -> storage, numpy only). SAM's mask is
-    kept whether trusted or not; `accepted` = trusted; `paints` = what paints the map; each row
+    kept whether trusted or not; `accepted` = trusted; `paints` = what paints the map (nothing
+    when CLIP picked another class, `clip_class_id`); each row
     records the gate of its class (`gates`: one for all, or one per class id), the image the
     run's global gate."""
     rows = [RegionRecord(class_id=r.region.class_id, class_name=class_names[r.region.class_id],
                          confidence=r.region.confidence, gated=r.gated, sam_iou=r.sam_iou,
                          agreement_iou=r.agreement_iou, accepted=r.accepted,
-                         paints=PAINTS[r.label_source], coarse_mask=r.region.mask,
+                         paints=PAINTS[r.label_source], clip_class_id=r.clip_class,
+                         coarse_mask=r.region.mask,
                          refined_mask=r.refined_mask, bbox=r.region.bbox,
                          gate_threshold=threshold_of(gates, r.region.class_id))
             for r in regions]

@@ -4,10 +4,11 @@ Where the target images have labels that the rounds never use (`data.target_labe
 built-in world, or a `data.target_eval` that covers the same images), each image's pseudo-label
 map is compared with its ground truth over the pixels the map labels (a precision-style mIoU:
 an unlabelled pixel is neither right nor wrong) and its coverage (labelled ground-truth pixels
-the map paints) is counted. Two maps per image: "refined", the map retraining uses (SAM's
-trusted masks; coarse fallbacks when that setting is on), and "coarse", the gated regions'
-coarse masks, i.e. what SAM was asked to refine. Their difference is what SAM did for the
-pseudo-labels of this round.
+the map paints) is counted. Two maps per image: "refined", the map retraining uses (the rows of
+`self_training.selection`, by default those that paint: SAM's trusted masks of the regions CLIP
+agrees with; coarse fallbacks when that setting is on), and "coarse", every gated region's
+coarse mask, i.e. what SAM and CLIP were given. Their difference is what SAM and CLIP did for
+the pseudo-labels of this round.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from storage.samples import select_images
 if TYPE_CHECKING:
     from storage.query import Store
 
-QUALITY_SELECTION = "gated"
-"""The rows both maps are painted from: every gated region."""
+COARSE_SELECTION = "gated"
+"""The rows the coarse map is painted from: every gated region (what SAM and CLIP were given)."""
 
 
 def match_ids(target_ids: list[str], eval_ids: list[str]) -> dict[str, str]:
@@ -42,9 +43,11 @@ def match_ids(target_ids: list[str], eval_ids: list[str]) -> dict[str, str]:
     return matches
 
 
-def round_quality(store: Store, round: int, plan: DataPlan) -> dict:
+def round_quality(store: Store, round: int, plan: DataPlan, selection: str | None = None
+                  ) -> dict:
     """{"pl_refined_miou", "pl_refined_coverage", ..., "pl_coarse_..."} in percent, with seen /
     unseen means and `pl_images`; {} when the target has no held-out labels for its images.
+    selection: the SQL WHERE retraining selects rows by (None: the rows that paint).
 
     One image at a time (its label and its two painted maps), so memory does not grow with the
     round; only the rows' RLE masks of the round are held.
@@ -58,12 +61,12 @@ def round_quality(store: Store, round: int, plan: DataPlan) -> dict:
     names = list(labels.class_names)
     lookup = _id_lookup(plan.target_classes, names)
     scores = {kind: PaintedScore(names) for kind in KINDS}
-    selections = {kind: select_images(store, round, QUALITY_SELECTION, coarse=coarse)
-                  for kind, coarse in KINDS.items()}
+    selections = {"refined": select_images(store, round, selection),
+                  "coarse": select_images(store, round, COARSE_SELECTION, coarse=True)}
     for target_id, eval_id in matches.items():
         gt = labels.read_label(eval_id)
-        for kind, selection in selections.items():
-            chosen = selection.get(target_id)
+        for kind, images in selections.items():
+            chosen = images.get(target_id)
             scores[kind].add(None if chosen is None else lookup[chosen.label_map()], gt)
     seen = plan.seen(names)
     metrics: dict = {"pl_images": len(matches)}
@@ -72,8 +75,9 @@ def round_quality(store: Store, round: int, plan: DataPlan) -> dict:
     return metrics
 
 
-KINDS = {"refined": False, "coarse": True}
-"""The two maps per image: as retraining paints them, and the coarse masks SAM was given."""
+KINDS = ("refined", "coarse")
+"""The two maps per image: as retraining paints them (the run's `self_training.selection`,
+default the rows that paint), and the coarse masks of every gated region."""
 
 
 class PaintedScore:

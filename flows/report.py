@@ -110,8 +110,9 @@ def _metrics_section(cfg: RunConfig, folder: str) -> list[str]:
     ax.set_title("target mIoU across rounds")
     ax.legend(fontsize=8)
     name = _save_png(cfg, folder, "miou.png", fig)
-    note = ("pl_*: the round's painted pseudo-labels (SAM-refined as retraining uses them, and "
-            "the coarse masks SAM was given) against the target's held-out labels, over the "
+    note = ("pl_*: the round's painted pseudo-labels (refined: as retraining uses them, SAM's "
+            "trusted masks of the regions CLIP agrees with; coarse: every gated region's coarse "
+            "mask, what SAM and CLIP were given) against the target's held-out labels, over the "
             "pixels they label; coverage: labelled pixels painted (%).")
     return ["## mIoU", "", f"![mIoU across rounds]({name})", "", *rows, "", note, ""]
 
@@ -126,18 +127,20 @@ def _stats_section(cfg: RunConfig, round: int, folder: str) -> list[str]:
     rounds = sorted({s["round"] for s in stats})
     width = 0.8 / len(rounds)
     for i, r in enumerate(rounds):
-        counts = {s["class_name"]: s["n_accepted"] for s in stats if s["round"] == r}
+        counts = {s["class_name"]: s["n_painting"] for s in stats if s["round"] == r}
         ax.bar(np.arange(len(names)) + i * width, [counts.get(n, 0) for n in names], width,
                label=f"round {r}")
     ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=45, ha="right",
                   fontsize=7)
-    ax.set_ylabel("accepted regions")
+    ax.set_ylabel("regions that paint")
     ax.legend(fontsize=8)
-    name = _save_png(cfg, folder, "accepted_regions.png", fig)
-    table = ["| class | regions | gated | accepted | median confidence |", "|---|---|---|---|---|"]
+    name = _save_png(cfg, folder, "painting_regions.png", fig)
+    table = ["| class | regions | gated | accepted (SAM trusted) | CLIP rejected | paint | "
+             "median confidence |", "|---|---|---|---|---|---|---|"]
     table += [f"| {s['class_name']} | {s['n_regions']} | {s['n_gated']} | {s['n_accepted']} | "
-              f"{_fmt(s['confidence_p50'])} |" for s in stats if s["round"] == round]
-    return ["## Pseudo-labels", "", f"![accepted regions per class]({name})", "", *table, ""]
+              f"{s['n_clip_rejected']} | {s['n_painting']} | {_fmt(s['confidence_p50'])} |"
+              for s in stats if s["round"] == round]
+    return ["## Pseudo-labels", "", f"![regions that paint, per class]({name})", "", *table, ""]
 
 
 def _overlay_section(cfg: RunConfig, round: int, folder: str) -> list[str]:

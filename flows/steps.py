@@ -200,7 +200,7 @@ def finish_round(cfg: RunConfig, round: int, parent: dict, ckpt: dict, started: 
     model = load_checkpoint(cfg, round, ckpt["sha256"])
     with phase("storage"), connect(workspace(cfg)) as con:  # one snapshot for both
         rows = round_counts(con, round)
-        quality = round_quality(con, round, data_plan(cfg))
+        quality = round_quality(con, round, data_plan(cfg), cfg.self_training.selection)
     record = lineage_record(cfg, "self_training_round", round, round - 1, ckpt["uri"],
                             ckpt["sha256"], started, rows=rows,
                             metrics=measure(cfg, model, round) | quality,

@@ -36,8 +36,9 @@ from ovseg_core.modeling.sam_encoder import resize_longest_side
 from ovseg_core.profiling import phase
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
 from ovseg_core.selftrain.regions import Region, mask_bbox
+from ovseg_core.selftrain.verify import ClipVerifier, verify_regions
 
-LABELING_VERSION = 2
+LABELING_VERSION = 3
 """Version of the labelling algorithm (regions, gate, prompts, SAM choice and trust, painting
 source). Part of every shard key, so committed shards of another algorithm are never mixed into
 a resumed round. Bump it with any change that changes a round's rows for the same inputs."""
@@ -97,14 +98,15 @@ class RoundLabeler:
 
     model: an STSeg; class_names: the target vocabulary (N entries); threshold: the
     confidence gate (regions above it are refined by SAM), one value or one per class;
-    cache: the refiner's embeddings.
+    cache: the refiner's embeddings; verifier: CLIP's check of each gated region's class
+    (None: no check).
     """
 
     def __init__(self, model, refiner: SamRefiner, class_names: Sequence[str], runtime: Runtime,
-                 threshold: float | Sequence[float], cache: EmbeddingCache | None = None
-                 ) -> None:
+                 threshold: float | Sequence[float], cache: EmbeddingCache | None = None,
+                 verifier: ClipVerifier | None = None) -> None:
         self.model, self.refiner, self.runtime = model.eval(), refiner, runtime
-        self.threshold = threshold
+        self.threshold, self.verifier = threshold, verifier
         self.size = int(model.config.input_size)
         self.cache = cache or EmbeddingCache()
         with torch.no_grad(), phase("vocabulary"):
@@ -123,8 +125,13 @@ class RoundLabeler:
         with phase("sam_refine"):
             refined = self.refiner.refine_batch(embeddings, work, regions, self.threshold)
         with phase("regions"):
-            return [[r for r in (to_image_size(x, *im.shape[:2]) for x in rs) if r is not None]
+            full = [[r for r in (to_image_size(x, *im.shape[:2]) for x in rs) if r is not None]
                     for im, rs in zip(images, refined, strict=True)]
+        if self.verifier is None:
+            return full
+        with phase("clip_verify"):
+            return [verify_regions(self.verifier, im, rs)
+                    for im, rs in zip(images, full, strict=True)]
 
     @torch.no_grad()
     def confidences(self, images: list[np.ndarray]) -> list[tuple[int, float]]:

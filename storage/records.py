@@ -39,6 +39,8 @@ class RegionRecord:
     bbox: tuple[int, int, int, int]
     gate_threshold: float | None = None
     """The gate this region met or missed, when it differs from the image's (per-class gates)."""
+    clip_class_id: int | None = None
+    """CLIP's class for the crop of the mask the region paints; None when CLIP did not check."""
 
 
 @dataclass

@@ -70,6 +70,7 @@ def _region_columns(round: int, shard: int, images: list[ImageRegions]) -> dict[
         cols["agreement_iou"] += [r.agreement_iou for r in regions]
         cols["accepted"] += [bool(r.accepted) for r in regions]
         cols["paints"] += [r.paints for r in regions]
+        cols["clip_class_id"] += [r.clip_class_id for r in regions]
         cols["area"] += rle_areas(coarse, h, w).tolist()
         cols["refined_area"] += refined_area
         for j, name in enumerate(("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")):

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bumped on any change of the columns below; stored in every file's metadata and manifest entry.
 Readers refuse shards of another version (`storage.query.connect`). History: 2 added `paints`,
 made `accepted` mean "SAM's mask is trusted" and keeps SAM's mask even when it is not; 3 added
-`images.problem` (quarantine: target files that could not be read)."""
+`images.problem` (quarantine: target files that could not be read); 4 added
+`clip_class_id` (CLIP's check of a gated region's class)."""
 
 PAINTS = ("refined", "coarse", "none")
 """What paints the label map for a row: its SAM mask, its coarse mask, or nothing."""
@@ -48,6 +49,7 @@ PSEUDO_LABEL_SCHEMA = pa.schema(
         pa.field("agreement_iou", pa.float32()),  # IoU(coarse, SAM mask); null if not gated
         pa.field("accepted", pa.bool_(), nullable=False),  # SAM's mask is trusted
         pa.field("paints", pa.string(), nullable=False),  # one of PAINTS
+        pa.field("clip_class_id", pa.uint16()),  # CLIP's class of the crop; null if unchecked
         pa.field("area", pa.int64(), nullable=False),  # coarse mask pixels
         pa.field("refined_area", pa.int64()),  # SAM mask pixels; null if not gated
         pa.field("bbox_x0", pa.int32(), nullable=False),  # XYXY of the coarse region, pixels

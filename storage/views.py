@@ -19,6 +19,7 @@ _VIEWS = {
                count(*) FILTER (WHERE accepted) AS n_accepted,
                count(*) FILTER (WHERE paints = 'refined') AS n_refined,
                count(*) FILTER (WHERE paints = 'coarse') AS n_coarse,
+               count(*) FILTER (WHERE clip_class_id <> class_id) AS n_clip_rejected,
                count(DISTINCT image_id) AS n_images,
                sum(area)::BIGINT AS area_sum, avg(area) AS area_mean,
                sum(PAINTED_AREA)::BIGINT AS painted_area_sum,

@@ -50,6 +50,8 @@ class RefinedRegion:
     is applied. accepted: the SAM mask is trusted.
     label_source: what the pseudo-label uses: "sam" (refined_mask), "coarse" (region.mask, the
     fallback for an untrusted SAM mask) or "none".
+    clip_class: CLIP's class for the crop of the mask the region paints (SAM's when trusted,
+    else the coarse one; `ovseg_core.selftrain.verify`), None when CLIP did not check it.
     """
 
     region: Region
@@ -59,6 +61,7 @@ class RefinedRegion:
     agreement_iou: float | None = None
     accepted: bool = False
     label_source: str = "none"
+    clip_class: int | None = None
 
     @property
     def label_mask(self) -> np.ndarray | None:

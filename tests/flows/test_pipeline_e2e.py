@@ -80,7 +80,7 @@ def test_report_pictures_are_written(finished_run):
     ws = Workspace(cfg.workspace)
     folder = ws.reports_dir(2)
     names = {p.rsplit("/", 1)[-1] for p in ws.fs.ls(folder, detail=False)}
-    assert {"index.md", "miou.png", "accepted_regions.png", "sample_0.png"} <= names
+    assert {"index.md", "miou.png", "painting_regions.png", "sample_0.png"} <= names
 
 
 def test_next_round_runs_stage_one_with_its_report_then_one_more_round(

@@ -27,6 +27,7 @@ def test_one_round_raises_unseen_miou_and_sam_refines_most_gated_regions(prefect
     after = round_one["metrics"]["target_unseen_miou"]
     assert after - before >= MIN_UNSEEN_RISE, (before, after)
     rows = round_one["row_counts"]
-    assert rows["gated"] > 0 and rows["refined"] >= rows["gated"] / 2, rows
+    assert rows["gated"] > 0 and rows["accepted"] >= rows["gated"] / 2, rows  # SAM trusted
+    assert 0 < rows["clip_rejected"] < rows["gated"], rows  # CLIP checked, some rejected
     assert (stage_one["metrics"]["clip_crop_unseen_top1"]
             > 2 * stage_one["metrics"]["clip_crop_chance"])
