@@ -69,14 +69,25 @@ def _read(path: str) -> tuple[bytes, object]:
                            "Label Studio JSON export") from None
 
 
-def detect_tool(document) -> str | None:
-    """"cvat" for a COCO document, "label-studio" for a task list, else None."""
+def detect_format(document) -> str | None:
+    """"coco" for a COCO document, "label-studio" for a Label Studio task list, else None."""
     if isinstance(document, dict) and {"images", "annotations", "categories"} <= set(document):
-        return "cvat"
+        return "coco"
     if isinstance(document, list) and document and all(
             isinstance(t, dict) and "data" in t for t in document):
         return "label-studio"
     return None
+
+
+def tool_of(document, fmt: str) -> str:
+    """The tool that wrote a document of format `fmt`: a task list, or a COCO file whose
+    `info.contributor` is "Label Studio" (its COCO export writes that), is Label Studio's;
+    any other COCO file is taken as CVAT's (what ovseg's review export sends COCO to)."""
+    if fmt == "label-studio":
+        return "label-studio"
+    info = document.get("info")
+    contributor = info.get("contributor") if isinstance(info, dict) else None
+    return "label-studio" if contributor == "Label Studio" else "cvat"
 
 
 class _Images:
@@ -254,19 +265,20 @@ def import_review(workspace: Workspace | str, path: str, classes: list[str],
     started = utc_now()
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     data, document = _read(path)
-    tool = detect_tool(document)
-    if tool is None:
+    fmt = detect_format(document)
+    if fmt is None:
         raise StorageError(f"{path}: neither a COCO JSON (CVAT 'COCO 1.0' export) nor a Label "
                            "Studio JSON export (a list of tasks)")
     round = latest_round(ws) if round is None else round
     committed_round(ws, round)
     sha256 = hashlib.sha256(data).hexdigest()
     images = _Images(ws, round, path)
-    parse = parse_coco if tool == "cvat" else parse_label_studio
+    tool = tool_of(document, fmt)
+    parse = parse_coco if fmt == "coco" else parse_label_studio
     try:
         labels = parse(document, images, classes, path)
     except (KeyError, TypeError, IndexError, AttributeError) as exc:
-        raise StorageError(f"{path}: not shaped as a {tool} export ({type(exc).__name__}: "
+        raise StorageError(f"{path}: not shaped as a {tool} {fmt} export ({type(exc).__name__}: "
                            f"{exc})") from None
     if not labels:
         raise StorageError(f"{path}: holds no annotated mask to import")

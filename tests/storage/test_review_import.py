@@ -121,6 +121,19 @@ def test_cvat_round_trip_stores_the_edited_masks_once(tmp_path, workspace):
         (1, done["sha256"], {"human_labels": done["rows"], "images": 2})]
 
 
+def test_a_label_studio_coco_export_is_recorded_as_label_studio(tmp_path, workspace):
+    ws, _ = review_round(workspace.root)
+    path, expected = cvat_export(tmp_path, ws)
+    document = json.loads(open(path).read())
+    document["info"]["contributor"] = "Label Studio"  # what Label Studio's COCO export writes
+    studio = tmp_path / "from_label_studio.json"
+    studio.write_text(json.dumps(document))
+    done = import_review(ws, str(studio), CLASSES)
+    assert done["tool"] == "label-studio" and same(stored(ws), expected)
+    records = [r for r in ws.lineage() if r.stage == "review_import"]
+    assert [r.config["tool"] for r in records] == ["label-studio"]
+
+
 def test_cvat_zip_export_is_read(tmp_path):
     import zipfile
 
