@@ -48,16 +48,33 @@ def round_quality(store: Store, round: int, plan: DataPlan, selection: str | Non
     """{"pl_refined_miou", "pl_refined_coverage", ..., "pl_coarse_..."} in percent, with seen /
     unseen means and `pl_images`; {} when the target has no held-out labels for its images.
     selection: the SQL WHERE retraining selects rows by (None: the rows that paint).
+    """
+    scored = painted_scores(store, round, plan, selection)
+    if scored is None:
+        return {}
+    scores, images = scored
+    seen = plan.seen(list((plan.target_labels or plan.target_eval).class_names))
+    metrics: dict = {"pl_images": images}
+    for kind, score in scores.items():
+        metrics.update({f"pl_{kind}_{k}": v for k, v in score.result(seen).items()})
+    return metrics
+
+
+def painted_scores(store: Store, round: int, plan: DataPlan, selection: str | None = None
+                   ) -> tuple[dict[str, PaintedScore], int] | None:
+    """({kind: PaintedScore} of the KINDS maps, images scored), None without held-out labels.
+    A score's `matrix.counts` is the (N, N) pixel confusion, rows: the label's class, columns:
+    the painted class.
 
     One image at a time (its label and its two painted maps), so memory does not grow with the
     round; only the rows' RLE masks of the round are held.
     """
     labels = plan.target_labels or plan.target_eval
     if labels is None or not labels.has_labels:
-        return {}
+        return None
     matches = match_ids(list(plan.target.image_ids), list(labels.image_ids))
     if not matches:
-        return {}
+        return None
     names = list(labels.class_names)
     lookup = _id_lookup(plan.target_classes, names)
     scores = {kind: PaintedScore(names) for kind in KINDS}
@@ -68,11 +85,7 @@ def round_quality(store: Store, round: int, plan: DataPlan, selection: str | Non
         for kind, images in selections.items():
             chosen = images.get(target_id)
             scores[kind].add(None if chosen is None else lookup[chosen.label_map()], gt)
-    seen = plan.seen(names)
-    metrics: dict = {"pl_images": len(matches)}
-    for kind, score in scores.items():
-        metrics.update({f"pl_{kind}_{k}": v for k, v in score.result(seen).items()})
-    return metrics
+    return scores, len(matches)
 
 
 KINDS = ("refined", "coarse")

@@ -98,7 +98,8 @@ def evaluate(model, dataset, runtime: Runtime, seen: Sequence[bool] | None = Non
     """mIoU of `model` on a labelled dataset (`class_names`, `image_ids`,
     `ds[i] -> (image, label)`).
 
-    Returns ConfusionMatrix.compute's dict (percent) plus "num_images". With `save_predictions`,
+    Returns ConfusionMatrix.compute's dict (percent) plus "num_images" and "confusion" (N x N
+    pixel counts, rows: the label's class, columns: the predicted class). With `save_predictions`,
     each predicted label map is written there under the image's file name (PNG below 255
     classes, else 16-bit TIFF).
     """
@@ -117,4 +118,5 @@ def evaluate(model, dataset, runtime: Runtime, seen: Sequence[bool] | None = Non
                         len(names))
     result = matrix.compute(seen)
     result["num_images"] = count
+    result["confusion"] = matrix.counts.tolist()
     return result
