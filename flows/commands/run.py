@@ -7,8 +7,8 @@ import argparse
 from ovseg_core.constants import DEFAULT_WORKSPACE
 
 SQL_EXAMPLES = (
-    'ovseg sql "SELECT round, class_name, n_regions, n_gated, n_accepted, confidence_p50 '
-    'FROM class_stats ORDER BY round, class_id"',
+    'ovseg sql "SELECT round, class_name, n_regions, n_gated, n_accepted, n_clip_rejected, '
+    'confidence_p50 FROM class_stats ORDER BY round, class_id"',
     'ovseg sql "SELECT round, stage, status, metrics FROM rounds ORDER BY round"',
     'ovseg sql "SELECT * FROM images_without_accepted LIMIT 10"',
     'ovseg sql "SELECT class_name, avg(sam_iou) AS sam, avg(agreement_iou) AS agree '
@@ -103,15 +103,16 @@ ROUND_COLUMNS = (("mIoU", "target_miou"), ("seen", "target_seen_miou"),
 
 
 def round_table(records: list[dict]) -> list[str]:
-    """Lines of a per-round table: target mIoU, seen / unseen, pseudo-label quality, and how
-    many gated regions SAM refined (the rows that paint with SAM's mask)."""
+    """Lines of a per-round table: target mIoU, seen / unseen, pseudo-label quality, and what
+    became of the gated regions: SAM trusted, CLIP rejected, painted with SAM's mask."""
     head = f"{'round':>5}  " + "  ".join(f"{name:>10}" for name, _ in ROUND_COLUMNS)
-    lines = [head + "  gated  refined  SAM IoU"]
+    lines = [head + "  gated  trusted  CLIP-rej  refined  SAM IoU"]
     for r in records:
         m, rows = r["metrics"], r["row_counts"]
         cells = "  ".join(_cell(m.get(key)) for _, key in ROUND_COLUMNS)
         sam = rows.get("sam_iou_mean")
-        extra = (f"  {rows['gated']:>5}  {rows['refined']:>7}  {sam:7.3f}" if "gated" in rows
+        extra = (f"  {rows['gated']:>5}  {rows['accepted']:>7}  {rows.get('clip_rejected', '-')!s:>8}"
+                 f"  {rows['refined']:>7}  {sam:7.3f}" if "gated" in rows
                  and sam is not None else "")
         lines.append(f"{r['round']:>5}  {cells}{extra}")
     first = records[0]["metrics"]

@@ -100,13 +100,12 @@ def verify_regions(verifier: ClipVerifier, image: np.ndarray, regions: Sequence[
                    ) -> list[RefinedRegion]:
     """The regions of one image with CLIP's class of every gated one (`clip_class`); a gated
     region whose class CLIP does not pick paints nothing (`label_source` "none"). The mask
-    classified is SAM's when it is trusted, else the coarse region.
+    classified is SAM's when it is trusted (and not empty), else the coarse region.
 
-    image: uint8 (H, W, 3); the regions' masks are at (H, W).
+    image: uint8 (H, W, 3); the regions' masks are at (H, W), coarse masks not empty.
     """
     gated = [i for i, r in enumerate(regions) if r.gated]
-    masks = [regions[i].refined_mask if regions[i].accepted else regions[i].region.mask
-             for i in gated]
+    masks = [checked_mask(regions[i]) for i in gated]
     classes = dict(zip(gated, verifier.classify(image, masks).tolist(), strict=True))
     out = []
     for i, r in enumerate(regions):
@@ -116,3 +115,11 @@ def verify_regions(verifier: ClipVerifier, image: np.ndarray, regions: Sequence[
                         label_source=r.label_source if agrees else "none")
         out.append(r)
     return out
+
+
+def checked_mask(region: RefinedRegion) -> np.ndarray:
+    """The (H, W) bool mask CLIP classifies: SAM's when trusted and not empty, else coarse."""
+    refined = region.refined_mask
+    if region.accepted and refined is not None and refined.any():
+        return refined
+    return region.region.mask

@@ -89,3 +89,12 @@ def test_verifier_from_clip_uses_the_template_average_of_the_vocabulary(size):
     assert torch.allclose(verifier.class_emb, expected, atol=1e-6)
     image, red, _ = two_objects()
     assert verifier.classify(image, [red]).shape == (1,)
+
+
+def test_an_empty_trusted_mask_is_checked_by_its_coarse_region():
+    image, red, blue = two_objects()
+    verifier = verifier_that_knows(image, [red, blue], [0, 1])
+    emptied = refined(blue, 1, True, True, "sam")
+    emptied.refined_mask = np.zeros_like(blue)  # e.g. vanished when resized to the image
+    (out,) = verify_regions(verifier, image, [emptied])
+    assert out.clip_class == 1 and out.label_source == "sam"

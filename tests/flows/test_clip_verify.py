@@ -48,7 +48,7 @@ def test_a_round_stores_clips_class_of_every_gated_row_and_rejected_rows_paint_n
     plan = data_plan(cfg)
     verifier = verifier_for(cfg, build_model(model_config(cfg), seed=0), plan.target_classes)
     for r in gated[:6]:
-        rle = r["refined_rle"] if r["accepted"] else r["coarse_rle"]
+        rle = r["refined_rle"] if r["accepted"] and r["refined_area"] else r["coarse_rle"]
         mask = decode_masks([rle], r["image_height"], r["image_width"])[0]
         image = plan.read_target(r["image_id"])
         assert verifier.classify(image, [mask]).tolist() == [r["clip_class_id"]]
