@@ -21,10 +21,12 @@ from pathlib import Path
 def bench_config(workspace: str | Path, *, preset: str = "tiny", images: int = 16,
                  refiner: str = "vit_t", shard_size: int = 8, gate: float | None = None,
                  fallback: str = "ignore", stage_steps: int | None = None,
-                 retrain_steps: int = 50, device: str | None = None):
+                 retrain_steps: int = 50, device: str | None = None,
+                 clip_verify: bool | None = None):
     """The benchmarks' RunConfig: the synthetic world with `images` target images, one round.
 
-    gate None = the preset's default; stage_steps None = the preset's stage-one steps.
+    gate None = the preset's default; stage_steps None = the preset's stage-one steps;
+    clip_verify None = the default (on: the world's pretrained tiny CLIP has weights).
     """
     from flows.config import RunConfig
 
@@ -34,7 +36,8 @@ def bench_config(workspace: str | Path, *, preset: str = "tiny", images: int = 1
         "model": {"preset": preset},
         "train": {"steps": stage_steps, "retrain_steps": retrain_steps},
         "self_training": {"rounds": 1, "refiner_sam": refiner, "gate_threshold": gate,
-                          "fallback": fallback, "shard_size": shard_size, "report_images": 2},
+                          "fallback": fallback, "shard_size": shard_size, "report_images": 2,
+                          "clip_verify": clip_verify},
     })
 
 

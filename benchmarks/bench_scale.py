@@ -72,6 +72,9 @@ def main() -> None:
     parser.add_argument("--retrain-steps", type=int, default=50,
                         help="retraining steps, the same at every size")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--clip-verify", action="store_true",
+                        help="run CLIP's check of the gated regions (default off here: like "
+                        "the tiny refiner, so the pipeline's own costs show)")
     parser.add_argument("--workdir", default=None, help="default: a temporary folder")
     parser.add_argument("--keep", action="store_true",
                         help="keep each size's workspace (default: delete it once measured)")
@@ -101,7 +104,7 @@ def config_for(workspace: Path, images: int, args):
     return bench_config(workspace, preset=args.preset, images=images, refiner=args.refiner,
                         shard_size=args.shard_size, gate=args.gate, fallback=args.fallback,
                         stage_steps=args.stage_steps, retrain_steps=args.retrain_steps,
-                        device=args.device)
+                        device=args.device, clip_verify=args.clip_verify)
 
 
 def progress(message: str) -> None:
