@@ -16,9 +16,9 @@ from flows.config import RunConfig
 from flows.faults import kill_point
 from flows.plan import data_plan, rescan_target, workspace
 from flows.steps import load_checkpoint, runtime_for
+from ovseg_core.config import ClipConfig
 from ovseg_core.data.prefetch import read_ahead
 from ovseg_core.errors import OvsegError
-from ovseg_core.config import ClipConfig
 from ovseg_core.labeling import LABELING_VERSION, RoundLabeler, shared_cache, weights_digest
 from ovseg_core.modeling.clip_encoder import build_open_clip, open_clip_config
 from ovseg_core.modeling.sam_encoder import build_sam

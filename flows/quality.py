@@ -62,7 +62,9 @@ def round_quality(store: Store, round: int, plan: DataPlan, selection: str | Non
 
 def painted_scores(store: Store, round: int, plan: DataPlan, selection: str | None = None
                    ) -> tuple[dict[str, PaintedScore], int] | None:
-    """({kind: PaintedScore} of the KINDS maps, images scored), None without held-out labels.
+    """({kind: PaintedScore} of the two maps, "refined" (the rows of `selection`, as retraining
+    paints them) and "coarse" (every gated region's coarse mask), images scored), None without
+    held-out labels.
     A score's `matrix.counts` is the (N, N) pixel confusion, rows: the label's class, columns:
     the painted class.
 
@@ -77,20 +79,15 @@ def painted_scores(store: Store, round: int, plan: DataPlan, selection: str | No
         return None
     names = list(labels.class_names)
     lookup = _id_lookup(plan.target_classes, names)
-    scores = {kind: PaintedScore(names) for kind in KINDS}
     selections = {"refined": select_images(store, round, selection),
                   "coarse": select_images(store, round, COARSE_SELECTION, coarse=True)}
+    scores = {kind: PaintedScore(names) for kind in selections}
     for target_id, eval_id in matches.items():
         gt = labels.read_label(eval_id)
         for kind, images in selections.items():
             chosen = images.get(target_id)
             scores[kind].add(None if chosen is None else lookup[chosen.label_map()], gt)
     return scores, len(matches)
-
-
-KINDS = ("refined", "coarse")
-"""The two maps per image: as retraining paints them (the run's `self_training.selection`,
-default the rows that paint), and the coarse masks of every gated region."""
 
 
 class PaintedScore:

@@ -26,8 +26,8 @@ clip_rejected = gated rows whose class CLIP did not pick)."""
 
 
 def round_counts(store: Store, round: int) -> dict:
-    """{regions, images, gated, accepted, refined, coarse, clip_rejected, sam_iou_mean} of round `round`:
-    counts as int, the mean rounded to 4 decimals (None for an empty round)."""
+    """{regions, images, gated, accepted, refined, coarse, clip_rejected, sam_iou_mean} of
+    round `round`: counts as int, the mean rounded to 4 decimals (None for an empty round)."""
     table = run_sql(store, ROUND_COUNTS, [round])
     return {k: (None if v[0] is None else _value(v[0])) for k, v in table.to_pydict().items()}
 
@@ -98,7 +98,8 @@ def quality_values(store: Store, round: int) -> dict:
 def class_counts(store: Store, up_to_round: int) -> list[dict]:
     """Rows of the class_stats view for rounds <= `up_to_round`, by round and class id."""
     return run_sql(store, "SELECT round, class_name, n_regions, n_gated, n_accepted, "
-                   "n_clip_rejected, n_refined + n_coarse AS n_painting, confidence_p50 FROM class_stats WHERE round <= ? ORDER BY round, class_id",
+                   "n_clip_rejected, n_refined + n_coarse AS n_painting, confidence_p50 "
+                   "FROM class_stats WHERE round <= ? ORDER BY round, class_id",
                    [up_to_round]).to_pylist()
 
 

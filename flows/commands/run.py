@@ -111,7 +111,8 @@ def round_table(records: list[dict]) -> list[str]:
         m, rows = r["metrics"], r["row_counts"]
         cells = "  ".join(_cell(m.get(key)) for _, key in ROUND_COLUMNS)
         sam = rows.get("sam_iou_mean")
-        extra = (f"  {rows['gated']:>5}  {rows['accepted']:>7}  {rows.get('clip_rejected', '-')!s:>8}"
+        rejected = rows.get("clip_rejected", "-")  # absent from older lineage records
+        extra = (f"  {rows['gated']:>5}  {rows['accepted']:>7}  {rejected!s:>8}"
                  f"  {rows['refined']:>7}  {sam:7.3f}" if "gated" in rows
                  and sam is not None else "")
         lines.append(f"{r['round']:>5}  {cells}{extra}")

@@ -12,7 +12,7 @@ from ovseg_core.selftrain.verify import ClipVerifier, masked_crop, verify_region
 
 
 def two_objects() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A 96x128 image: a red square (top left) and a striped blue bar (bottom right), their masks."""
+    """A 96x128 image: a red square (top left), a striped blue bar (bottom right), their masks."""
     rng = np.random.default_rng(0)
     image = rng.integers(90, 110, size=(96, 128, 3)).astype(np.uint8)
     red = np.zeros((96, 128), bool)

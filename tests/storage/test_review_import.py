@@ -124,7 +124,7 @@ def test_cvat_round_trip_stores_the_edited_masks_once(tmp_path, workspace):
 def test_a_label_studio_coco_export_is_recorded_as_label_studio(tmp_path, workspace):
     ws, _ = review_round(workspace.root)
     path, expected = cvat_export(tmp_path, ws)
-    document = json.loads(open(path).read())
+    document = json.loads(Path(path).read_text())
     document["info"]["contributor"] = "Label Studio"  # what Label Studio's COCO export writes
     studio = tmp_path / "from_label_studio.json"
     studio.write_text(json.dumps(document))
