@@ -1,7 +1,8 @@
 """Send a round's doubtful images to people: files CVAT and Label Studio import for correction.
 
 Which images: those with at least one row matching `where` (default DOUBTFUL_WHERE: gated
-regions whose SAM mask is not trusted, or whose SAM IoU is low), most doubtful rows first,
+regions whose SAM mask is not trusted, whose SAM IoU is low, or whose class CLIP did not pick:
+the model and CLIP disagree, which is what a person settles best), most doubtful rows first,
 at most `limit`. Which masks: every row of such an image that paints (the retraining
 selection, storage.samples' painting rule) plus its doubtful rows, so that the reviewer sees
 the whole image: an imported review replaces all of that image's pseudo-labels in retraining.
@@ -55,7 +56,7 @@ from storage.samples import DEFAULT_WHERE, ImageSelection, select_images
 from storage.workspace import Workspace
 
 TOOLS = ("cvat", "label-studio")
-DOUBTFUL_WHERE = "gated AND (NOT accepted OR sam_iou < 0.8)"
+DOUBTFUL_WHERE = "gated AND (NOT accepted OR sam_iou < 0.8 OR clip_class_id <> class_id)"
 """The default review selection: gated regions SAM did not trust, or with a low SAM IoU."""
 LOCAL_FILES = "/data/local-files/?d="
 """Label Studio's URL for a file under LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT."""

@@ -10,7 +10,8 @@ from ovseg_core.constants import DEFAULT_WORKSPACE
 TOOLS = ("cvat", "label-studio")
 
 EPILOG = """The images exported are those with a doubtful row: gated regions whose SAM mask is
-not trusted or whose SAM IoU is below 0.8 (or --where, an SQL condition over pseudo_labels);
+not trusted, whose SAM IoU is below 0.8, or whose class CLIP did not pick (or --where, an SQL
+condition over pseudo_labels);
 each shows all of its masks. Corrections imported replace that image's pseudo-labels when
 the next round retrains.
 

@@ -56,6 +56,21 @@ def test_doubtful_images_are_those_with_an_untrusted_gated_region(tmp_path):
     assert doubtful_images(ws, 1, where="class_id = 99") == []
 
 
+def test_a_region_whose_class_clip_did_not_pick_is_doubtful(tmp_path):
+    ws = Workspace(str(tmp_path / "ws"))
+    images = make_images(3, [2], seed=4, height=H, width=W, prefix="cam")
+    for im in images:  # every gated region trusted by SAM with a high IoU: nothing doubtful...
+        for r in im.regions:
+            r.gated, r.accepted, r.sam_iou = True, True, 0.95
+            r.paints = "refined" if r.refined_mask is not None else "coarse"
+            r.clip_class_id = r.class_id
+    images[1].regions[0].clip_class_id = (images[1].regions[0].class_id + 1) % 5
+    images[1].regions[0].paints = "none"  # ...but CLIP picked another class here
+    ws.write_shard(1, 0, "k0", images)
+    ws.commit_round(1, 1)
+    assert doubtful_images(ws, 1) == ["cam/0001.jpg"]
+
+
 def test_cvat_coco_holds_every_mask_of_the_review_images(tmp_path):
     ws, images = review_round(str(tmp_path / "ws"))
     done = export_review(ws, 1, str(tmp_path / "out"), "cvat", CLASSES,
