@@ -57,7 +57,8 @@ from storage.workspace import Workspace
 
 TOOLS = ("cvat", "label-studio")
 DOUBTFUL_WHERE = "gated AND (NOT accepted OR sam_iou < 0.8 OR clip_class_id <> class_id)"
-"""The default review selection: gated regions SAM did not trust, or with a low SAM IoU."""
+"""The default review selection: gated regions SAM did not trust, with a low SAM IoU, or whose
+class CLIP did not pick."""
 LOCAL_FILES = "/data/local-files/?d="
 """Label Studio's URL for a file under LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT."""
 FROM_NAME, TO_NAME = "label", "image"

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ovseg_core.clip_pretrain import class_embeddings, pooled_image_embedding
-from ovseg_core.modeling.clip_encoder import ClipVisual
+from ovseg_core.modeling.clip_encoder import ClipVisual, clip_parts
 from ovseg_core.selftrain.refiner import RefinedRegion
 
 MARGIN = 1 / 8
@@ -68,8 +68,6 @@ class ClipVerifier:
     def from_clip(cls, clip: torch.nn.Module, class_names: Sequence[str], size: int
                   ) -> ClipVerifier:
         """A verifier from an open_clip model (its towers are taken over, not copied)."""
-        from ovseg_core.modeling.clip_encoder import clip_parts
-
         visual, text = clip_parts(clip)
         with torch.no_grad():
             emb = class_embeddings(text, list(class_names))
@@ -82,38 +80,46 @@ class ClipVerifier:
         return self
 
     @torch.no_grad()
-    def classify(self, image: np.ndarray, masks: Sequence[np.ndarray]) -> np.ndarray:
-        """CLIP's class of each mask of one image: int64 (K,) indices into the vocabulary.
+    def classify(self, crops: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """CLIP's class of each (image, mask) pair: int64 (K,) indices into the vocabulary.
 
-        image: uint8 (H, W, 3); masks: K bool (H, W) masks, none empty.
+        crops: K pairs of uint8 (H, W, 3) image and bool (H, W) mask (not empty); images may
+        differ between pairs. Encoded `batch_size` crops per CLIP call.
         """
-        if not masks:
+        if not crops:
             return np.zeros(0, dtype=np.int64)
         device = self.class_emb.device
-        crops = torch.stack([masked_crop(image, m, self.size) for m in masks]).to(device)
-        emb = torch.cat([pooled_image_embedding(self.visual, crops[i:i + self.batch_size])
-                         for i in range(0, len(crops), self.batch_size)])
-        return (emb.float() @ self.class_emb.t()).argmax(dim=1).cpu().numpy()
+        classes = []
+        for start in range(0, len(crops), self.batch_size):
+            batch = torch.stack([masked_crop(image, mask, self.size)
+                                 for image, mask in crops[start:start + self.batch_size]])
+            emb = pooled_image_embedding(self.visual, batch.to(device))
+            classes.append((emb.float() @ self.class_emb.t()).argmax(dim=1).cpu())
+        return torch.cat(classes).numpy()
 
 
-def verify_regions(verifier: ClipVerifier, image: np.ndarray, regions: Sequence[RefinedRegion]
-                   ) -> list[RefinedRegion]:
-    """The regions of one image with CLIP's class of every gated one (`clip_class`); a gated
-    region whose class CLIP does not pick paints nothing (`label_source` "none"). The mask
-    classified is SAM's when it is trusted (and not empty), else the coarse region.
+def verify_regions(verifier: ClipVerifier, images: Sequence[np.ndarray],
+                   regions: Sequence[Sequence[RefinedRegion]]) -> list[list[RefinedRegion]]:
+    """Each image's regions with CLIP's class of every gated one (`clip_class`), all images'
+    gated regions classified together; a gated region whose class CLIP does not pick paints
+    nothing (`label_source` "none"). The mask classified is SAM's when it is trusted (and not
+    empty), else the coarse region.
 
-    image: uint8 (H, W, 3); the regions' masks are at (H, W), coarse masks not empty.
+    images: uint8 (H_i, W_i, 3); regions[i]: image i's regions, masks at (H_i, W_i), coarse
+    masks not empty.
     """
-    gated = [i for i, r in enumerate(regions) if r.gated]
-    masks = [checked_mask(regions[i]) for i in gated]
-    classes = dict(zip(gated, verifier.classify(image, masks).tolist(), strict=True))
+    gated = [(i, j) for i, rs in enumerate(regions) for j, r in enumerate(rs) if r.gated]
+    found = verifier.classify([(images[i], checked_mask(regions[i][j])) for i, j in gated])
+    classes = dict(zip(gated, found.tolist(), strict=True))
     out = []
-    for i, r in enumerate(regions):
-        if i in classes:
-            agrees = classes[i] == r.region.class_id
-            r = replace(r, clip_class=classes[i],
-                        label_source=r.label_source if agrees else "none")
-        out.append(r)
+    for i, rs in enumerate(regions):
+        out.append([])
+        for j, r in enumerate(rs):
+            if (i, j) in classes:
+                agrees = classes[i, j] == r.region.class_id
+                r = replace(r, clip_class=classes[i, j],
+                            label_source=r.label_source if agrees else "none")
+            out[i].append(r)
     return out
 
 

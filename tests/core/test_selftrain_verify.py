@@ -1,7 +1,6 @@
 """CLIP's check of a pseudo-label's class: the region crop and its zero-shot class."""
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -51,11 +50,11 @@ def verifier_that_knows(image: np.ndarray, masks: list[np.ndarray], order: list[
 
 def test_classify_gives_each_mask_the_class_its_crop_is_nearest_to():
     image, red, blue = two_objects()
-    assert verifier_that_knows(image, [red, blue], [0, 1]).classify(image, [red, blue]).tolist() \
-        == [0, 1]
-    assert verifier_that_knows(image, [red, blue], [1, 0]).classify(image, [blue, red]).tolist() \
-        == [0, 1]
-    assert verifier_that_knows(image, [red, blue], [0, 1]).classify(image, []).shape == (0,)
+    knows = verifier_that_knows(image, [red, blue], [0, 1])  # batch_size 1: one call per crop
+    assert knows.classify([(image, red), (image, blue)]).tolist() == [0, 1]
+    swapped = verifier_that_knows(image, [red, blue], [1, 0])
+    assert swapped.classify([(image, blue), (image, red)]).tolist() == [0, 1]
+    assert knows.classify([]).shape == (0,)
 
 
 def refined(mask: np.ndarray, class_id: int, gated: bool, accepted: bool,
@@ -74,21 +73,20 @@ def test_a_gated_region_of_another_class_than_clip_picks_paints_nothing():
                refined(blue, 0, True, True, "sam"),    # CLIP says 1
                refined(blue, 1, True, False, "none"),  # untrusted: its coarse mask is checked
                refined(red, 1, False, False, "none")]  # not gated: not checked
-    out = verify_regions(verifier, image, regions)
+    (out,) = verify_regions(verifier, [image], [regions])
     assert [r.clip_class for r in out] == [0, 1, 1, None]
     assert [r.label_source for r in out] == ["sam", "none", "none", "none"]
     assert [r.accepted for r in out] == [True, True, False, False]  # SAM's trust is kept
 
 
-@pytest.mark.parametrize("size", [32, 64])
-def test_verifier_from_clip_uses_the_template_average_of_the_vocabulary(size):
+def test_verifier_from_clip_uses_the_template_average_of_the_vocabulary():
     names = ["red disk", "blue square", "checkerboard"]
-    verifier = ClipVerifier.from_clip(cp.new_tiny_clip(0), names, size)
+    verifier = ClipVerifier.from_clip(cp.new_tiny_clip(0), names, 32)
     _, text = cp.split_clip(cp.new_tiny_clip(0))
     expected = F.normalize(cp.class_embeddings(text, names), dim=-1)
     assert torch.allclose(verifier.class_emb, expected, atol=1e-6)
     image, red, _ = two_objects()
-    assert verifier.classify(image, [red]).shape == (1,)
+    assert verifier.classify([(image, red)]).shape == (1,)
 
 
 def test_an_empty_trusted_mask_is_checked_by_its_coarse_region():
@@ -96,5 +94,17 @@ def test_an_empty_trusted_mask_is_checked_by_its_coarse_region():
     verifier = verifier_that_knows(image, [red, blue], [0, 1])
     emptied = refined(blue, 1, True, True, "sam")
     emptied.refined_mask = np.zeros_like(blue)  # e.g. vanished when resized to the image
-    (out,) = verify_regions(verifier, image, [emptied])
+    ((out,),) = verify_regions(verifier, [image], [[emptied]])
     assert out.clip_class == 1 and out.label_source == "sam"
+
+
+def test_regions_of_several_images_get_their_own_images_classes():
+    image, red, blue = two_objects()
+    verifier = verifier_that_knows(image, [red, blue], [0, 1])
+    first, second = verify_regions(verifier, [image, image.copy()],
+                                   [[refined(blue, 1, True, True, "sam")],
+                                    [refined(red, 1, True, True, "sam"),
+                                     refined(blue, 0, False, False, "none")]])
+    assert [r.clip_class for r in first] == [1] and first[0].label_source == "sam"
+    assert [r.clip_class for r in second] == [0, None]
+    assert [r.label_source for r in second] == ["none", "none"]

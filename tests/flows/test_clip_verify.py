@@ -51,7 +51,7 @@ def test_a_round_stores_clips_class_of_every_gated_row_and_rejected_rows_paint_n
         rle = r["refined_rle"] if r["accepted"] and r["refined_area"] else r["coarse_rle"]
         mask = decode_masks([rle], r["image_height"], r["image_width"])[0]
         image = plan.read_target(r["image_id"])
-        assert verifier.classify(image, [mask]).tolist() == [r["clip_class_id"]]
+        assert verifier.classify([(image, mask)]).tolist() == [r["clip_class_id"]]
     # the pseudo-label quality measures the map retraining uses: rejected rows are not in it
     from flows.quality import round_quality
     from storage.workspace import Workspace
