@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +159,29 @@ def test_real_mobile_sam_improves_held_out_arc2017():
         result = check_set(builtin_sets()["arc2017"], refiner)
     # measured (README): 0.835 -> 0.879; never used to choose the defaults
     assert result.refined_miou >= result.coarse_miou + 0.03, result
+
+
+def test_nuclei_wheel_becomes_a_voc_folder(tmp_path):
+    """benchmarks/nuclei_voc.py turns stardist's 16-bit image and instance labels into a folder
+    that refine-check reads: the contrast stretch maps the percentiles to 0 and 255, and every
+    labelled instance becomes class 1."""
+    from benchmarks.nuclei_voc import MEMBERS, write_voc
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(100, 4000, (32, 48), dtype=np.uint16)
+    instances = np.zeros((32, 48), np.uint16)
+    instances[2:10, 3:12], instances[20:30, 30:40] = 7, 12
+    wheel = tmp_path / "stardist.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for member, array in zip(MEMBERS, (image, instances), strict=True):
+            path = tmp_path / Path(member).name
+            Image.fromarray(array).save(path)
+            z.write(path, member)
+    assert write_voc(wheel, tmp_path / "voc") == 2
+    names, samples = read_voc_folder(tmp_path / "voc")
+    assert names == ["background", "nucleus"]
+    (sample,) = samples
+    assert sample.rgb.shape == (32, 48, 3)
+    assert (sample.label == (instances > 0)).all()
+    grey = sample.rgb[..., 0].astype(int)
+    assert grey.min() <= 2 and grey.max() >= 253  # stretched (JPEG moves values a little)
