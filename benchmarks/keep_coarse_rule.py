@@ -12,8 +12,10 @@ exceeds T paints the coarse region" would keep the coarse mask there. This measu
    are pixel-exact: each round's precision-style pseudo-label mIoU (`flows.quality`) as
    stored, and with the rule applied to the stored rows (in a temporary copy).
 
+A third rule, `--thin`: drop SAM's edits thinner than a fraction of the band.
+
     uv run --extra dev python benchmarks/keep_coarse_rule.py --nuclei out/nuclei \
-        --thresholds 0.93 0.95 0.97 --workspaces ovseg-workspace
+        --thresholds 0.93 0.95 0.97 --thin 0.1 0.2 --workspaces ovseg-workspace
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
+from scipy import ndimage
 
 from ovseg_core.modeling.sam_encoder import build_sam, default_sam_checkpoint
 from ovseg_core.selftrain import SamRefiner
@@ -43,33 +46,42 @@ from ovseg_core.selftrain.regions import Region
 
 class KeepCoarseRefiner(SamRefiner):
     """The default refiner, except that a trusted SAM mask agreeing with its region above
-    `keep_above` (None: never) paints the coarse region."""
+    `keep_above` (None: never) paints the coarse region, and, with `thin` (a fraction of the
+    band), SAM's edits thinner than that are dropped (a morphological opening of the edits)."""
 
     keep_above: float | None = None
+    thin: float | None = None
 
     def _judge(self, region: Region, mask: np.ndarray, sam_iou: float) -> RefinedRegion:
         judged = super()._judge(region, mask, sam_iou)
         if self.keep_above is not None and judged.accepted and \
                 judged.agreement_iou > self.keep_above:
             judged.refined_mask = region.mask.copy()
+        if self.thin is not None and judged.refined_mask is not None:
+            radius = max(1, round(self.thin * self.settings.band * max(region.mask.shape)))
+            y, x = np.ogrid[-radius:radius + 1, -radius:radius + 1]
+            edits = ndimage.binary_opening(judged.refined_mask ^ region.mask,
+                                           structure=x * x + y * y <= radius * radius)
+            judged.refined_mask = region.mask ^ edits
         return judged
 
 
-def refine_sets(nuclei: Path | None, thresholds: list[float]) -> None:
+def refine_sets(nuclei: Path | None, thresholds: list[float], thin: list[float]) -> None:
     refiner = KeepCoarseRefiner(build_sam("vit_t", default_sam_checkpoint("vit_t")))
     sets = builtin_sets()
     if nuclei is not None:
         names, samples = read_voc_folder(nuclei)
         sets["nuclei"] = LabelledSet(names, samples)
+    rules = [("defaults", None, None)] + [(f"keep coarse above {t}", t, None) for t in thresholds]
+    rules += [(f"drop edits thinner than {f} band", None, f) for f in thin]
     print("refine-check, refined - coarse mIoU per set")
-    for keep in [None, *thresholds]:
-        refiner.keep_above = keep
+    for label, keep, fraction in rules:
+        refiner.keep_above, refiner.thin = keep, fraction
         with torch.inference_mode():
             results = {name: check_set(data, refiner) for name, data in sets.items()}
         cells = " ".join(f"{name} {r.coarse_miou:.3f}->{r.refined_miou:.3f} "
                          f"({r.refined_miou - r.coarse_miou:+.3f})" for name, r in results.items())
-        print(f"  {'defaults' if keep is None else f'keep coarse above {keep}':24s} {cells}",
-              flush=True)
+        print(f"  {label:34s} {cells}", flush=True)
 
 
 def with_rule(workspace: str, copy: Path, keep_above: float) -> int:
@@ -125,9 +137,11 @@ def main() -> None:
     parser.add_argument("--nuclei", type=Path, default=None,
                         help="the VOC folder benchmarks/nuclei_voc.py wrote")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.95])
+    parser.add_argument("--thin", type=float, nargs="*", default=[],
+                        help="also drop SAM's edits thinner than these fractions of the band")
     parser.add_argument("--workspaces", nargs="*", default=[])
     args = parser.parse_args()
-    refine_sets(args.nuclei, args.thresholds)
+    refine_sets(args.nuclei, args.thresholds, args.thin)
     if args.workspaces:
         workspaces(args.workspaces, args.thresholds)
 
