@@ -32,13 +32,17 @@ def stage_one(config: RunConfig) -> dict:
 def self_training_round(config: RunConfig, round: int, redo: bool = False) -> dict:
     """Label the target with the parent checkpoint, commit the shards, retrain, record.
 
-    redo: forget what the round already committed and compute it again.
+    redo: forget what the round and every later round committed, and compute this round
+    again (the next `self_training` run computes the later ones from it).
     """
     if round < 1:
         raise ValueError("self-training rounds are numbered from 1 (round 0 is stage one)")
     check_config(config)
     if redo:
-        steps.redo_round(config, round)
+        later = [r for r in steps.redo_round(config, round) if r > round]
+        if later:
+            print(f"redoing round {round} also forgets round(s) {', '.join(map(str, later))}: "
+                  f"they were labelled and trained from round {round}'s checkpoint")
     done = steps.completed(config, "self_training_round", round)
     if done is not None:
         get_run_logger().info("round %d already completed; nothing to do", round)

@@ -134,12 +134,15 @@ def commit_round(cfg: RunConfig, round: int, count: int) -> None:
     workspace(cfg).commit_round(round, count)
 
 
-def redo_round(cfg: RunConfig, round: int) -> None:
-    """Forget everything round `round` produced so the next run recomputes it."""
+def redo_round(cfg: RunConfig, round: int) -> list[int]:
+    """Forget everything round `round` and every later round produced (they descend from its
+    checkpoint) so the next run recomputes them; returns the rounds forgotten."""
     import shutil
 
-    workspace(cfg).redo_round(round)
-    shutil.rmtree(local_dir(cfg, f"round={round:03d}"), ignore_errors=True)
+    dropped = workspace(cfg).redo_from(round)
+    for r in dropped:
+        shutil.rmtree(local_dir(cfg, f"round={r:03d}"), ignore_errors=True)
+    return dropped
 
 
 def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:

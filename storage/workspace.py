@@ -180,12 +180,7 @@ class Workspace:
 
     def rounds(self) -> list[int]:
         """Round numbers that hold at least one committed shard, ascending."""
-        try:
-            names = self.fs.ls(self._abs("pseudo_labels"), detail=False)
-        except FileNotFoundError:
-            return []
-        found = (_ROUND_DIR.search(n.rstrip("/")) for n in names)
-        return sorted(int(m.group(1)) for m in found if m and self.shard_entries(int(m.group(1))))
+        return [r for r in self._started_rounds() if self.shard_entries(r)]
 
     # ---- rounds
     def commit_round(self, round: int, expected_shards: int) -> None:
@@ -225,6 +220,27 @@ class Workspace:
         remove(self.fs, self._abs(f"images/{self._round_part(round)}"))
         checkpoints.remove_checkpoint(self, round)
         lineage.supersede_round(self, round)
+
+    def redo_from(self, round: int) -> list[int]:
+        """Drop `round` and every later round the store holds anything of (plan, shards,
+        checkpoint, lineage), latest first: a later round was labelled and trained from an
+        earlier one's checkpoint, so it cannot outlive it (and an interrupted redo never leaves a
+        later round on a dropped parent). Returns the rounds dropped, ascending."""
+        later = {r.round for r in self.lineage() if r.round > round} | {
+            r for r in self._started_rounds() if r > round}
+        dropped = sorted(later | {round})
+        for r in reversed(dropped):
+            self.redo_round(r)
+        return dropped
+
+    def _started_rounds(self) -> list[int]:
+        """Round numbers with a folder under pseudo_labels/ (a plan, shards or a commit)."""
+        try:
+            names = self.fs.ls(self._abs("pseudo_labels"), detail=False)
+        except FileNotFoundError:
+            return []
+        found = (_ROUND_DIR.search(n.rstrip("/")) for n in names)
+        return sorted(int(m.group(1)) for m in found if m)
 
     # ---- checkpoints, lineage, reports
     def put_checkpoint(self, round: int, local_dir: str) -> CheckpointRecord:

@@ -29,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="random seed (also picks the synthetic dataset)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when present)")
     p.add_argument("--redo-round", type=int, metavar="R",
-                   help="forget round R's committed results and compute it again")
+                   help="forget what round R and every later round committed (they descend "
+                   "from R's checkpoint) and compute them again")
     p.add_argument("--accept-round", type=int, metavar="R", action="append", default=[],
                    help="let round R retrain even when a quality-gate check fails (adds R to "
                    "quality.accept_rounds; repeatable)")

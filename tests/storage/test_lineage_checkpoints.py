@@ -114,3 +114,24 @@ def test_ignore_index_agrees_with_core():
     from ovseg_core.constants import IGNORE_INDEX as CORE_IGNORE
 
     assert IGNORE_INDEX == CORE_IGNORE == 65535
+
+
+def test_redo_from_drops_every_later_round_and_keeps_earlier_ones(workspace, tmp_path):
+    """A later round was trained from the redone round's checkpoint: it goes too (rows,
+    checkpoint, lineage), also one that only started (its plan folder); earlier rounds stay."""
+    for r in (1, 2, 3):
+        workspace.put_checkpoint(r, _checkpoint_dir(tmp_path / f"ckpt{r}", f"w{r}".encode()))
+        workspace.write_shard(r, 0, "k", make_images(2, [r]))
+        workspace.commit_round(r, 1)
+        workspace.write_lineage(_record(round=r, checkpoint_sha256=str(r) * 64))
+    workspace.fs.makedirs(workspace._abs("pseudo_labels/round=004/_manifest"), exist_ok=True)
+    workspace.fs.touch(workspace._abs("pseudo_labels/round=004/_manifest/_plan.json"))
+
+    assert workspace.redo_from(2) == [2, 3, 4]
+    assert [r.round for r in workspace.lineage()] == [1]
+    assert workspace.rounds() == [1] and workspace.checkpoint(1) is not None
+    assert all(workspace.checkpoint(r) is None for r in (2, 3))
+    assert workspace._started_rounds() == [1]
+    rows = run_sql(workspace, "SELECT DISTINCT round FROM pseudo_labels")
+    assert rows["round"].to_pylist() == [1]
+    assert workspace.redo_from(5) == [5]  # nothing there: a no-op
