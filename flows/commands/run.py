@@ -47,13 +47,12 @@ def run(args: argparse.Namespace) -> int:
     _say(f"workspace {cfg.workspace} | preset {cfg.model.preset} | "
          f"{cfg.self_training.rounds} round(s) | Prefect home {home}")
     start = time.perf_counter()
-    from flows.pipeline import round_flow, self_training
+    from flows.pipeline import self_training
 
-    _say("starting Prefect (a temporary local server unless PREFECT_API_URL is set)...")
     if args.redo_round is not None:
-        _check_redo(cfg, args.redo_round)
-        round_flow(cfg)(cfg, args.redo_round, redo=True)
-    records = self_training(cfg)
+        _redo(cfg, args.redo_round)
+    _say("starting Prefect (a temporary local server unless PREFECT_API_URL is set)...")
+    records = self_training(cfg, max(cfg.self_training.rounds, args.redo_round or 0))
     _summary(cfg, records, time.perf_counter() - start)
     return 0
 
@@ -76,8 +75,10 @@ def run_config(args: argparse.Namespace):
     return cfg
 
 
-def _check_redo(cfg, round: int) -> None:
-    """OvsegError unless `round` is a self-training round this workspace has started."""
+def _redo(cfg, round: int) -> None:
+    """Forget round `round` and every later one (the run then recomputes them); OvsegError
+    unless `round` is a self-training round this workspace has started."""
+    from flows import steps
     from ovseg_core.errors import OvsegError
     from storage.workspace import Workspace
 
@@ -87,6 +88,9 @@ def _check_redo(cfg, round: int) -> None:
         rounds = ", ".join(map(str, known)) or "none"
         raise OvsegError(f"--redo-round {round}: no such self-training round in "
                          f"{cfg.workspace} (rounds there: {rounds}; round 0 is stage one)")
+    later = [r for r in steps.redo_round(cfg, round) if r > round]
+    _say(f"forgot round {round}" + (f" and the round(s) trained from it: "
+                                    f"{', '.join(map(str, later))}" if later else ""))
 
 
 def _first_line(exc: Exception) -> str:
