@@ -12,10 +12,12 @@ exceeds T paints the coarse region" would keep the coarse mask there. This measu
    are pixel-exact: each round's precision-style pseudo-label mIoU (`flows.quality`) as
    stored, and with the rule applied to the stored rows (in a temporary copy).
 
-A third rule, `--thin`: drop SAM's edits thinner than a fraction of the band.
+Two more rules: `--thin`, drop SAM's edits thinner than a fraction of the band; `--area`, a
+region larger than that many cost-volume cells (band x longest side, squared) paints its coarse
+mask (the grid's error shrinks with the region's size, SAM's edge disagreements do not).
 
     uv run --extra dev python benchmarks/keep_coarse_rule.py --nuclei out/nuclei \
-        --thresholds 0.93 0.95 0.97 --thin 0.1 0.2 --workspaces ovseg-workspace
+        --thresholds 0.93 0.95 0.97 --thin 0.1 0.2 --area 40 80 --workspaces ovseg-workspace
 """
 
 from __future__ import annotations
@@ -40,22 +42,26 @@ from ovseg_core.selftrain.refine_check import (
     check_set,
     read_voc_folder,
 )
-from ovseg_core.selftrain.refiner import RefinedRegion
+from ovseg_core.selftrain.refiner import RefinedRegion, RefinerSettings
 from ovseg_core.selftrain.regions import Region
 
 
 class KeepCoarseRefiner(SamRefiner):
     """The default refiner, except that a trusted SAM mask agreeing with its region above
-    `keep_above` (None: never) paints the coarse region, and, with `thin` (a fraction of the
-    band), SAM's edits thinner than that are dropped (a morphological opening of the edits)."""
+    `keep_above` (None: never) or a region of more than `keep_cells` cost-volume cells paints
+    the coarse region, and, with `thin` (a fraction of the band), SAM's edits thinner than that
+    are dropped (a morphological opening of the edits)."""
 
     keep_above: float | None = None
+    keep_cells: float | None = None
     thin: float | None = None
 
     def _judge(self, region: Region, mask: np.ndarray, sam_iou: float) -> RefinedRegion:
         judged = super()._judge(region, mask, sam_iou)
-        if self.keep_above is not None and judged.accepted and \
-                judged.agreement_iou > self.keep_above:
+        cell = self.settings.band * max(region.mask.shape)
+        keep = (self.keep_above is not None and judged.agreement_iou > self.keep_above) or \
+            (self.keep_cells is not None and region.mask.sum() / cell**2 > self.keep_cells)
+        if keep and judged.accepted:
             judged.refined_mask = region.mask.copy()
         if self.thin is not None and judged.refined_mask is not None:
             radius = max(1, round(self.thin * self.settings.band * max(region.mask.shape)))
@@ -66,17 +72,21 @@ class KeepCoarseRefiner(SamRefiner):
         return judged
 
 
-def refine_sets(nuclei: Path | None, thresholds: list[float], thin: list[float]) -> None:
+def refine_sets(nuclei: Path | None, thresholds: list[float], thin: list[float],
+                area: list[float]) -> None:
     refiner = KeepCoarseRefiner(build_sam("vit_t", default_sam_checkpoint("vit_t")))
     sets = builtin_sets()
     if nuclei is not None:
         names, samples = read_voc_folder(nuclei)
         sets["nuclei"] = LabelledSet(names, samples)
-    rules = [("defaults", None, None)] + [(f"keep coarse above {t}", t, None) for t in thresholds]
-    rules += [(f"drop edits thinner than {f} band", None, f) for f in thin]
+    rules = [("defaults", {})] + [(f"keep coarse above {t}", {"keep_above": t})
+                                  for t in thresholds]
+    rules += [(f"drop edits thinner than {f} band", {"thin": f}) for f in thin]
+    rules += [(f"keep coarse over {a:g} cells", {"keep_cells": a}) for a in area]
     print("refine-check, refined - coarse mIoU per set")
-    for label, keep, fraction in rules:
-        refiner.keep_above, refiner.thin = keep, fraction
+    for label, rule in rules:
+        refiner.keep_above, refiner.keep_cells, refiner.thin = (
+            rule.get("keep_above"), rule.get("keep_cells"), rule.get("thin"))
         with torch.inference_mode():
             results = {name: check_set(data, refiner) for name, data in sets.items()}
         cells = " ".join(f"{name} {r.coarse_miou:.3f}->{r.refined_miou:.3f} "
@@ -84,15 +94,27 @@ def refine_sets(nuclei: Path | None, thresholds: list[float], thin: list[float])
         print(f"  {label:34s} {cells}", flush=True)
 
 
-def with_rule(workspace: str, copy: Path, keep_above: float) -> int:
-    """Copy the workspace to `copy` and paint its trusted rows with agreement above
-    `keep_above` with their coarse mask; returns the rows changed."""
+def keeps_coarse(table, rule: str, value: float):
+    """Which rows the rule paints with their coarse mask instead of SAM's: "agreement" (above
+    `value`) or "cells" (region area above `value` cost-volume cells)."""
+    if rule == "agreement":
+        chosen = pc.greater(table["agreement_iou"], value)
+    else:
+        cell = pc.divide(pc.cast(pc.max_element_wise(table["image_height"], table["image_width"]),
+                                 "double"), 1 / RefinerSettings().band)
+        chosen = pc.greater(pc.divide(pc.cast(table["area"], "double"), pc.multiply(cell, cell)),
+                            value)
+    return pc.fill_null(pc.and_(pc.equal(table["paints"], "refined"), chosen), False)
+
+
+def with_rule(workspace: str, copy: Path, rule: str, value: float) -> int:
+    """Copy the workspace to `copy` and paint the rows `keeps_coarse` picks with their coarse
+    mask; returns the rows changed."""
     shutil.copytree(workspace, copy)
     changed = 0
     for shard in glob.glob(str(copy / "pseudo_labels" / "round=*" / "shard=*.parquet")):
         table = pq.read_table(shard)
-        swap = pc.fill_null(pc.and_(pc.equal(table["paints"], "refined"),
-                                    pc.greater(table["agreement_iou"], keep_above)), False)
+        swap = keeps_coarse(table, rule, value)
         changed += pc.sum(swap).as_py() or 0
         column = table.schema.get_field_index("refined_rle")
         table = table.set_column(column, table.schema.field(column),
@@ -120,16 +142,18 @@ def pseudo_label_quality(workspace: str) -> dict[int, str]:
     return out
 
 
-def workspaces(paths: list[str], thresholds: list[float]) -> None:
+def workspaces(paths: list[str], thresholds: list[float], area: list[float]) -> None:
     print("pseudo-label mIoU all/seen/unseen per round (built-in world, pixel-exact labels)")
+    rules = [("agreement", t, f"keep coarse above {t}") for t in thresholds]
+    rules += [("cells", a, f"keep coarse over {a:g} cells") for a in area]
     for path in paths:
         print(f"  {path}: as stored {pseudo_label_quality(path)}")
-        for keep in thresholds:
+        for rule, value, label in rules:
             with tempfile.TemporaryDirectory() as tmp:
                 copy = Path(tmp) / "ws"
-                changed = with_rule(path, copy, keep)
-                print(f"    keep coarse above {keep} ({changed} rows): "
-                      f"{pseudo_label_quality(str(copy))}", flush=True)
+                changed = with_rule(path, copy, rule, value)
+                print(f"    {label} ({changed} rows): {pseudo_label_quality(str(copy))}",
+                      flush=True)
 
 
 def main() -> None:
@@ -139,11 +163,13 @@ def main() -> None:
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.95])
     parser.add_argument("--thin", type=float, nargs="*", default=[],
                         help="also drop SAM's edits thinner than these fractions of the band")
+    parser.add_argument("--area", type=float, nargs="*", default=[],
+                        help="also keep the coarse mask of regions over these many cells")
     parser.add_argument("--workspaces", nargs="*", default=[])
     args = parser.parse_args()
-    refine_sets(args.nuclei, args.thresholds, args.thin)
+    refine_sets(args.nuclei, args.thresholds, args.thin, args.area)
     if args.workspaces:
-        workspaces(args.workspaces, args.thresholds)
+        workspaces(args.workspaces, args.thresholds, args.area)
 
 
 if __name__ == "__main__":
