@@ -21,18 +21,13 @@ def main() -> None:
     parser.add_argument("workspace")
     parser.add_argument("--round", type=int, default=1)
     args = parser.parse_args()
-    from flows.config import RunConfig
     from flows.plan import data_plan
     from flows.quality import painted_scores
     from storage.workspace import Workspace
 
-    ws = Workspace(args.workspace)
-    records = [r for r in ws.lineage()
-               if r.stage == "self_training_round" and r.round == args.round]
-    if not records:
-        raise SystemExit(f"{args.workspace}: no completed round {args.round}")
-    cfg = RunConfig.model_validate(records[0].config | {"workspace": args.workspace})
-    scored = painted_scores(ws, args.round, data_plan(cfg), cfg.self_training.selection)
+    cfg = round_config(args.workspace, args.round)
+    scored = painted_scores(Workspace(args.workspace), args.round, data_plan(cfg),
+                            cfg.self_training.selection)
     if scored is None:
         raise SystemExit("the target has no held-out labels for its images")
     scores, images = scored
@@ -42,6 +37,18 @@ def main() -> None:
         unpainted = score.labelled - score.covered
         print(f"\n{kind}")
         print_matrix(score.matrix.counts, names, unpainted_total=unpainted)
+
+
+def round_config(workspace: str, round: int):
+    """The RunConfig a finished self-training round of `workspace` ran with."""
+    from flows.config import RunConfig
+    from storage.workspace import Workspace
+
+    records = [r for r in Workspace(workspace).lineage()
+               if r.stage == "self_training_round" and r.round == round]
+    if not records:
+        raise SystemExit(f"{workspace}: no completed round {round}")
+    return RunConfig.model_validate(records[0].config | {"workspace": workspace})
 
 
 def print_matrix(counts: np.ndarray, names: list[str], unpainted_total: int) -> None:

@@ -80,16 +80,12 @@ def main() -> None:
     parser.add_argument("--keep", type=float, nargs="+", default=[0.35],
                         help="shares of that class's pixels kept (one retraining each)")
     args = parser.parse_args()
-    from flows import training
-    from flows.config import RunConfig
-    from flows.plan import data_plan
-    from storage.workspace import Workspace
+    from pl_confusion import round_config
 
-    records = [r for r in Workspace(args.workspace).lineage()
-               if r.stage == "self_training_round" and r.round == args.round]
-    if not records:
-        raise SystemExit(f"{args.workspace}: no completed round {args.round}")
-    cfg = RunConfig.model_validate(records[0].config | {"workspace": args.workspace})
+    from flows import training
+    from flows.plan import data_plan
+
+    cfg = round_config(args.workspace, args.round)
     names = data_plan(cfg).target_classes
     if args.thin not in names:
         raise SystemExit(f"--thin {args.thin}: not a class of the target ({', '.join(names)})")

@@ -39,10 +39,7 @@ def self_training_round(config: RunConfig, round: int, redo: bool = False) -> di
         raise ValueError("self-training rounds are numbered from 1 (round 0 is stage one)")
     check_config(config)
     if redo:
-        later = [r for r in steps.redo_round(config, round) if r > round]
-        if later:
-            print(f"redoing round {round} also forgets round(s) {', '.join(map(str, later))}: "
-                  f"they were labelled and trained from round {round}'s checkpoint")
+        print(steps.redo_round(config, round))
     done = steps.completed(config, "self_training_round", round)
     if done is not None:
         get_run_logger().info("round %d already completed; nothing to do", round)

@@ -134,15 +134,17 @@ def commit_round(cfg: RunConfig, round: int, count: int) -> None:
     workspace(cfg).commit_round(round, count)
 
 
-def redo_round(cfg: RunConfig, round: int) -> list[int]:
+def redo_round(cfg: RunConfig, round: int) -> str:
     """Forget everything round `round` and every later round produced (they descend from its
-    checkpoint) so the next run recomputes them; returns the rounds forgotten."""
+    checkpoint) so the next run recomputes them; returns a line saying which were forgotten."""
     import shutil
 
     dropped = workspace(cfg).redo_from(round)
     for r in dropped:
         shutil.rmtree(local_dir(cfg, f"round={r:03d}"), ignore_errors=True)
-    return dropped
+    later = ", ".join(str(r) for r in dropped if r > round)
+    return f"forgot round {round}" + (f" and the round(s) trained from it: {later}"
+                                      if later else "")
 
 
 def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:

@@ -88,9 +88,7 @@ def _redo(cfg, round: int) -> None:
         rounds = ", ".join(map(str, known)) or "none"
         raise OvsegError(f"--redo-round {round}: no such self-training round in "
                          f"{cfg.workspace} (rounds there: {rounds}; round 0 is stage one)")
-    later = [r for r in steps.redo_round(cfg, round) if r > round]
-    _say(f"forgot round {round}" + (f" and the round(s) trained from it: "
-                                    f"{', '.join(map(str, later))}" if later else ""))
+    _say(steps.redo_round(cfg, round))
 
 
 def _first_line(exc: Exception) -> str:
