@@ -14,10 +14,15 @@ exceeds T paints the coarse region" would keep the coarse mask there. This measu
 
 Two more rules: `--thin`, drop SAM's edits thinner than a fraction of the band; `--area`, a
 region larger than that many cost-volume cells (band x longest side, squared) paints its coarse
-mask (the grid's error shrinks with the region's size, SAM's edge disagreements do not).
+mask (the grid's error shrinks with the region's size, SAM's edge disagreements do not);
+`--margins M`, a per-pixel rule on SAM's logits: a coarse pixel leaves the mask only where
+SAM's logit is <= t - M, a pixel joins it only where the logit is > t + M (t: the refiner's
+`mask_threshold`, -1), so SAM's unsure pixels (blurred or furry edges) keep the coarse label.
+The last two measure on refine-check's sets only (the store keeps no logits).
 
     uv run --extra dev python benchmarks/keep_coarse_rule.py --nuclei out/nuclei \
-        --thresholds 0.93 0.95 0.97 --thin 0.1 0.2 --area 40 80 --workspaces ovseg-workspace
+        --thresholds 0.93 0.95 0.97 --thin 0.1 0.2 --area 40 80 --margins 1 2 4 \
+        --workspaces ovseg-workspace
 """
 
 from __future__ import annotations
@@ -42,19 +47,37 @@ from ovseg_core.selftrain.refine_check import (
     check_set,
     read_voc_folder,
 )
-from ovseg_core.selftrain.refiner import RefinedRegion, RefinerSettings
+from ovseg_core.selftrain.refiner import HOST_BATCH, RefinedRegion, RefinerSettings
 from ovseg_core.selftrain.regions import Region
 
 
 class KeepCoarseRefiner(SamRefiner):
     """The default refiner, except that a trusted SAM mask agreeing with its region above
     `keep_above` (None: never) or a region of more than `keep_cells` cost-volume cells paints
-    the coarse region, and, with `thin` (a fraction of the band), SAM's edits thinner than that
-    are dropped (a morphological opening of the edits)."""
+    the coarse region, with `thin` (a fraction of the band) SAM's edits thinner than that
+    are dropped (a morphological opening of the edits), and with `margin` M SAM's mask
+    is its single token's logits > t - M on the coarse region and > t + M off it."""
 
     keep_above: float | None = None
     keep_cells: float | None = None
     thin: float | None = None
+    margin: float | None = None
+
+    def _pick(self, frames, regions, jobs, low, iou):
+        if self.margin is None:
+            return super()._pick(frames, regions, jobs, low, iou)
+        lo = self.settings.mask_threshold - self.margin
+        hi = self.settings.mask_threshold + self.margin
+        picked = {}
+        for i in dict.fromkeys(i for i, _ in jobs):
+            rows = [k for k, (image, _) in enumerate(jobs) if image == i]
+            for start in range(0, len(rows), HOST_BATCH):
+                part = rows[start:start + HOST_BATCH]
+                logits = frames[i].masks_to_image(low[part][:, [0]]).cpu().numpy()[:, 0]
+                for k, lg in zip(part, logits, strict=True):
+                    coarse = regions[i][jobs[k][1]].mask
+                    picked[k] = (np.where(coarse, lg > lo, lg > hi), float(iou[k, 0]))
+        return [picked[k] for k in range(len(jobs))]
 
     def _judge(self, region: Region, mask: np.ndarray, sam_iou: float) -> RefinedRegion:
         judged = super()._judge(region, mask, sam_iou)
@@ -73,7 +96,7 @@ class KeepCoarseRefiner(SamRefiner):
 
 
 def refine_sets(nuclei: Path | None, thresholds: list[float], thin: list[float],
-                area: list[float]) -> None:
+                area: list[float], margins: list[float]) -> None:
     refiner = KeepCoarseRefiner(build_sam("vit_t", default_sam_checkpoint("vit_t")))
     sets = builtin_sets()
     if nuclei is not None:
@@ -83,10 +106,11 @@ def refine_sets(nuclei: Path | None, thresholds: list[float], thin: list[float],
                                   for t in thresholds]
     rules += [(f"drop edits thinner than {f} band", {"thin": f}) for f in thin]
     rules += [(f"keep coarse over {a:g} cells", {"keep_cells": a}) for a in area]
+    rules += [(f"logit margin {m:g}", {"margin": m}) for m in margins]
     print("refine-check, refined - coarse mIoU per set")
     for label, rule in rules:
-        refiner.keep_above, refiner.keep_cells, refiner.thin = (
-            rule.get("keep_above"), rule.get("keep_cells"), rule.get("thin"))
+        refiner.keep_above, refiner.keep_cells, refiner.thin, refiner.margin = (
+            rule.get("keep_above"), rule.get("keep_cells"), rule.get("thin"), rule.get("margin"))
         with torch.inference_mode():
             results = {name: check_set(data, refiner) for name, data in sets.items()}
         cells = " ".join(f"{name} {r.coarse_miou:.3f}->{r.refined_miou:.3f} "
@@ -165,9 +189,11 @@ def main() -> None:
                         help="also drop SAM's edits thinner than these fractions of the band")
     parser.add_argument("--area", type=float, nargs="*", default=[],
                         help="also keep the coarse mask of regions over these many cells")
+    parser.add_argument("--margins", type=float, nargs="*", default=[],
+                        help="also the per-pixel logit rule with these margins (logits)")
     parser.add_argument("--workspaces", nargs="*", default=[])
     args = parser.parse_args()
-    refine_sets(args.nuclei, args.thresholds, args.thin, args.area)
+    refine_sets(args.nuclei, args.thresholds, args.thin, args.area, args.margins)
     if args.workspaces:
         workspaces(args.workspaces, args.thresholds, args.area)
 
