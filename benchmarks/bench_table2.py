@@ -27,6 +27,8 @@ def table_rows() -> list[tuple[str, bool, int | None]]:
 
     return [(LABELS[name], row["dea_enabled"], None if row["self_training"] else 0)
             for name, row in ABLATIONS.items()]
+
+
 KEYS = (("seen", "target_seen_miou"), ("unseen", "target_unseen_miou"), ("all", "target_miou"))
 
 

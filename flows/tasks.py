@@ -33,6 +33,7 @@ def task(fn, **options):
     """A Prefect task that never caches: the store's commits decide what is done."""
     return _task(fn, cache_policy=NO_CACHE, **options)
 
+
 def _log():
     from prefect import get_run_logger
 

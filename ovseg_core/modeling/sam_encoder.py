@@ -173,7 +173,6 @@ def load_sam_state(sam: nn.Module, path: Path, setting: str = "sam_checkpoint") 
                         "OVSEG_WEIGHTS_DIR to its folder).")
 
 
-
 def resize_longest_side(h: int, w: int, target: int) -> tuple[int, int]:
     """(H, W) scaled so the longest side is `target`, rounded as SAM does (int(x + 0.5))."""
     scale = target / max(h, w)

@@ -170,7 +170,6 @@ def check_set(data: LabelledSet, refiner: SamRefiner, grid: int = 24,
                        tuned=data.tuned)
 
 
-
 def run_check(voc_root: str | Path | None, sam: str = "vit_t", checkpoint: str | None = None,
               device: str | None = None, grid: int = 24) -> dict[str, CheckResult]:
     """The whole `ovseg refine-check`: build the SAM variant (its default weights unless
@@ -193,6 +192,7 @@ def run_check(voc_root: str | Path | None, sam: str = "vit_t", checkpoint: str |
         if voc_root is not None:
             return {"folder": refine_check(voc_root, refiner, grid=grid)}
         return {name: check_set(data, refiner, grid=grid) for name, data in builtin_sets().items()}
+
 
 def package_dir(name: str) -> Path:
     """Folder of an installed package, found without importing it."""

@@ -126,6 +126,7 @@ def _check_store(ws: Workspace, outcome: dict) -> None:
         assert row["distinct_rows"] == 3
         assert [round(c, 5) for c in row["confidence"]] in versions
 
+
 def test_concurrent_writers_on_a_local_disk(tmp_path):
     ws = Workspace(str(tmp_path / "ws"))
     _check_store(ws, _run_workers(ws.root))

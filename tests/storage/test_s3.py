@@ -141,5 +141,6 @@ def test_commits_of_another_process_are_seen_at_once(workspace):
     assert workspace.committed_shards(1) == {0: "k0", 1: "k1"}  # not from a stale listing
     assert workspace.shard_entry(1, 1)["key"] == "k1"
 
+
 def test_label_map_export_round_trips_16_bit(workspace, tmp_path):
     _label_maps(workspace, tmp_path, "png", 300, 16)  # one case of the local/memory matrix
