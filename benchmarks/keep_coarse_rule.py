@@ -47,7 +47,7 @@ from ovseg_core.selftrain.refine_check import (
     check_set,
     read_voc_folder,
 )
-from ovseg_core.selftrain.refiner import HOST_BATCH, RefinedRegion, RefinerSettings
+from ovseg_core.selftrain.refiner import RefinedRegion, RefinerSettings
 from ovseg_core.selftrain.regions import Region
 
 
@@ -63,21 +63,12 @@ class KeepCoarseRefiner(SamRefiner):
     thin: float | None = None
     margin: float | None = None
 
-    def _pick(self, frames, regions, jobs, low, iou):
+    def _threshold(self, logits, regions: list[Region]) -> np.ndarray:
         if self.margin is None:
-            return super()._pick(frames, regions, jobs, low, iou)
-        lo = self.settings.mask_threshold - self.margin
-        hi = self.settings.mask_threshold + self.margin
-        picked = {}
-        for i in dict.fromkeys(i for i, _ in jobs):
-            rows = [k for k, (image, _) in enumerate(jobs) if image == i]
-            for start in range(0, len(rows), HOST_BATCH):
-                part = rows[start:start + HOST_BATCH]
-                logits = frames[i].masks_to_image(low[part][:, [0]]).cpu().numpy()[:, 0]
-                for k, lg in zip(part, logits, strict=True):
-                    coarse = regions[i][jobs[k][1]].mask
-                    picked[k] = (np.where(coarse, lg > lo, lg > hi), float(iou[k, 0]))
-        return [picked[k] for k in range(len(jobs))]
+            return super()._threshold(logits, regions)
+        t, logits = self.settings.mask_threshold, logits.cpu().numpy()  # (k, T, h, w)
+        coarse = np.stack([r.mask for r in regions])[:, None]  # (k, 1, h, w)
+        return np.where(coarse, logits > t - self.margin, logits > t + self.margin)
 
     def _judge(self, region: Region, mask: np.ndarray, sam_iou: float) -> RefinedRegion:
         judged = super()._judge(region, mask, sam_iou)

@@ -253,10 +253,15 @@ class SamRefiner:
             for start in range(0, len(rows), HOST_BATCH):
                 part = rows[start:start + HOST_BATCH]
                 logits = frames[i].masks_to_image(low[part][:, tokens])  # (k, T, h, w)
-                masks = (logits > self.settings.mask_threshold).cpu().numpy()
+                masks = self._threshold(logits, [regions[i][jobs[k][1]] for k in part])
                 for k, candidates in zip(part, masks, strict=True):
                     picked[k] = self._choose(regions[i][jobs[k][1]], candidates, ious[k])
         return picked
+
+    def _threshold(self, logits: Tensor, regions: list[Region]) -> np.ndarray:
+        """(k, T, h, w) bool host masks of SAM's logits (k, T, h, w) for `regions` (k): above
+        `mask_threshold` (the regions are for rules that depend on them; benchmarks/)."""
+        return (logits > self.settings.mask_threshold).cpu().numpy()
 
     @staticmethod
     def _choose(region: Region, masks: np.ndarray, ious: np.ndarray) -> tuple[np.ndarray, float]:
