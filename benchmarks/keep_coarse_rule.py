@@ -78,7 +78,7 @@ class KeepCoarseRefiner(SamRefiner):
         if keep and judged.accepted:
             judged.refined_mask = region.mask.copy()
         if self.thin is not None and judged.refined_mask is not None:
-            radius = max(1, round(self.thin * self.settings.band * max(region.mask.shape)))
+            radius = max(1, round(self.thin * cell))
             y, x = np.ogrid[-radius:radius + 1, -radius:radius + 1]
             edits = ndimage.binary_opening(judged.refined_mask ^ region.mask,
                                            structure=x * x + y * y <= radius * radius)
@@ -115,8 +115,8 @@ def keeps_coarse(table, rule: str, value: float):
     if rule == "agreement":
         chosen = pc.greater(table["agreement_iou"], value)
     else:
-        cell = pc.divide(pc.cast(pc.max_element_wise(table["image_height"], table["image_width"]),
-                                 "double"), 1 / RefinerSettings().band)
+        longest = pc.max_element_wise(table["image_height"], table["image_width"])
+        cell = pc.multiply(pc.cast(longest, "double"), RefinerSettings().band)
         chosen = pc.greater(pc.divide(pc.cast(table["area"], "double"), pc.multiply(cell, cell)),
                             value)
     return pc.fill_null(pc.and_(pc.equal(table["paints"], "refined"), chosen), False)

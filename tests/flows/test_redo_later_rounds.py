@@ -34,5 +34,6 @@ def test_redo_round_1_recomputes_round_2_from_the_new_round_1(
     for r in (1, 2):  # both recomputed (new records), round 2 after the new round 1 ended
         assert after[r].started_at > before[r].ended_at
     assert after[2].started_at >= after[1].ended_at
-    superseded = list((ws / "lineage" / "_superseded").rglob("*.json"))
-    assert len(superseded) >= 2  # the old records of rounds 1 and 2 are kept aside
+    superseded = {p.name.split("round=")[1] for p in
+                  (ws / "lineage" / "_superseded").glob("*stage=self_training_round-*.json")}
+    assert superseded == {"001.json", "002.json"}  # the old records of both are kept aside
