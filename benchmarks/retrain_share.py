@@ -9,6 +9,7 @@ alike; a fixed random subset per image), then prints held-out mIoU and per-class
 Nothing in the workspace changes (checkpoints go to a temporary folder).
 
     uv run python benchmarks/retrain_share.py ovseg-workspace --round 2 --thin ground --keep 0.35
+    uv run python benchmarks/retrain_share.py ovseg-workspace --round 2 --keep --balance 0.5 1
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ import numpy as np
 from ovseg_core.constants import IGNORE_INDEX
 
 
-class ThinnedClass:
-    """`base` samples with a fixed random (1 - keep) share of class `class_id`'s pixels ignored."""
+class ThinnedClasses:
+    """`base` samples with a fixed random (1 - keep[c]) share of each class c's pixels ignored.
 
-    def __init__(self, base, class_id: int, keep: float):
-        self.base, self.class_id, self.keep = base, class_id, keep
+    keep: (N,) shares in [0, 1], one per class id.
+    """
+
+    def __init__(self, base, keep: np.ndarray):
+        self.base, self.keep = base, np.append(np.asarray(keep, dtype=np.float64), 1.0)
 
     def __len__(self) -> int:
         return len(self.base)
@@ -34,12 +38,29 @@ class ThinnedClass:
         image, label = self.base[index]
         label = np.array(label, copy=True)
         rng = np.random.default_rng(index)
-        label[(label == self.class_id) & (rng.random(label.shape) > self.keep)] = IGNORE_INDEX
+        classes = np.where(label == IGNORE_INDEX, len(self.keep) - 1, label)
+        label[rng.random(label.shape) > self.keep[classes]] = IGNORE_INDEX
         return image, label
 
 
-def painted_pixels(cfg, round: int, names: list[str]) -> str:
-    """Pixels each class's pseudo-labels paint in the round (the target part of retraining)."""
+def thin_one(names: list[str], name: str, keep: float) -> np.ndarray:
+    """(N,) keep shares: `keep` for class `name`, 1 elsewhere."""
+    shares = np.ones(len(names))
+    shares[names.index(name)] = keep
+    return shares
+
+
+def balanced(counts: np.ndarray, power: float) -> np.ndarray:
+    """(N,) keep shares min(1, (median / count) ** power): power 1 thins every class painted more
+    than the median painted class down to the median's pixel count, 0.5 halfway in log scale
+    (classes with no painted pixel do not count towards the median)."""
+    median = np.median(counts[counts > 0])
+    return np.minimum(1.0, median / np.maximum(counts, 1)) ** power
+
+
+def painted_pixels(cfg, round: int, names: list[str]) -> np.ndarray:
+    """(N,) pixels each class's pseudo-labels paint in the round (the target part of
+    retraining)."""
     from flows.plan import data_plan
     from storage.samples import PseudoLabelSamples
     from storage.workspace import Workspace
@@ -50,7 +71,7 @@ def painted_pixels(cfg, round: int, names: list[str]) -> str:
     for i in range(len(samples)):
         label = samples.label_map(i)
         counts += np.bincount(label[label != IGNORE_INDEX].ravel(), minlength=len(names))
-    return ", ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True))
+    return counts
 
 
 def retrain_and_score(cfg, round: int, samples) -> dict:
@@ -77,8 +98,11 @@ def main() -> None:
     parser.add_argument("workspace")
     parser.add_argument("--round", type=int, default=2)
     parser.add_argument("--thin", default="ground", help="the class whose pixels are thinned")
-    parser.add_argument("--keep", type=float, nargs="+", default=[0.35],
+    parser.add_argument("--keep", type=float, nargs="*", default=[0.35],
                         help="shares of that class's pixels kept (one retraining each)")
+    parser.add_argument("--balance", type=float, nargs="*", default=[], metavar="POWER",
+                        help="also retrain with every class c thinned to a share "
+                             "min(1, median painted count / c's count) ** POWER (one each)")
     args = parser.parse_args()
     from pl_confusion import round_config
 
@@ -89,11 +113,18 @@ def main() -> None:
     names = data_plan(cfg).target_classes
     if args.thin not in names:
         raise SystemExit(f"--thin {args.thin}: not a class of the target ({', '.join(names)})")
-    print(f"round {args.round} pseudo-labels paint: {painted_pixels(cfg, args.round, names)}")
+    counts = painted_pixels(cfg, args.round, names)
+    print(f"round {args.round} pseudo-labels paint: "
+          + ", ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True)))
     samples = training.retrain_samples(cfg, args.round)
     runs = [("as stored", samples)] + [
-        (f"{args.thin} kept {keep:g}", ThinnedClass(samples, names.index(args.thin), keep))
+        (f"{args.thin} kept {keep:g}", ThinnedClasses(samples, thin_one(names, args.thin, keep)))
         for keep in args.keep]
+    for power in args.balance:
+        keep = balanced(counts, power)
+        print(f"balanced ** {power:g} keeps: " + ", ".join(
+            f"{n} {k:.2f}" for n, k in zip(names, keep, strict=True) if k < 1))
+        runs.append((f"balanced ** {power:g}", ThinnedClasses(samples, keep)))
     for label, data in runs:
         r = retrain_and_score(cfg, args.round, data)
         per_class = ", ".join(f"{n} {v:.1f}" for n, v in r["per_class"].items() if v is not None)
