@@ -25,42 +25,18 @@ here (it requires Python 3.12), so it is fetched from PyPI's simple index, its s
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
-import json
 import tarfile
 import tempfile
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 from PIL import Image
+from voc_sources import pypi_file, voc_folder
 
-INDEX = "https://pypi.org/simple/labelme/"  # PyPI's simple index, as JSON (PEP 691)
-JSON_INDEX = "application/vnd.pypi.simple.v1+json"
 SDIST = "labelme-7.9.1.tar.gz"
 VOC_IDS = ("2011_000003", "2011_000006", "2011_000025")
 SEMANTIC = "examples/semantic_segmentation/"
 APC = "examples/tutorial/apc2016_obj3/"
-
-
-def download_sdist(folder: Path) -> Path:
-    """The labelme 7.9.1 sdist, downloaded from PyPI into `folder`, its sha256 checked."""
-    request = urllib.request.Request(INDEX, headers={"Accept": JSON_INDEX})
-    with urllib.request.urlopen(request) as reply:
-        entry = next(f for f in json.load(reply)["files"] if f["filename"] == SDIST)
-    path = folder / SDIST
-    urllib.request.urlretrieve(urllib.parse.urljoin(INDEX, entry["url"]), path)
-    if hashlib.sha256(path.read_bytes()).hexdigest() != entry["hashes"]["sha256"]:
-        raise SystemExit(f"{SDIST}: sha256 mismatch")
-    return path
-
-
-def voc_folder(out: Path, class_names: str) -> None:
-    """Create out/{JPEGImages, SegmentationClassPNG}/ and out/class_names.txt."""
-    (out / "JPEGImages").mkdir(parents=True, exist_ok=True)
-    (out / "SegmentationClassPNG").mkdir(exist_ok=True)
-    (out / "class_names.txt").write_text(class_names)
 
 
 def write_voc_examples(read, out: Path) -> None:
@@ -85,7 +61,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder for the voc/ and apc/ VOC folders")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, tarfile.open(download_sdist(Path(tmp))) as tar:
+    with tempfile.TemporaryDirectory() as tmp, tarfile.open(
+            pypi_file("labelme", SDIST, Path(tmp))) as tar:
         root = SDIST.removesuffix(".tar.gz")
 
         def read(member: str) -> bytes:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from voc_sources import save_pair, stretch, voc_folder
 
 WHEEL = "stardist==0.9.2"
 MEMBERS = ("stardist/data/images/img2d.tif", "stardist/data/images/mask2d.tif")
@@ -40,13 +41,6 @@ def download_wheel(folder: Path) -> Path:
     return next(folder.glob("stardist-*.whl"))
 
 
-def stretch(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
-    """(H, W) uint8 of a (H, W) intensity image, its [low, high] percentiles mapped to 0..255."""
-    lo, hi = np.percentile(image, [low, high])
-    return (255 * np.clip((image.astype(np.float64) - lo) / max(hi - lo, 1e-9), 0, 1)).astype(
-        np.uint8)
-
-
 def write_voc(wheel: Path, out: Path) -> int:
     """Write out/{class_names.txt, JPEGImages/nuclei.jpg, SegmentationClassPNG/nuclei.png};
     returns the number of labelled nuclei."""
@@ -54,12 +48,8 @@ def write_voc(wheel: Path, out: Path) -> int:
         image_tif, mask_tif = (Path(z.extract(m, tmp)) for m in MEMBERS)
         image = np.asarray(Image.open(image_tif))
         instances = np.asarray(Image.open(mask_tif))
-    (out / "JPEGImages").mkdir(parents=True, exist_ok=True)
-    (out / "SegmentationClassPNG").mkdir(exist_ok=True)
-    (out / "class_names.txt").write_text("background\nnucleus\n")
-    Image.fromarray(stretch(image)).convert("RGB").save(out / "JPEGImages/nuclei.jpg", quality=95)
-    Image.fromarray((instances > 0).astype(np.uint8), mode="L").save(
-        out / "SegmentationClassPNG/nuclei.png")
+    save_pair(voc_folder(out, ["background", "nucleus"]), "nuclei",
+              stretch(image, 1.0, 99.8), instances > 0)
     return len(np.unique(instances)) - 1
 
 

@@ -22,34 +22,16 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
-import json
 import tarfile
 import tempfile
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from voc_sources import pypi_file, save_pair, stretch, voc_folder
 
-INDEX = "https://pypi.org/simple/pyradiomics/"  # PyPI's simple index, as JSON (PEP 691)
 SDIST = "pyradiomics-3.1.0.tar.gz"
 CASES = ("brain1", "brain2", "lung1", "lung2")
-JSON_INDEX = "application/vnd.pypi.simple.v1+json"
 NRRD_TYPES = {"short": "<i2", "int": "<i4"}
-
-
-def download_sdist(folder: Path) -> Path:
-    """The pyradiomics 3.1.0 sdist, downloaded from PyPI into `folder`, its sha256 checked."""
-    request = urllib.request.Request(INDEX, headers={"Accept": JSON_INDEX})
-    with urllib.request.urlopen(request) as reply:
-        entry = next(f for f in json.load(reply)["files"] if f["filename"] == SDIST)
-    path = folder / SDIST
-    urllib.request.urlretrieve(urllib.parse.urljoin(INDEX, entry["url"]), path)
-    if hashlib.sha256(path.read_bytes()).hexdigest() != entry["hashes"]["sha256"]:
-        raise SystemExit(f"{SDIST}: sha256 mismatch")
-    return path
 
 
 def read_nrrd(data: bytes) -> np.ndarray:
@@ -64,13 +46,6 @@ def read_nrrd(data: bytes) -> np.ndarray:
     return voxels.reshape(sizes[::-1])
 
 
-def stretch(image: np.ndarray, low: float = 1.0, high: float = 99.5) -> np.ndarray:
-    """(H, W) uint8 of a (H, W) intensity image, its [low, high] percentiles mapped to 0..255."""
-    lo, hi = np.percentile(image, [low, high])
-    return (255 * np.clip((image.astype(np.float64) - lo) / max(hi - lo, 1e-9), 0, 1)).astype(
-        np.uint8)
-
-
 def largest_slice(volume: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(image slice, binary label slice) of the axial slice with the most labelled voxels."""
     z = int((label > 0).sum(axis=(1, 2)).argmax())
@@ -79,9 +54,7 @@ def largest_slice(volume: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np
 
 def write_voc(sdist: Path, out: Path) -> list[int]:
     """Write out/{class_names.txt, JPEGImages/, SegmentationClassPNG/}; returns lesion areas."""
-    (out / "JPEGImages").mkdir(parents=True, exist_ok=True)
-    (out / "SegmentationClassPNG").mkdir(exist_ok=True)
-    (out / "class_names.txt").write_text("background\nlesion\n")
+    voc_folder(out, ["background", "lesion"])
     root = sdist.name.removesuffix(".tar.gz")
     areas = []
     with tarfile.open(sdist) as tar:
@@ -89,9 +62,7 @@ def write_voc(sdist: Path, out: Path) -> list[int]:
             image, label = (read_nrrd(tar.extractfile(f"{root}/data/{case}_{kind}.nrrd").read())
                             for kind in ("image", "label"))
             image, label = largest_slice(image, label)
-            Image.fromarray(stretch(image)).convert("RGB").save(
-                out / f"JPEGImages/{case}.jpg", quality=95)
-            Image.fromarray(label, mode="L").save(out / f"SegmentationClassPNG/{case}.png")
+            save_pair(out, case, stretch(image, 1.0, 99.5), label)
             areas.append(int(label.sum()))
     return areas
 
@@ -101,7 +72,7 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="the VOC folder to write (e.g. out/radiomics)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        areas = write_voc(download_sdist(Path(tmp)), args.out)
+        areas = write_voc(pypi_file("pyradiomics", SDIST, Path(tmp)), args.out)
     print(f"wrote {args.out}: {len(CASES)} slices, lesion areas {areas} pixels; now: "
           f"uv run ovseg refine-check {args.out}")
 

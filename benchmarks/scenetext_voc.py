@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from voc_sources import voc_folder
 
 PACKAGE = "opencv-doc=4.6.0+dfsg-12"
 TEXT_DIR = "./usr/share/doc/opencv-doc/examples/text/"
@@ -61,9 +62,7 @@ def read_members(deb: Path) -> dict[str, bytes]:
 
 def write_voc(files: dict[str, bytes], out: Path) -> int:
     """Write out/{class_names.txt, JPEGImages/, SegmentationClassPNG/}; returns text pixels."""
-    (out / "JPEGImages").mkdir(parents=True, exist_ok=True)
-    (out / "SegmentationClassPNG").mkdir(exist_ok=True)
-    (out / "class_names.txt").write_text("background\ntext\n")
+    voc_folder(out, ["background", "text"])
     total = 0
     for word in WORDS:
         name = word.removeprefix("scenetext_segmented_")

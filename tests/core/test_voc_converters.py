@@ -5,14 +5,21 @@ exactly the labels that went in."""
 
 import gzip
 import io
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from benchmarks import labelme_voc, radiomics_voc, scenetext_voc
-from ovseg_core.selftrain.refine_check import read_voc_folder
+sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))  # as the scripts run
+import labelme_voc  # noqa: E402
+import nuclei_voc  # noqa: E402
+import radiomics_voc  # noqa: E402
+import scenetext_voc  # noqa: E402
+from voc_sources import stretch  # noqa: E402
+
+from ovseg_core.selftrain.refine_check import read_voc_folder  # noqa: E402
 
 
 def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
@@ -82,19 +89,17 @@ def test_nuclei_wheel_becomes_a_voc_folder(tmp_path):
     """benchmarks/nuclei_voc.py turns stardist's 16-bit image and instance labels into a folder
     that refine-check reads: the contrast stretch maps the percentiles to 0 and 255, and every
     labelled instance becomes class 1."""
-    from benchmarks.nuclei_voc import MEMBERS, write_voc
-
     rng = np.random.default_rng(0)
     image = rng.integers(100, 4000, (32, 48), dtype=np.uint16)
     instances = np.zeros((32, 48), np.uint16)
     instances[2:10, 3:12], instances[20:30, 30:40] = 7, 12
     wheel = tmp_path / "stardist.whl"
     with zipfile.ZipFile(wheel, "w") as z:
-        for member, array in zip(MEMBERS, (image, instances), strict=True):
+        for member, array in zip(nuclei_voc.MEMBERS, (image, instances), strict=True):
             path = tmp_path / Path(member).name
             Image.fromarray(array).save(path)
             z.write(path, member)
-    assert write_voc(wheel, tmp_path / "voc") == 2
+    assert nuclei_voc.write_voc(wheel, tmp_path / "voc") == 2
     names, samples = read_voc_folder(tmp_path / "voc")
     assert names == ["background", "nucleus"]
     (sample,) = samples
@@ -102,3 +107,12 @@ def test_nuclei_wheel_becomes_a_voc_folder(tmp_path):
     assert (sample.label == (instances > 0)).all()
     grey = sample.rgb[..., 0].astype(int)
     assert grey.min() <= 2 and grey.max() >= 253  # stretched (JPEG moves values a little)
+
+
+def test_stretch_maps_the_percentiles_to_the_grey_range():
+    image = np.arange(1000, dtype=np.uint16).reshape(25, 40) * 3
+    grey = stretch(image, 1.0, 99.0)
+    lo, hi = np.percentile(image, [1.0, 99.0])
+    assert grey[image <= lo].max() == 0 and grey[image >= hi].min() == 255
+    middle = image == 1500  # half way between the percentiles
+    assert abs(int(grey[middle][0]) - 127) <= 1
