@@ -1,10 +1,11 @@
-"""Where SAM's refined mask departs from the label, as a picture: one refine-check image.
+"""Where SAM's refined mask departs from the label, in pixels and pictures: one image.
 
-Runs refine-check's own steps (the label degraded through the 24x24 grid, its regions refined
-by the real MobileSAM with the defaults) on one image of a built-in set (or of a VOC folder)
-and writes two overlays: `<image>_refined.png` and `<image>_coarse.png`, red where the mask
-adds pixels the label does not have, blue where it drops label pixels. Prints those counts per
-class and the IoUs with a band of 0, 2, 3, 5 and 8 px around the label's edge ignored.
+Runs refine-check's own steps (`check_sample`: the label degraded through the 24x24 grid, its
+regions refined by the real MobileSAM with the defaults) on one image of a built-in set (or of
+a VOC folder) and writes two overlays: `<image>_refined.png` and `<image>_coarse.png`, red
+where the mask adds pixels the label does not have, blue where it drops label pixels (as
+`ovseg refine-check --pictures` paints them). Prints those counts per class and the IoUs with
+a band of 0, 2, 3, 5 and 8 px around the label's edge ignored (is the loss at the edge?).
 
     uv run --extra dev python benchmarks/refine_picture.py --set quokka --out out/pictures
     uv run python benchmarks/refine_picture.py --voc out/scenetext --image word01
@@ -34,32 +35,25 @@ def main() -> None:
     from ovseg_core.modeling.sam_encoder import build_sam
     from ovseg_core.selftrain import SamRefiner
     from ovseg_core.selftrain import refine_check as rc
-    from ovseg_core.selftrain.pseudo_label import paint_pseudo_labels
-    from ovseg_core.selftrain.regions import find_regions
+    from ovseg_core.visualize import errors_overlay
 
     names, sample = pick_sample(args.voc, args.image, args.set)
     background = 0 if names[0].lower() in rc.BACKGROUND_NAMES else None
     refiner = SamRefiner(build_sam("vit_t", None))  # the real MobileSAM, refine-check's defaults
-    h, w = sample.label.shape
-    probs = rc.degrade(sample.label, len(names))
-    regions = [r for r in find_regions(probs, refiner.settings.min_area)
-               if r.class_id != background]
-    image = torch.from_numpy(np.array(sample.rgb)).permute(2, 0, 1)[None].float() / 255
-    refined = refiner.refine_batch(refiner.encode(image), [(h, w)], [regions], threshold=0.0)[0]
-    maps = {"coarse": probs.argmax(0), "refined": paint_pseudo_labels(refined, h, w)}
+    with torch.inference_mode():  # refine-check's own steps on this one image
+        pairs, _, coarse, refined = rc.check_sample(refiner, sample, len(names), background)
+    maps = {"coarse": coarse, "refined": refined}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    classes = [int(c) for c in np.unique(sample.label) if c not in (rc.VOC_VOID, background)]
+    classes = [p["class_id"] for p in pairs]
     for kind, pred in maps.items():
-        overlay = sample.rgb.astype(np.float32)
         for c in classes:
             gt, mask = sample.label == c, pred == c
-            overlay[mask & ~gt] = overlay[mask & ~gt] * 0.3 + np.array([255, 0, 0]) * 0.7
-            overlay[gt & ~mask] = overlay[gt & ~mask] * 0.3 + np.array([0, 0, 255]) * 0.7
             ious = " ".join(f"{b}px {band_iou(mask, gt, b):.4f}" for b in BANDS)
             print(f"{kind:8s} {names[c]}: adds {int((mask & ~gt).sum())}, drops "
                   f"{int((gt & ~mask).sum())}; IoU with the edge band ignored: {ious}")
-        Image.fromarray(overlay.astype(np.uint8)).save(out / f"{sample.image_id}_{kind}.png")
+        Image.fromarray(errors_overlay(sample.rgb, pred, sample.label, classes, rc.VOC_VOID)).save(
+            out / f"{sample.image_id}_{kind}.png")
     print(f"pictures in {out}/")
 
 

@@ -57,6 +57,27 @@ def overlay(image: np.ndarray, label_map: np.ndarray, class_names: Sequence[str]
     return _with_legend(blended, present, class_names)
 
 
+ADDED = (255, 0, 0)  # a mask's pixels the label does not have
+DROPPED = (0, 0, 255)  # label pixels the mask misses
+
+
+def errors_overlay(image: np.ndarray, pred: np.ndarray, label: np.ndarray,
+                   classes: Sequence[int], void: int, alpha: float = 0.7) -> np.ndarray:
+    """uint8 (H, W, 3): `image` with, for each class c in `classes`, the pixels `pred` gives c
+    and `label` does not painted ADDED (red) and those `label` gives c and `pred` does not
+    painted DROPPED (blue); pixels where `label` is `void` are left as they are.
+
+    image: uint8 (H, W, 3); pred, label: (H, W) integer class ids.
+    """
+    out = image.astype(np.float32)
+    valid = label != void
+    for c in classes:
+        truth, mask = (label == c) & valid, (pred == c) & valid
+        for where, colour in ((mask & ~truth, ADDED), (truth & ~mask, DROPPED)):
+            out[where] = (1 - alpha) * out[where] + alpha * np.array(colour, np.float32)
+    return out.astype(np.uint8)
+
+
 def panels(images: Sequence[np.ndarray], titles: Sequence[str]) -> np.ndarray:
     """Side-by-side uint8 pictures with a title above each (e.g. image / coarse / refined)."""
     height = max(img.shape[0] for img in images)

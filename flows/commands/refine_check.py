@@ -25,6 +25,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="also write {coarse_miou, refined_miou, images, seconds_per_image, "
                              "pairs} (for a table: one such object per row, by set name)")
+    parser.add_argument("--pictures", metavar="DIR", default=None,
+                        help="also write, per image, the coarse and refined masks over the photo "
+                             "(red: pixels added, blue: label pixels missed) to "
+                             "DIR/<set>/<image>.png")
     parser.add_argument("--sam", choices=SAM_CHOICES, default="vit_t", help="SAM variant")
     parser.add_argument("--checkpoint", default=None,
                         help="SAM weights file (default: the variant's default location; vit_t "
@@ -45,7 +49,8 @@ def run(args) -> int:
     if not args.voc_roots and not args.builtin:
         raise OvsegError("give VOC_ROOT (one or more) or --builtin")
     results = run_check(args.voc_roots, builtin=args.builtin, sam=args.sam,
-                        checkpoint=args.checkpoint, device=args.device, grid=args.grid)
+                        checkpoint=args.checkpoint, device=args.device, grid=args.grid,
+                        pictures=args.pictures)
     if len(results) == 1 and not args.builtin:
         (result,) = results.values()
         print_one(result)

@@ -126,8 +126,9 @@ def class_ious(pred: np.ndarray, label: np.ndarray, classes: list[int]) -> dict[
 
 
 def check_sample(refiner: SamRefiner, sample: VocSample, num_classes: int, background: int | None,
-                 grid: int = 24) -> tuple[list[dict], float]:
-    """Coarse and refined IoU per ground-truth class of one image, and SAM seconds."""
+                 grid: int = 24) -> tuple[list[dict], float, np.ndarray, np.ndarray]:
+    """Coarse and refined IoU per ground-truth class of one image, SAM seconds, and the
+    (H, W) int64 coarse and refined label maps."""
     h, w = sample.label.shape
     probs = degrade(sample.label, num_classes, grid)
     regions = [r for r in find_regions(probs, refiner.settings.min_area)
@@ -144,23 +145,45 @@ def check_sample(refiner: SamRefiner, sample: VocSample, num_classes: int, backg
     r_iou = class_ious(painted, sample.label, classes)
     pairs = [{"image": sample.image_id, "class_id": c, "coarse_iou": c_iou[c],
               "refined_iou": r_iou[c]} for c in classes]
-    return pairs, seconds
+    return pairs, seconds, coarse.astype(np.int64), painted
 
 
-def refine_check(root: str | Path, refiner: SamRefiner, grid: int = 24) -> CheckResult:
+def save_picture(folder: Path, sample: VocSample, pairs: list[dict], coarse: np.ndarray,
+                 refined: np.ndarray) -> None:
+    """folder/<image id>.png: the coarse and the refined mask side by side over the photo, red
+    where a mask adds pixels the label does not have, blue where it misses label pixels."""
+    from ovseg_core.visualize import errors_overlay, panels
+
+    classes = [p["class_id"] for p in pairs]
+    titles = []
+    for kind in ("coarse", "refined"):
+        miou = float(np.mean([p[f"{kind}_iou"] for p in pairs])) if pairs else float("nan")
+        titles.append(f"{kind}: mIoU {miou:.3f} (red: added, blue: missed)")
+    pictures = [errors_overlay(sample.rgb, m, sample.label, classes, VOC_VOID)
+                for m in (coarse, refined)]
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(panels(pictures, titles)).save(folder / f"{sample.image_id}.png")
+
+
+def refine_check(root: str | Path, refiner: SamRefiner, grid: int = 24,
+                 pictures: Path | None = None) -> CheckResult:
     """Run the check over a VOC folder; mIoU = mean IoU over (image, class) pairs."""
     names, samples = read_voc_folder(root)
-    return check_set(LabelledSet(names, samples), refiner, grid, where=str(root))
+    return check_set(LabelledSet(names, samples), refiner, grid, where=str(root),
+                     pictures=pictures)
 
 
-def check_set(data: LabelledSet, refiner: SamRefiner, grid: int = 24,
-              where: str = "the set") -> CheckResult:
-    """Run the check over one labelled set; mIoU = mean IoU over (image, class) pairs."""
+def check_set(data: LabelledSet, refiner: SamRefiner, grid: int = 24, where: str = "the set",
+              pictures: Path | None = None) -> CheckResult:
+    """Run the check over one labelled set; mIoU = mean IoU over (image, class) pairs. With
+    `pictures`, also write one `save_picture` per image there."""
     names, samples = data.names, data.samples
     background = 0 if names[0].lower() in BACKGROUND_NAMES else None
     pairs, seconds = [], 0.0
     for sample in tqdm(samples, desc="refine-check", unit="image", leave=False):
-        p, s = check_sample(refiner, sample, len(names), background, grid)
+        p, s, coarse, refined = check_sample(refiner, sample, len(names), background, grid)
+        if pictures is not None:
+            save_picture(pictures, sample, p, coarse, refined)
         pairs += p
         seconds += s
     if not pairs:
@@ -172,11 +195,12 @@ def check_set(data: LabelledSet, refiner: SamRefiner, grid: int = 24,
 
 
 def run_check(voc_roots: Sequence[str | Path] = (), builtin: bool = False, sam: str = "vit_t",
-              checkpoint: str | None = None, device: str | None = None,
-              grid: int = 24) -> dict[str, CheckResult]:
+              checkpoint: str | None = None, device: str | None = None, grid: int = 24,
+              pictures: str | Path | None = None) -> dict[str, CheckResult]:
     """The whole `ovseg refine-check`: build the SAM variant (its default weights unless
     `checkpoint` is given), then check every built-in set (with `builtin`) and every VOC folder
-    in `voc_roots`, in that order: {set name or folder as given: result}."""
+    in `voc_roots`, in that order: {set name or folder as given: result}. With `pictures`, one
+    picture per image goes to pictures/<set name, "/" as "_">/."""
     from ovseg_core.device import pick_runtime
     from ovseg_core.modeling.sam_encoder import build_sam, default_sam_checkpoint
 
@@ -191,11 +215,16 @@ def run_check(voc_roots: Sequence[str | Path] = (), builtin: bool = False, sam: 
     for module in (parts.image_encoder, parts.prompt_encoder, parts.mask_decoder):
         module.to(runtime.device)
     refiner = SamRefiner(parts)
+    def folder(name: str) -> Path | None:
+        """Where the pictures of set `name` go (None: no pictures)."""
+        return None if pictures is None else Path(pictures) / name.strip("/").replace("/", "_")
+
     with torch.inference_mode():
-        results = ({name: check_set(data, refiner, grid=grid)
+        results = ({name: check_set(data, refiner, grid=grid, pictures=folder(name))
                     for name, data in builtin_sets().items()} if builtin else {})
         for root in voc_roots:
-            results[str(root)] = refine_check(root, refiner, grid=grid)
+            results[str(root)] = refine_check(root, refiner, grid=grid,
+                                              pictures=folder(str(root)))
     return results
 
 

@@ -101,6 +101,30 @@ def test_cli_writes_json_with_tiny_sam(tmp_path, capsys):
     assert f"coarse mIoU:  {result['coarse_miou']:.4f}" in capsys.readouterr().out
 
 
+def test_errors_overlay_paints_added_red_missed_blue_and_leaves_void():
+    from ovseg_core.visualize import ADDED, DROPPED, errors_overlay
+
+    image = np.full((1, 5, 3), 100, np.uint8)
+    label = np.array([[1, 1, 0, 255, 2]])
+    pred = np.array([[1, 0, 1, 1, 2]])  # right, missed, added, void, other class
+    out = errors_overlay(image, pred, label, classes=[1], void=255, alpha=1.0)
+    assert out[0, 0].tolist() == [100, 100, 100] and out[0, 3].tolist() == [100, 100, 100]
+    assert out[0, 1].tolist() == list(DROPPED) and out[0, 2].tolist() == list(ADDED)
+    assert out[0, 4].tolist() == [100, 100, 100]  # class 2 not asked for
+
+
+def test_cli_pictures_one_panel_per_image(tmp_path):
+    root = synthetic_voc(tmp_path / "voc")
+    assert main(["refine-check", str(root), "--sam", "tiny", "--pictures",
+                 str(tmp_path / "pics")]) == 0
+    (picture,) = (tmp_path / "pics").rglob("*.png")
+    _, (sample,) = read_voc_folder(root)
+    h, w = sample.label.shape
+    assert picture.stem == sample.image_id
+    assert Image.open(picture).size[0] == 2 * w + 4  # coarse and refined side by side
+    assert Image.open(picture).size[1] > h
+
+
 def test_untrusted_sam_gives_exactly_the_coarse_score(tmp_path):
     torch.manual_seed(0)
     never = RefinerSettings(min_sam_iou=float("inf"))  # every region falls back to coarse
