@@ -1,0 +1,130 @@
+"""Does a polygon label, by itself, turn SAM's gain into a loss? A controlled refine-check.
+
+The quokka and labelme's VOC photos, the refine-check sets where SAM is level or lower, are
+labelled with hand-drawn polygons; every set with pixel-exact labels gains. To tell the label
+from the image, this takes sets whose labels are pixel-exact and redraws each class's label as
+polygons: every contour simplified (Douglas-Peucker, `--tolerances` in pixels; holes kept by
+the even-odd rule) and filled again. On each image it then scores, with refine-check's own
+steps (`check_sample`, real MobileSAM, defaults):
+
+- exact: the exact label degraded, refined, scored against the exact label (refine-check);
+- same masks vs polygons: the same coarse and refined masks scored against the polygon label
+  (only the ground truth changes);
+- polygons: the polygon label degraded, refined and scored against itself (refine-check on a
+  polygon-labelled copy of the set).
+
+Prints the polygons' vertices per (image, class) and the coarse and refined mIoU of each.
+
+    uv run --extra dev python benchmarks/polygon_labels.py --tolerances 1 2 4 8
+    uv run --extra dev python benchmarks/polygon_labels.py --voc out/scenetext out/radiomics
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+
+def polygon_mask(mask: np.ndarray, tolerance: float) -> tuple[np.ndarray, list[int]]:
+    """(H, W) bool: `mask`'s contours simplified to polygons within `tolerance` px, filled by
+    the even-odd rule (holes stay holes); and each polygon's vertex count."""
+    from PIL import Image, ImageDraw
+    from skimage.measure import approximate_polygon, find_contours
+
+    padded = np.pad(mask.astype(np.float32), 1)  # contours at the border close
+    canvas = np.zeros(mask.shape, bool)
+    vertices = []
+    for contour in find_contours(padded, 0.5):
+        polygon = approximate_polygon(contour - 1, tolerance) if tolerance > 0 else contour - 1
+        if len(polygon) < 3:
+            continue
+        layer = Image.new("1", (mask.shape[1], mask.shape[0]), 0)
+        ImageDraw.Draw(layer).polygon([(x, y) for y, x in polygon], fill=1)
+        canvas ^= np.asarray(layer, dtype=bool)
+        vertices.append(len(polygon) - 1)  # the closing point repeats the first
+    return canvas, vertices
+
+
+def polygon_label(label: np.ndarray, classes: list[int], tolerance: float, void: int,
+                  ) -> tuple[np.ndarray, list[int]]:
+    """(H, W) uint8: `label` with each class in `classes` redrawn as polygons (largest class
+    first, so smaller ones are drawn over it), 0 elsewhere and `void` where `label` is void;
+    and the vertex counts of all polygons."""
+    out = np.zeros_like(label)
+    vertices = []
+    for c in sorted(classes, key=lambda c: -int((label == c).sum())):
+        mask, v = polygon_mask(label == c, tolerance)
+        out[mask] = c
+        vertices += v
+    out[label == void] = void
+    return out, vertices
+
+
+def score_set(refiner, names: list[str], samples, tolerance: float) -> dict[str, float]:
+    """Mean vertices per (image, class) pair (all its polygons) and the coarse/refined mIoU of
+    the three scorings over (image, class) pairs."""
+    from ovseg_core.selftrain import refine_check as rc
+
+    background = 0 if names[0].lower() in rc.BACKGROUND_NAMES else None
+    scores = {k: [] for k in ("exact_c", "exact_r", "same_c", "same_r", "poly_c", "poly_r")}
+    vertices = []
+    for sample in samples:
+        pairs, _, coarse, refined = rc.check_sample(refiner, sample, len(names), background)
+        classes = [p["class_id"] for p in pairs]
+        poly, v = polygon_label(sample.label, classes, tolerance, rc.VOC_VOID)
+        vertices.append(sum(v) / max(len(classes), 1))
+        scores["exact_c"] += [p["coarse_iou"] for p in pairs]
+        scores["exact_r"] += [p["refined_iou"] for p in pairs]
+        scores["same_c"] += list(rc.class_ious(coarse, poly, classes).values())
+        scores["same_r"] += list(rc.class_ious(refined, poly, classes).values())
+        poly_sample = rc.VocSample(sample.image_id, sample.rgb, poly)
+        poly_pairs, *_ = rc.check_sample(refiner, poly_sample, len(names), background)
+        scores["poly_c"] += [p["coarse_iou"] for p in poly_pairs]
+        scores["poly_r"] += [p["refined_iou"] for p in poly_pairs]
+    return {"vertices": float(np.mean(vertices)), **{k: float(np.mean(v))
+                                                    for k, v in scores.items()}}
+
+
+def labelled_sets(builtin: list[str], folders: list[str]) -> dict[str, tuple[list[str], list]]:
+    """{set name: (class names, samples)} of the named built-in sets and VOC folders."""
+    from ovseg_core.selftrain import refine_check as rc
+
+    sets = {}
+    if builtin:
+        every = rc.builtin_sets()
+        sets.update({name: (every[name].names, every[name].samples) for name in builtin})
+    for folder in folders:
+        sets[folder] = rc.read_voc_folder(folder)
+    return sets
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--builtin", nargs="*", default=["voc", "arc2017"],
+                        choices=("voc", "arc2017"), help="built-in sets with exact labels")
+    parser.add_argument("--voc", nargs="*", default=[], metavar="FOLDER",
+                        help="VOC folders with exact labels (e.g. out/scenetext)")
+    parser.add_argument("--tolerances", type=float, nargs="+", default=[2.0, 4.0, 8.0],
+                        help="Douglas-Peucker tolerances in pixels (0: every contour point)")
+    args = parser.parse_args()
+    import torch
+
+    from ovseg_core.modeling.sam_encoder import build_sam
+    from ovseg_core.selftrain import SamRefiner
+
+    refiner = SamRefiner(build_sam("vit_t", None))  # the real MobileSAM, refine-check's defaults
+    print("set, tolerance px, vertices per (image, class) | coarse -> refined mIoU: exact "
+          "label | same masks vs polygons | polygon label degraded and refined")
+    with torch.inference_mode():
+        for name, (names, samples) in labelled_sets(args.builtin, args.voc).items():
+            for tolerance in args.tolerances:
+                r = score_set(refiner, names, samples, tolerance)
+                cells = [f"{r[k + '_c']:.3f} -> {r[k + '_r']:.3f} "
+                         f"({r[k + '_r'] - r[k + '_c']:+.3f})" for k in ("exact", "same", "poly")]
+                print(f"{name} {tolerance:g} {r['vertices']:.0f} | " + " | ".join(cells),
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
