@@ -29,20 +29,18 @@ import numpy as np
 def polygon_mask(mask: np.ndarray, tolerance: float) -> tuple[np.ndarray, list[int]]:
     """(H, W) bool: `mask`'s contours simplified to polygons within `tolerance` px, filled by
     the even-odd rule (holes stay holes); and each polygon's vertex count."""
-    from PIL import Image, ImageDraw
+    from skimage.draw import polygon2mask
     from skimage.measure import approximate_polygon, find_contours
 
     padded = np.pad(mask.astype(np.float32), 1)  # contours at the border close
     canvas = np.zeros(mask.shape, bool)
     vertices = []
-    for contour in find_contours(padded, 0.5):
+    for contour in find_contours(padded, 0.5):  # (K, 2) row, col; on half-pixel edges
         polygon = approximate_polygon(contour - 1, tolerance) if tolerance > 0 else contour - 1
-        if len(polygon) < 3:
+        if len(polygon) < 4:  # a closed polygon repeats its first point
             continue
-        layer = Image.new("1", (mask.shape[1], mask.shape[0]), 0)
-        ImageDraw.Draw(layer).polygon([(x, y) for y, x in polygon], fill=1)
-        canvas ^= np.asarray(layer, dtype=bool)
-        vertices.append(len(polygon) - 1)  # the closing point repeats the first
+        canvas ^= polygon2mask(mask.shape, polygon)  # pixel centres inside the polygon
+        vertices.append(len(polygon) - 1)
     return canvas, vertices
 
 
