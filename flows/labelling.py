@@ -203,6 +203,7 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
                 records.append(record)
         bar.update(len(batch_ids))
         kill_point(f"inference:{round}:{shard['shard']}")
+    next(loaded, None)  # the end: loader workers shut down now, not when garbage-collected
     bar.close()
     with phase("storage"):
         info = ws.write_shard(round, shard["shard"], shard["key"], records)
