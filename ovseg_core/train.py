@@ -36,6 +36,7 @@ from ovseg_core.checkpoint import WEIGHTS_FILE, file_sha256, save_model
 from ovseg_core.constants import ALPHA
 from ovseg_core.data import SegmentationSamples
 from ovseg_core.data.transforms import AugmentConfig, augment
+from ovseg_core.data.workers import forget_parent_atexits
 from ovseg_core.device import Runtime
 from ovseg_core.errors import OvsegError
 from ovseg_core.loss import seen_unseen_weights, stseg_loss
@@ -264,6 +265,7 @@ def _loader(samples: SegmentationSamples, cfg: TrainConfig, start_step: int) -> 
     order = _RankOrder(start_step, cfg.steps, cfg.batch_size, offset, per_rank)
     return DataLoader(stream, batch_size=per_rank, sampler=order, drop_last=True,
                       num_workers=cfg.num_workers, persistent_workers=False,
+                      worker_init_fn=forget_parent_atexits,
                       generator=torch.Generator().manual_seed(cfg.seed),
                       pin_memory=torch.cuda.is_available())
 

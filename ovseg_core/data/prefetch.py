@@ -6,22 +6,18 @@ processes up to `depth` items each ahead of the caller. Results cross processes 
 (numpy arrays, dicts, strings). workers = 0, or a daemonic process (a Dask worker, which may
 not start processes), computes each item in the caller when it is asked for.
 
-Workers are forked. A forked worker inherits the at-exit hooks the parent's threads registered
-(`threading._register_atexit`): Prefect's log and event services register one that drains
-their queue through a thread the child does not have, so it failed at the worker's exit, the
-worker exited with code 1 and torch reported "DataLoader worker exited unexpectedly" (a
-warning at collection, an error on a clean shutdown) after every shard labelled with workers
-once a flow had run in the process. Workers forget those hooks when they start.
+Workers start with `workers.forget_parent_atexits` (why: that module).
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
+
+from ovseg_core.data.workers import forget_parent_atexits
 
 
 class _Calls(Dataset):
@@ -42,14 +38,6 @@ def _as_is(result: Any) -> Any:
     return result
 
 
-def _forget_parent_atexits(_worker_id: int) -> None:
-    """DataLoader worker_init_fn: drop the thread at-exit hooks inherited from the parent (they
-    belong to threads that a forked process does not have)."""
-    hooks = getattr(threading, "_threading_atexits", None)  # CPython's list of such hooks
-    if hooks is not None:
-        hooks.clear()
-
-
 def read_ahead(fn: Callable[[Any], Any], items: Sequence[Any], workers: int,
                depth: int = 2) -> Iterator[Any]:
     """fn(item) for each of `items`, in order; with workers > 0 computed ahead by worker
@@ -58,5 +46,5 @@ def read_ahead(fn: Callable[[Any], Any], items: Sequence[Any], workers: int,
         return map(fn, items)
     loader = DataLoader(_Calls(fn, items), batch_size=None, shuffle=False, num_workers=workers,
                         prefetch_factor=depth, collate_fn=_as_is,
-                        worker_init_fn=_forget_parent_atexits)
+                        worker_init_fn=forget_parent_atexits)
     return iter(loader)

@@ -120,3 +120,22 @@ def test_finished_run_settings_check_and_interrupted_move(source, tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"x")
     with pytest.raises(OvsegError, match="inconsistent"):
         train(model, source, names, seen, cfg, tmp_path, CPU, progress=False)
+
+
+def test_loader_workers_exit_cleanly_despite_the_parents_thread_atexit_hooks(source):
+    """Prefect's services register thread at-exit hooks that fail in a forked child; a training
+    loader worker that ran them exited with code 1 (a traceback after every training run)."""
+    import os
+    import threading
+
+    from ovseg_core.train import _loader
+
+    parent = os.getpid()
+
+    def fails_in_a_child() -> None:
+        if os.getpid() != parent:
+            raise AssertionError("a parent thread's at-exit hook ran in a forked worker")
+
+    threading._register_atexit(fails_in_a_child)
+    batches = list(_loader(source, small_cfg(steps=3, num_workers=1), start_step=0))
+    assert len(batches) == 3  # run to its end: the worker was shut down and exited with 0
