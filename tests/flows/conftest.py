@@ -14,6 +14,9 @@ from flows.config import DatasetRef, DataSettings, RunConfig, SelfTrainingSettin
 def prefect_api():
     """A temporary Prefect server shared by the whole session; yields its API URL."""
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # as flows/prefect_env.py does for users: no telemetry heartbeat (offline, it only fails, and
+    # its write to the harness's SQLite database raced the tests' writes: "database is locked")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
