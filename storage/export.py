@@ -32,14 +32,13 @@ import fsspec
 import numpy as np
 import yaml
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 from storage.errors import StorageError
 from storage.formats import EXPORT_FORMATS
 from storage.polygons import mask_polygons
 from storage.query import run_sql
 from storage.review_export import store_vocabulary
-from storage.rle import rle_areas, rle_dict
+from storage.rle import rle_areas, rle_boxes, rle_dict
 from storage.samples import ImageSelection, select_images
 from storage.schema import IGNORE_INDEX
 from storage.workspace import Workspace
@@ -96,7 +95,7 @@ def _coco(round: int, images: list[dict], selections: dict[str, ImageSelection])
         if selection is None:
             continue
         areas = rle_areas(selection.rles, h, w)
-        boxes = mask_utils.toBbox([{"size": [h, w], "counts": c.encode()} for c in selection.rles])
+        boxes = rle_boxes(selection.rles, h, w)
         for i, row in enumerate(selection.rows):
             categories[row["class_id"]] = row["class_name"]
             coco["annotations"].append({

@@ -45,13 +45,12 @@ from xml.sax.saxutils import quoteattr
 
 import fsspec
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from storage.errors import StorageError
 from storage.fsio import local_path
 from storage.polygons import mask_polygons
 from storage.query import run_sql
-from storage.rle import rle_areas, rle_dict
+from storage.rle import rle_areas, rle_boxes, rle_dict
 from storage.samples import DEFAULT_WHERE, ImageSelection, select_images
 from storage.workspace import Workspace
 
@@ -126,8 +125,7 @@ def cvat_coco(round: int, selections: dict[str, ImageSelection], classes: list[s
                                "file_name": image_id, "license": 0, "flickr_url": "",
                                "coco_url": "", "date_captured": 0})
         areas = rle_areas(s.rles, s.height, s.width)
-        boxes = mask_utils.toBbox([{"size": [s.height, s.width], "counts": c.encode()}
-                                   for c in s.rles]) if s.rles else []
+        boxes = rle_boxes(s.rles, s.height, s.width)
         for i, row in enumerate(s.rows):
             coco["annotations"].append({
                 "id": len(coco["annotations"]) + 1, "image_id": number,

@@ -32,7 +32,6 @@ from urllib.parse import unquote, urlparse
 
 import fsspec
 import pyarrow as pa
-from pycocotools import mask as mask_utils
 
 from storage import human_labels
 from storage.errors import StorageError
@@ -40,7 +39,7 @@ from storage.hashing import dataset_manifest_hash
 from storage.query import run_sql
 from storage.records import utc_now
 from storage.review_export import committed_round
-from storage.rle import rle_areas
+from storage.rle import polygons_rle, rle_areas, uncompressed_rle
 from storage.schema import HUMAN_LABEL_SCHEMA
 from storage.workspace import Workspace
 
@@ -141,13 +140,12 @@ def _label(image_id: str, h: int, w: int, rle: dict, class_name: str, classes: l
 
 def _coco_mask(segmentation, h: int, w: int) -> dict | None:
     if isinstance(segmentation, list):
-        polygons = [p for p in segmentation if len(p) >= 6]
-        return mask_utils.merge(mask_utils.frPyObjects(polygons, h, w)) if polygons else None
+        return polygons_rle(segmentation, h, w)
     if isinstance(segmentation, dict) and "counts" in segmentation:
         if list(segmentation.get("size", [])) != [h, w]:
             raise ValueError(f"mask size {segmentation.get('size')} is not {[h, w]}")
         if isinstance(segmentation["counts"], list):
-            return mask_utils.frPyObjects(segmentation, h, w)
+            return uncompressed_rle(segmentation, h, w)
         return {"size": [h, w], "counts": segmentation["counts"]}
     return None
 
@@ -220,9 +218,9 @@ def parse_label_studio(tasks: list[dict], images: _Images, classes: list[str],
                               result.get("original_width", w))
             value = result["value"]
             flat = [c for x, y in value["points"] for c in (x * w / 100.0, y * h / 100.0)]
-            if len(flat) < 6:
+            rle = polygons_rle([flat], h, w)
+            if rle is None:
                 continue  # fewer than three points enclose nothing
-            rle = mask_utils.frPyObjects([flat], h, w)[0]
             labels.append(_label(image_id, h, w, rle, value["polygonlabels"][0], classes,
                                  source, who, annotation.get("updated_at")))
     return labels

@@ -1,8 +1,11 @@
-"""COCO run-length encoding of boolean masks (pycocotools), as plain `counts` strings."""
+"""COCO run-length encoding of boolean masks (pycocotools), as plain `counts` strings: the one
+module of `storage` that calls pycocotools."""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -36,14 +39,47 @@ def rle_areas(counts: list[str], height: int, width: int) -> np.ndarray:
     return out
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the DeprecationWarning pycocotools' own arrays raise under numpy 2 (their
+    `__array__` predates its `copy=` keyword); nothing else."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="pycocotools")
+        yield
+
+
 def decode_masks(counts: list[str], height: int, width: int) -> np.ndarray:
     """Decode RLE counts strings to a boolean `(N, H, W)` array."""
     if not counts:
         return np.zeros((0, height, width), dtype=bool)
-    with warnings.catch_warnings():  # pycocotools' own __array__ predates numpy 2's copy=
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module="pycocotools")
+    with _quiet():
         stack = mask_utils.decode(_rles(counts, height, width))  # (H, W, N) uint8
     return np.moveaxis(stack, -1, 0).astype(bool)
+
+
+def rle_boxes(counts: list[str], height: int, width: int) -> np.ndarray:
+    """Bounding box [x, y, w, h] (pixels, float64) of each RLE, `(N, 4)`, from the runs."""
+    if not counts:
+        return np.zeros((0, 4))
+    with _quiet():
+        return np.asarray(mask_utils.toBbox(_rles(counts, height, width)), dtype=np.float64)
+
+
+def polygons_rle(polygons: list[list[float]], height: int, width: int) -> dict | None:
+    """The COCO RLE (`{"size", "counts": bytes}`) of the pixels the flat [x0, y0, x1, y1, ...]
+    polygons enclose together; polygons of fewer than three points are skipped (None if none
+    is left)."""
+    polygons = [p for p in polygons if len(p) >= 6]
+    if not polygons:
+        return None
+    with _quiet():
+        return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+
+
+def uncompressed_rle(segmentation: dict, height: int, width: int) -> dict:
+    """COCO's uncompressed RLE (`counts` a list of run lengths) as a compressed one."""
+    with _quiet():
+        return mask_utils.frPyObjects(segmentation, height, width)
 
 
 def rle_dict(counts: str, height: int, width: int) -> dict:

@@ -23,6 +23,9 @@ from storage.samples import select_images
 from storage.workspace import Workspace
 from tests.storage.conftest import make_images
 
+# pycocotools, the independent check here, trips numpy 2's __array__(copy=) deprecation itself
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")
+
 CLASSES = [f"class{i}" for i in range(5)]
 H, W = 24, 32
 
