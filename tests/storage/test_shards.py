@@ -62,6 +62,19 @@ def test_areas_of_many_rles_at_once_do_not_overflow():
     np.testing.assert_array_equal(rle_areas(counts, 40, 50), masks.sum(axis=(1, 2)))
 
 
+def test_rle_boxes_and_polygons_by_hand():
+    from storage.rle import encode_masks, polygons_rle, rle_boxes
+
+    mask = np.zeros((10, 12), dtype=bool)
+    mask[2:5, 3:9] = True  # rows 2-4, columns 3-8
+    (counts,) = encode_masks([mask], 10, 12)
+    np.testing.assert_array_equal(rle_boxes([counts], 10, 12), [[3, 2, 6, 3]])  # x, y, w, h
+    assert rle_boxes([], 10, 12).shape == (0, 4)
+    square = polygons_rle([[3, 2, 9, 2, 9, 5, 3, 5], [0, 0, 1, 1]], 10, 12)  # 2nd: < 3 points
+    assert decode_masks([square["counts"].decode()], 10, 12)[0].sum() == mask.sum()
+    assert polygons_rle([[0, 0, 1, 1]], 10, 12) is None
+
+
 def test_committing_twice_is_idempotent(workspace):
     images = make_images(3, [2])
     first = workspace.write_shard(1, 0, "key-a", images)
