@@ -252,6 +252,7 @@ def child(job_file: Path) -> None:
 
     job = json.loads(job_file.read_text())
     cfg = RunConfig.model_validate(job["config"])
+
     @flow(name="bench-scale-warm-up")
     def warm_up() -> None:
         """Starts the temporary Prefect server, so the round's wall time does not hold it."""

@@ -15,8 +15,8 @@ steps (`check_sample`, real MobileSAM, defaults):
 
 Prints the polygons' vertices per (image, class) and the coarse and refined mIoU of each.
 
-    uv run --extra dev python benchmarks/polygon_labels.py --tolerances 1 2 4 8
-    uv run --extra dev python benchmarks/polygon_labels.py --voc out/scenetext out/radiomics
+    uv run --extra dev python benchmarks/polygon_labels.py --tolerances 0 2 4 8 16 \
+        --voc out/scenetext out/radiomics out/nuclei    # folders: benchmarks/*_voc.py
 """
 
 from __future__ import annotations

@@ -215,17 +215,18 @@ def run_check(voc_roots: Sequence[str | Path] = (), builtin: bool = False, sam: 
     for module in (parts.image_encoder, parts.prompt_encoder, parts.mask_decoder):
         module.to(runtime.device)
     refiner = SamRefiner(parts)
-    def folder(name: str) -> Path | None:
-        """Where the pictures of set `name` go (None: no pictures)."""
-        return None if pictures is None else Path(pictures) / name.strip("/").replace("/", "_")
-
     with torch.inference_mode():
-        results = ({name: check_set(data, refiner, grid=grid, pictures=folder(name))
+        results = ({name: check_set(data, refiner, grid, pictures=picture_folder(pictures, name))
                     for name, data in builtin_sets().items()} if builtin else {})
         for root in voc_roots:
-            results[str(root)] = refine_check(root, refiner, grid=grid,
-                                              pictures=folder(str(root)))
+            results[str(root)] = refine_check(root, refiner, grid,
+                                              pictures=picture_folder(pictures, str(root)))
     return results
+
+
+def picture_folder(pictures: str | Path | None, set_name: str) -> Path | None:
+    """pictures/<set_name, "/" as "_">: where one set's pictures go (None: no pictures)."""
+    return None if pictures is None else Path(pictures) / set_name.strip("/").replace("/", "_")
 
 
 def package_dir(name: str) -> Path:
