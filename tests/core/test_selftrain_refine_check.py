@@ -171,7 +171,7 @@ def test_cli_several_folders_give_one_row_each_with_one_sam(tmp_path, capsys):
 
 def test_cli_missing_folder_is_a_user_error(tmp_path, capsys):
     assert main(["refine-check", str(tmp_path / "nope"), "--sam", "tiny"]) == 2
-    assert "not a folder" in capsys.readouterr().err
+    assert "neither a VOC folder nor a COCO annotation file" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -1,0 +1,78 @@
+"""A COCO annotation file as a refine-check set: one semantic label map per image.
+
+Most labelled images come as COCO JSON (CVAT's and Label Studio's exports, COCO itself), with
+instance annotations: a pixel no annotation covers is background, not unknown. So each image's
+label map is class 0 "background" where nothing is annotated, category k (by ascending category
+id) as class k + 1, and VOC's void (255) under crowd annotations. Where annotations overlap the
+smaller one is drawn last and wins (an object on a table keeps its pixels). Images are looked up
+by `file_name` next to the JSON, in `images/` beside it, or in `images/` one folder up (CVAT's
+COCO export: `annotations/instances_default.json` and `images/`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ovseg_core.errors import OvsegError
+
+VOID = 255
+
+
+def read_coco_file(path: str | Path) -> tuple[list[str], list]:
+    """(class names, VocSamples) of a COCO instance-annotation file; names[0] = "background"."""
+    from pycocotools.coco import COCO
+
+    from ovseg_core.selftrain.refine_check import VocSample
+
+    path = Path(path)
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        try:
+            coco = COCO(str(path))
+        except Exception as exc:
+            raise OvsegError(f"cannot read COCO annotations {path}: {exc}") from exc
+    ids = sorted(coco.getCatIds())
+    if len(ids) >= VOID - 1:
+        raise OvsegError(f"{path}: {len(ids)} categories; refine-check's uint8 labels hold 253")
+    classes = {cid: k + 1 for k, cid in enumerate(ids)}
+    names = ["background"] + [coco.loadCats(cid)[0]["name"] for cid in ids]
+    samples = []
+    for info in coco.loadImgs(sorted(coco.getImgIds())):
+        image = np.asarray(Image.open(find_image(path, info["file_name"])).convert("RGB"))
+        if image.shape[:2] != (info["height"], info["width"]):
+            raise OvsegError(f"{info['file_name']} is {image.shape[1]}x{image.shape[0]}, the "
+                             f"annotations say {info['width']}x{info['height']}")
+        label = label_map(coco, info, classes)
+        image_id = str(Path(info["file_name"]).with_suffix("")).replace("/", "_")
+        samples.append(VocSample(image_id, image, label))
+    if not samples:
+        raise OvsegError(f"{path} lists no images")
+    return names, samples
+
+
+def label_map(coco, info: dict, classes: dict[int, int]) -> np.ndarray:
+    """(H, W) uint8 label map of one image: 0 background, classes[category_id], VOID under crowd
+    annotations; larger annotations first, so smaller ones win where they overlap."""
+    label = np.zeros((info["height"], info["width"]), dtype=np.uint8)
+    annotations = coco.loadAnns(coco.getAnnIds(imgIds=[info["id"]]))
+    with warnings.catch_warnings():  # pycocotools' own numpy-2 DeprecationWarning
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="pycocotools")
+        masks = [coco.annToMask(a).astype(bool) for a in annotations]
+    for ann, mask in sorted(zip(annotations, masks, strict=True), key=lambda am: -am[1].sum()):
+        label[mask] = VOID if ann.get("iscrowd", 0) else classes[ann["category_id"]]
+    return label
+
+
+def find_image(annotations: Path, file_name: str) -> Path:
+    """The image `file_name` names, next to the annotation file or in an images/ folder."""
+    here = annotations.parent
+    for folder in (here, here / "images", here.parent / "images"):
+        if (folder / file_name).is_file():
+            return folder / file_name
+    raise OvsegError(f"image {file_name} of {annotations} is in none of {here}, {here / 'images'}, "
+                     f"{here.parent / 'images'}")
