@@ -10,13 +10,13 @@ the examples) ships, under `examples/`, labelme's own demo annotations and their
 * `apc`: one 1210 x 907 Amazon Picking Challenge 2016 shelf photo (`tutorial/apc2016_obj3`)
   with a shelf bin, two boxed products and a tennis ball, as labelme's `label.png`.
 
-The labels are COARSE polygons, not pixel masks: 3 to 41 vertices per object. The VOC people
-are outlined with 16 to 41 vertices that cut across hair, hands and feet, the bus with 27 that
-skip its mirrors; the APC boxes (9 and 10 vertices) and the ball (28) follow their edges to a
-few pixels. Like the quokka's, such a label penalises an accurate SAM edge, so read these
-figures as a lower bound. The originally annotated JPEGs are used (the exports' copies are
-re-encoded). Held out: no refiner setting was chosen on them. pip cannot download this sdist
-here (it requires Python 3.12), so it is fetched from PyPI's simple index, its sha256 checked.
+The labels are polygons, not pixel masks: 3 to 41 vertices per object (people 4 to 41, the sofa
+parts 3 to 9, the buses 27 and 11); the APC boxes (9 and 10 vertices) and the ball (28) follow
+their edges closely (`ovseg refine-check out/labelme/apc --pictures DIR` shows them). A coarse
+polygon label can erase SAM's measured gain by itself (`benchmarks/polygon_labels.py`). The
+originally annotated JPEGs are used (the exports' copies are re-encoded). Held out: no refiner
+setting was chosen on them. pip cannot download this sdist here (it requires Python 3.12), so it
+is fetched from PyPI's simple index, its sha256 checked.
 
     uv run python benchmarks/labelme_voc.py out/labelme
     uv run ovseg refine-check out/labelme/voc out/labelme/apc

@@ -2,13 +2,13 @@
 
 The `pyradiomics` 3.1.0 source distribution on PyPI (about 34 MB; its wheels lack the data)
 ships the test cases of its feature baseline in `data/`: 3-D scans as gzip NRRD volumes with
-a hand-segmented lesion label each. Four are used: two contrast MRI brains with a tumour
+a segmented lesion label each. Four are used: two MRI brains with a tumour
 (`brain1`, `brain2`, 256 x 256 slices) and two lung CTs with a nodule or mass (`lung1`, `lung2`,
 512 x 512 slices); `breast1` is left out, being a 45 x 120 crop. From each case the axial
 slice with the largest labelled area is taken, its intensities stretched between their 1st
 and 99.5th percentiles to a grey JPEG (no clinical window), and the label written as class 1
-"lesion" on class 0 "background". The lesions are small (227 to 3412 pixels, about one to
-eight cells of a 24 x 24 grid), so the coarse masks are poor by construction. The package is
+"lesion" on class 0 "background". The lesions are small (227 to 3412 pixels, from under one to
+about nine cells of a 24 x 24 grid; lung1's nodule vanishes from the grid). The package is
 BSD-3-Clause (its licence file states no separate terms for the data). Held out: no refiner
 setting was chosen on it. pip cannot download this sdist without building it, so the file is
 fetched from PyPI's simple index (https://pypi.org/simple/pyradiomics/, the JSON form pip

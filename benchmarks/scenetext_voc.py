@@ -1,18 +1,17 @@
 """Real street photos with pixel-exact text masks for `ovseg refine-check`: OpenCV's scene text.
 
 Debian's `opencv-doc` package (4.6.0+dfsg-12, about 96 MB; the samples of OpenCV and
-opencv_contrib) ships, for its `text` module's segmented-word recognition sample, five real
-640 x 480 photos of signs (`examples/text/scenetext_segmented_wordNN.jpg`, NN = 01..05: "HOTEL",
-"Stationery Box", "Private Hire", a small "FOSTER'S", "MULTIMEDIA PROJECTOR") each with a
-binary pixel mask of the strokes of ONE word (`..._mask.png`; they follow the letter edges
-exactly, in the style of the ICDAR 2013 text-segmentation ground truth, but leave the dots of
-the i's out). Only that word is labelled: other text in the photo is background. The package
-states no separate licence for these images; its copyright file gives the OpenCV tree as
-Apache-2.0 AND BSD-3-Clause. This script fetches the .deb alone (`apt-get download`), takes
-the ten files out of it and writes a Pascal-VOC-layout folder: class 1 "text" on class 0
-"background". It is held out: no refiner setting was chosen on it. Text strokes are thin
-(letters 15 to 70 pixels high), so this is a hard case for a 24 x 24 grid and for SAM alike:
-the two small words (848 and 2197 pixels, letters about 15 pixels high) vanish from the
+opencv_contrib) ships, for its `text` module's segmented-word recognition sample, five real 640
+x 480 photos of signs (`examples/text/scenetext_segmented_wordNN.jpg`, NN = 01..05: "HOTEL",
+"Stationery Box", "Private Hire", a small "FOSTER'S", "MULTIMEDIA PROJECTOR") each with a binary
+pixel mask of the strokes of ONE word (`..._mask.png`; they follow the letter edges, as `ovseg
+refine-check out/scenetext --pictures DIR` shows). Only that word is labelled: other text in the
+photo is background. The package states no separate licence for these images; its copyright file
+gives the OpenCV tree as Apache-2.0 AND BSD-3-Clause. This script fetches the .deb alone
+(`apt-get download`), takes the ten files out of it and writes a Pascal-VOC-layout folder: class
+1 "text" on class 0 "background". It is held out: no refiner setting was chosen on it. Text
+strokes are thin (words 16 to 75 pixels high), so this is a hard case for a 24 x 24 grid and for
+SAM alike: the two small words (848 and 2197 pixels, 18 and 16 pixels high) vanish from the
 coarse mask, scoring 0 coarse and refined.
 
     uv run python benchmarks/scenetext_voc.py out/scenetext
