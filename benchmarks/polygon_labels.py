@@ -59,29 +59,32 @@ def polygon_label(label: np.ndarray, classes: list[int], tolerance: float, void:
     return out, vertices
 
 
-def score_set(refiner, names: list[str], samples, tolerance: float) -> dict[str, float]:
-    """Mean vertices per (image, class) pair (all its polygons) and the coarse/refined mIoU of
-    the three scorings over (image, class) pairs."""
+def score_set(refiner, names: list[str], samples, tolerances: list[float],
+              ) -> dict[float, dict[str, float]]:
+    """{tolerance: mean vertices per (image, class) pair (all its polygons) and the
+    coarse/refined mIoU of the three scorings over (image, class) pairs}. The exact label is
+    checked once per image; each tolerance adds one check of its polygon label."""
     from ovseg_core.selftrain import refine_check as rc
 
     background = 0 if names[0].lower() in rc.BACKGROUND_NAMES else None
-    scores = {k: [] for k in ("exact_c", "exact_r", "same_c", "same_r", "poly_c", "poly_r")}
-    vertices = []
+    kinds = ("exact_c", "exact_r", "same_c", "same_r", "poly_c", "poly_r", "vertices")
+    scores = {t: {k: [] for k in kinds} for t in tolerances}
     for sample in samples:
         pairs, _, coarse, refined = rc.check_sample(refiner, sample, len(names), background)
         classes = [p["class_id"] for p in pairs]
-        poly, v = polygon_label(sample.label, classes, tolerance, rc.VOC_VOID)
-        vertices.append(sum(v) / max(len(classes), 1))
-        scores["exact_c"] += [p["coarse_iou"] for p in pairs]
-        scores["exact_r"] += [p["refined_iou"] for p in pairs]
-        scores["same_c"] += list(rc.class_ious(coarse, poly, classes).values())
-        scores["same_r"] += list(rc.class_ious(refined, poly, classes).values())
-        poly_sample = rc.VocSample(sample.image_id, sample.rgb, poly)
-        poly_pairs, *_ = rc.check_sample(refiner, poly_sample, len(names), background)
-        scores["poly_c"] += [p["coarse_iou"] for p in poly_pairs]
-        scores["poly_r"] += [p["refined_iou"] for p in poly_pairs]
-    return {"vertices": float(np.mean(vertices)), **{k: float(np.mean(v))
-                                                    for k, v in scores.items()}}
+        for t in tolerances:
+            poly, v = polygon_label(sample.label, classes, t, rc.VOC_VOID)
+            poly_pairs, *_ = rc.check_sample(refiner, rc.VocSample(sample.image_id, sample.rgb,
+                                                                   poly), len(names), background)
+            s = scores[t]
+            s["vertices"].append(sum(v) / max(len(classes), 1))
+            s["exact_c"] += [p["coarse_iou"] for p in pairs]
+            s["exact_r"] += [p["refined_iou"] for p in pairs]
+            s["same_c"] += list(rc.class_ious(coarse, poly, classes).values())
+            s["same_r"] += list(rc.class_ious(refined, poly, classes).values())
+            s["poly_c"] += [p["coarse_iou"] for p in poly_pairs]
+            s["poly_r"] += [p["refined_iou"] for p in poly_pairs]
+    return {t: {k: float(np.mean(v)) for k, v in s.items()} for t, s in scores.items()}
 
 
 def labelled_sets(builtin: list[str], folders: list[str]) -> dict[str, tuple[list[str], list]]:
@@ -116,8 +119,7 @@ def main() -> None:
           "label | same masks vs polygons | polygon label degraded and refined")
     with torch.inference_mode():
         for name, (names, samples) in labelled_sets(args.builtin, args.voc).items():
-            for tolerance in args.tolerances:
-                r = score_set(refiner, names, samples, tolerance)
+            for tolerance, r in score_set(refiner, names, samples, args.tolerances).items():
                 cells = [f"{r[k + '_c']:.3f} -> {r[k + '_r']:.3f} "
                          f"({r[k + '_r'] - r[k + '_c']:+.3f})" for k in ("exact", "same", "poly")]
                 print(f"{name} {tolerance:g} {r['vertices']:.0f} | " + " | ".join(cells),

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from voc_sources import voc_folder
+from voc_sources import save_label, voc_folder
 
 PACKAGE = "opencv-doc=4.6.0+dfsg-12"
 TEXT_DIR = "./usr/share/doc/opencv-doc/examples/text/"
@@ -67,8 +67,7 @@ def write_voc(files: dict[str, bytes], out: Path) -> int:
         name = word.removeprefix("scenetext_segmented_")
         (out / f"JPEGImages/{name}.jpg").write_bytes(files[word + ".jpg"])  # RGB JPEG as shipped
         mask = np.asarray(Image.open(io.BytesIO(files[word + "_mask.png"])).convert("L")) > 127
-        Image.fromarray(mask.astype(np.uint8), mode="L").save(
-            out / f"SegmentationClassPNG/{name}.png")
+        save_label(out, name, mask)
         total += int(mask.sum())
     return total
 

@@ -50,9 +50,13 @@ def voc_folder(out: Path, class_names: list[str] | str) -> Path:
     return out
 
 
-def save_pair(out: Path, name: str, grey_or_rgb: np.ndarray, label: np.ndarray) -> None:
-    """Write out/JPEGImages/name.jpg (quality 95, grey made RGB) and
-    out/SegmentationClassPNG/name.png ((H, W) uint8 class ids)."""
-    Image.fromarray(grey_or_rgb).convert("RGB").save(out / f"JPEGImages/{name}.jpg", quality=95)
+def save_label(out: Path, name: str, label: np.ndarray) -> None:
+    """Write out/SegmentationClassPNG/name.png: (H, W) class ids as a grey uint8 PNG."""
     Image.fromarray(label.astype(np.uint8), mode="L").save(
         out / f"SegmentationClassPNG/{name}.png")
+
+
+def save_pair(out: Path, name: str, grey_or_rgb: np.ndarray, label: np.ndarray) -> None:
+    """Write out/JPEGImages/name.jpg (quality 95, grey made RGB) and `save_label`."""
+    Image.fromarray(grey_or_rgb).convert("RGB").save(out / f"JPEGImages/{name}.jpg", quality=95)
+    save_label(out, name, label)

@@ -151,16 +151,23 @@ def test_cli_needs_a_folder_or_builtin(tmp_path, capsys):
     assert "VOC_ROOT (one or more) or --builtin" in capsys.readouterr().err
 
 
-def test_cli_several_folders_give_one_row_each_with_one_sam(tmp_path, capsys):
+def test_cli_several_folders_give_one_row_each_with_one_sam(tmp_path, capsys, monkeypatch):
+    from ovseg_core.modeling import sam_encoder
+
+    built = []
+    real_build = sam_encoder.build_sam
+    monkeypatch.setattr(sam_encoder, "build_sam", lambda *a, **k: built.append(a) or
+                        real_build(*a, **k))
     first = synthetic_voc(tmp_path / "a")
     second = shutil.copytree(first, tmp_path / "b")
     out = tmp_path / "check.json"
     assert main(["refine-check", str(first), str(second), "--sam", "tiny", "--json",
                  str(out)]) == 0
+    assert len(built) == 1  # one SAM for both folders
     result = json.loads(out.read_text())
     assert list(result) == [str(first), str(second)]
     assert result[str(first)] | {"seconds_per_image": 0} == result[str(second)] | {
-        "seconds_per_image": 0}  # the same SAM (random tiny weights) checked both copies
+        "seconds_per_image": 0}
     _, (sample,) = read_voc_folder(first)
     coarse = class_ious(degrade(sample.label, 3).argmax(0), sample.label, [1, 2])
     assert result[str(first)]["coarse_miou"] == pytest.approx(np.mean(list(coarse.values())))
