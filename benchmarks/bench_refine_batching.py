@@ -7,6 +7,7 @@ passes of `max_prompts`, post-processing to image size, acceptance) and prints m
 region; "auto" is the default (`refiner.prompts_per_pass` for this device).
 
     uv run python benchmarks/bench_refine_batching.py [--sam vit_t] [--repeats 2] [--device cpu]
+        [--profile M]   # instead: torch profiler's top ops of one decoder pass over M prompts
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import torch
 
 from ovseg_core.modeling.sam_encoder import build_sam, default_sam_checkpoint
 from ovseg_core.selftrain import SamRefiner
-from ovseg_core.selftrain.refiner import RefinerSettings, prompts_per_pass
+from ovseg_core.selftrain.prompts import SamFrame, build_prompts
+from ovseg_core.selftrain.refiner import RefinerSettings, prompts_per_pass, sam_decode
 from ovseg_core.selftrain.regions import Region, mask_bbox
 
 H, W = 375, 500
@@ -56,11 +58,25 @@ def seconds_per_region(refiner: SamRefiner, emb: torch.Tensor, regions: list[lis
     return total / sum(map(len, regions))
 
 
+def profile_pass(parts, emb: torch.Tensor, m: int) -> None:
+    """Print torch profiler's top operators (self CPU time) of one `sam_decode` over m prompts."""
+    from torch.profiler import profile
+
+    prompts = build_prompts(grid_regions(m), SamFrame(H, W, parts.image_size),
+                            RefinerSettings().prompts, emb.device)
+    index = torch.zeros(m, dtype=torch.long, device=emb.device)
+    sam_decode(parts, emb, index, prompts)  # warm-up
+    with profile() as prof:
+        sam_decode(parts, emb, index, prompts)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sam", default="vit_t")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--profile", type=int, default=None, metavar="M")
     args = parser.parse_args()
     device = torch.device(args.device)
     parts = build_sam(args.sam, default_sam_checkpoint(args.sam))
@@ -68,6 +84,10 @@ def main() -> None:
         module.to(device)
     s = parts.image_size // 16
     passes = (1, 2, 4, 8, 64, None)
+    if args.profile:
+        with torch.inference_mode():
+            return profile_pass(parts, torch.randn(1, parts.embed_dim, s, s, device=device),
+                                args.profile)
     print(f"SAM {args.sam}, images {H}x{W}, {device}, {torch.get_num_threads()} CPU threads, "
           f"best of {args.repeats}; auto = {prompts_per_pass(device)}")
     print("ms per region, by max_prompts")
