@@ -10,6 +10,11 @@ Nothing in the workspace changes (checkpoints go to a temporary folder).
 
     uv run python benchmarks/retrain_share.py ovseg-workspace --round 2 --thin ground --keep 0.35
     uv run python benchmarks/retrain_share.py ovseg-workspace --round 2 --keep --balance 0.5 1
+    uv run python benchmarks/retrain_share.py ovseg-workspace --round 2 --keep --memory
+
+`--memory`: also retrain with the previous round's pseudo-labels where this round's paint
+nothing (an image's label as stored, its ignored pixels filled from the round before; images
+only the previous round labelled come back), mixed with the source as the round was.
 """
 
 from __future__ import annotations
@@ -41,6 +46,51 @@ class ThinnedClasses:
         classes = np.where(label == IGNORE_INDEX, len(self.keep) - 1, label)
         label[rng.random(label.shape) > self.keep[classes]] = IGNORE_INDEX
         return image, label
+
+
+class WithPreviousRound:
+    """Pseudo-label samples of a round whose ignored pixels take the previous round's labels.
+
+    current, previous: `PseudoLabelSamples` of rounds r and r - 1 of one target (same images,
+    same sizes); one sample per image either labels, sorted by image id.
+    """
+
+    def __init__(self, current, previous):
+        self.current, self.previous = current, previous
+        self.image_ids = sorted(set(current.image_ids) | set(previous.image_ids))
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        image_id = self.image_ids[index]
+        parts = [(s, s.image_ids.index(image_id)) for s in (self.current, self.previous)
+                 if image_id in s.image_ids]
+        image, label = parts[0][0][parts[0][1]]
+        label = np.array(label, copy=True)
+        if len(parts) == 2:
+            older = parts[1][0].label_map(parts[1][1])
+            label[label == IGNORE_INDEX] = older[label == IGNORE_INDEX]
+        return image, label
+
+
+def with_previous_round(cfg, round: int):
+    """`training.retrain_samples` of `round`, its pseudo-labels under `WithPreviousRound`."""
+    from flows.plan import data_plan
+    from ovseg_core.data.mixing import RemappedSamples, SharedSamples
+    from storage.samples import PseudoLabelSamples
+    from storage.workspace import Workspace
+
+    plan, where = data_plan(cfg), cfg.self_training.selection
+    rounds = [PseudoLabelSamples(Workspace(cfg.workspace), r, plan.read_target, where=where)
+              for r in (round, round - 1)]
+    samples = WithPreviousRound(*rounds)
+    if cfg.self_training.source_share > 0:
+        source = RemappedSamples(plan.source, plan.source_classes, plan.target_classes,
+                                 plan.name_map)
+        samples = SharedSamples(samples, source, cfg.self_training.source_share,
+                                seed=cfg.seed + round)
+    return samples
 
 
 def thin_one(names: list[str], name: str, keep: float) -> np.ndarray:
@@ -103,6 +153,9 @@ def main() -> None:
     parser.add_argument("--balance", type=float, nargs="*", default=[], metavar="POWER",
                         help="also retrain with every class c thinned to a share "
                              "min(1, median painted count / c's count) ** POWER (one each)")
+    parser.add_argument("--memory", action="store_true",
+                        help="also retrain with the previous round's labels where this round's "
+                             "paint nothing")
     args = parser.parse_args()
     from pl_confusion import round_config
 
@@ -125,6 +178,8 @@ def main() -> None:
         print(f"balanced ** {power:g} keeps: " + ", ".join(
             f"{n} {k:.2f}" for n, k in zip(names, keep, strict=True) if k < 1))
         runs.append((f"balanced ** {power:g}", ThinnedClasses(samples, keep)))
+    if args.memory:
+        runs.append((f"+ round {args.round - 1}'s labels", with_previous_round(cfg, args.round)))
     for label, data in runs:
         r = retrain_and_score(cfg, args.round, data)
         per_class = ", ".join(f"{n} {v:.1f}" for n, v in r["per_class"].items() if v is not None)
