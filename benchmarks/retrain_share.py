@@ -124,8 +124,9 @@ def painted_pixels(cfg, round: int, names: list[str]) -> np.ndarray:
     return counts
 
 
-def retrain_and_score(cfg, round: int, samples) -> dict:
-    """Retrain `round` from its parent checkpoint on `samples`; held-out evaluation dict."""
+def retrain_and_score(cfg, round: int, samples, seed_offset: int = 0) -> dict:
+    """Retrain `round` from its parent checkpoint on `samples`, with the round's seed +
+    `seed_offset` (0: as the round did); held-out evaluation dict."""
     from flows import steps
     from flows.plan import data_plan
     from ovseg_core.inference import evaluate
@@ -135,7 +136,7 @@ def retrain_and_score(cfg, round: int, samples) -> dict:
     parent = steps.parent_record(cfg, round).to_dict()
     model = steps.load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"],
                                   cached=False)
-    settings = steps.train_config(cfg, retrain=True, seed=cfg.seed + round)
+    settings = steps.train_config(cfg, retrain=True, seed=cfg.seed + round + seed_offset)
     with tempfile.TemporaryDirectory() as out:
         train(model, samples, plan.target_classes, plan.target_seen, settings, out, runtime)
     model.eval()
@@ -153,6 +154,9 @@ def main() -> None:
     parser.add_argument("--balance", type=float, nargs="*", default=[], metavar="POWER",
                         help="also retrain with every class c thinned to a share "
                              "min(1, median painted count / c's count) ** POWER (one each)")
+    parser.add_argument("--reseed", type=int, nargs="*", default=[], metavar="OFFSET",
+                        help="also retrain as stored with the round's seed + OFFSET (one each): "
+                             "how far retraining's own randomness moves the figures")
     parser.add_argument("--memory", action="store_true",
                         help="also retrain with the previous round's labels where this round's "
                              "paint nothing")
@@ -180,8 +184,10 @@ def main() -> None:
         runs.append((f"balanced ** {power:g}", ThinnedClasses(samples, keep)))
     if args.memory:
         runs.append((f"+ round {args.round - 1}'s labels", with_previous_round(cfg, args.round)))
-    for label, data in runs:
-        r = retrain_and_score(cfg, args.round, data)
+    runs = [(label, data, 0) for label, data in runs]
+    runs += [(f"as stored, seed +{k}", samples, k) for k in args.reseed]
+    for label, data, offset in runs:
+        r = retrain_and_score(cfg, args.round, data, offset)
         per_class = ", ".join(f"{n} {v:.1f}" for n, v in r["per_class"].items() if v is not None)
         print(f"{label:>18}: mIoU {r['miou']:.1f} seen {r['seen_miou']:.1f} "
               f"unseen {r['unseen_miou']:.1f} | {per_class}", flush=True)

@@ -117,7 +117,8 @@ class RoundLabeler:
         """Regions of each image (gated or not) with masks at the image's (H, W).
 
         images: uint8 (H_i, W_i, 3) RGB, any sizes; keys: one stable id per image (its path),
-        the key of its cached SAM embedding. One model pass and one batched SAM decoder pass.
+        the key of its cached SAM embedding. One model pass; SAM decodes all the batch's gated
+        regions together (`SamRefiner.refine_batch`).
         """
         work, regions = self.coarse_regions(images)
         with phase("sam_encoder"):

@@ -1,9 +1,10 @@
 """SAM refinement of gated regions: batched prompt encoding + mask decoding, then acceptance.
 
 The refiner takes image embeddings computed by its caller (`ovseg_core.labeling` encodes each
-image once, at its true aspect ratio, and caches the embedding across rounds). All gated regions
-of all images of a batch go through ONE prompt-encoder call and ONE mask-decoder pass (chunked
-by `max_prompts` to bound memory; on CPU in pairs, which is faster: `prompts_per_pass`).
+image once, at its true aspect ratio, and caches the embedding across rounds). The gated regions
+of all images of a batch go through the prompt encoder and mask decoder together, in passes of
+`max_prompts` prompts (by default 2 on CPU, where large passes are slower, and 64 on CUDA:
+`prompts_per_pass`).
 
 Output: SAM's single-mask token (`output="single"`), thresholded at `mask_threshold` logits.
 Acceptance: a SAM mask is trusted when SAM's predicted IoU >= `min_sam_iou` and the agreement
@@ -35,12 +36,12 @@ from ovseg_core.selftrain.prompts import (
 from ovseg_core.selftrain.regions import DEFAULT_GATE, Region, find_regions, gate
 
 FALLBACKS = ("coarse", "ignore")
-PROMPTS_PER_PASS = {"cuda": 64}
-"""Prompts per decoder pass by device type when `RefinerSettings.max_prompts` is None; 2 on other
-devices. On 2 CPU cores a pass over M prompts is memory-bound (copies and adds over M x 4096 x
-256 activations): `refine_batch` takes 53-55 ms per region at 2 against 90-93 at 64
-(`benchmarks/bench_refine_batching.py`). On a GPU, one large pass is the point of batching
-(unmeasured here: no GPU lent)."""
+PROMPTS_PER_PASS = {"cuda": 64, "cpu": 2}
+"""Prompts per decoder pass by device type when `RefinerSettings.max_prompts` is None (other
+devices: the CPU's). On 2 CPU cores a pass over many prompts is memory-bound (copies and adds
+over M x 4096 x 256 activations): `refine_batch` takes 49-51 ms per region at 2 against 67-95
+at 64 (`benchmarks/bench_refine_batching.py`). On a GPU, one large pass is the point of
+batching (unmeasured here: no GPU lent)."""
 HOST_BATCH = 16
 """Refined masks resized and copied to the host together (at most 16 x 4 x 1024 x 1024 float
 logits at once at SAM's resolution: 256 MiB with all 4 tokens, 64 MiB with the single one)."""
@@ -151,7 +152,7 @@ def sam_decode(parts: SamParts, embeddings: Tensor, image_index: Tensor,
 
 def prompts_per_pass(device: torch.device) -> int:
     """Prompts per decoder pass on `device` when the settings leave it open (`PROMPTS_PER_PASS`)."""
-    return PROMPTS_PER_PASS.get(torch.device(device).type, 2)
+    return PROMPTS_PER_PASS.get(torch.device(device).type, PROMPTS_PER_PASS["cpu"])
 
 
 def fit_probs(probs: np.ndarray | Tensor, size: tuple[int, int]) -> np.ndarray | Tensor:
@@ -204,7 +205,7 @@ class SamRefiner:
                      probs: list[np.ndarray | Tensor | list[Region]],
                      threshold: float | Sequence[float] = DEFAULT_GATE
                      ) -> list[list[RefinedRegion]]:
-        """Gate and refine the regions of B images in one batched decoder pass.
+        """Gate and refine the regions of B images together (decoder passes of `max_prompts`).
 
         embeddings: (B, C, s, s) SAM image embeddings of the images (one encoder pass, done by
             the caller). image_sizes: (h, w) of each image as SAM saw it, before its resize/pad.
