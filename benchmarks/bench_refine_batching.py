@@ -4,7 +4,7 @@ Real MobileSAM prompt encoder + mask decoder (weights shipped by isat-sam-backen
 embeddings (decoder cost does not depend on their values), B images of 375 x 500 with M regions
 each, all gated. Each column times the whole `SamRefiner.refine_batch` (prompts, decoding in
 passes of `max_prompts`, post-processing to image size, acceptance) and prints milliseconds per
-region; "auto" is the default (`refiner.prompts_per_pass` for this device).
+region; "auto" is the default (`refiner.prompts_per_pass` for this SAM and device).
 
     uv run python benchmarks/bench_refine_batching.py [--sam vit_t] [--repeats 2] [--device cpu]
         [--profile M]   # instead: torch profiler's top ops of one decoder pass over M prompts
@@ -89,7 +89,7 @@ def main() -> None:
             return profile_pass(parts, torch.randn(1, parts.embed_dim, s, s, device=device),
                                 args.profile)
     print(f"SAM {args.sam}, images {H}x{W}, {device}, {torch.get_num_threads()} CPU threads, "
-          f"best of {args.repeats}; auto = {prompts_per_pass(device)}")
+          f"best of {args.repeats}; auto = {prompts_per_pass(parts, device)}")
     print("ms per region, by max_prompts")
     print(f"{'images x regions':>16} |" + "".join(f"{p or 'auto':>7}" for p in passes))
     with torch.inference_mode():

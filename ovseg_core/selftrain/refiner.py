@@ -3,8 +3,8 @@
 The refiner takes image embeddings computed by its caller (`ovseg_core.labeling` encodes each
 image once, at its true aspect ratio, and caches the embedding across rounds). The gated regions
 of all images of a batch go through the prompt encoder and mask decoder together, in passes of
-`max_prompts` prompts (by default 2 on CPU, where large passes are slower, and 64 on CUDA:
-`prompts_per_pass`).
+`max_prompts` prompts (by default 2 of a real SAM on CPU, where large passes are slower, and 64
+on CUDA: `prompts_per_pass`).
 
 Output: SAM's single-mask token (`output="single"`), thresholded at `mask_threshold` logits.
 Acceptance: a SAM mask is trusted when SAM's predicted IoU >= `min_sam_iou` and the agreement
@@ -36,12 +36,16 @@ from ovseg_core.selftrain.prompts import (
 from ovseg_core.selftrain.regions import DEFAULT_GATE, Region, find_regions, gate
 
 FALLBACKS = ("coarse", "ignore")
-PROMPTS_PER_PASS = {"cuda": 64, "cpu": 2}
-"""Prompts per decoder pass by device type when `RefinerSettings.max_prompts` is None (other
-devices: the CPU's). On 2 CPU cores a pass over many prompts is memory-bound (copies and adds
-over M x 4096 x 256 activations): `refine_batch` takes 49-51 ms per region at 2 against 67-95
-at 64 (`benchmarks/bench_refine_batching.py`). On a GPU, one large pass is the point of
-batching (unmeasured here: no GPU lent)."""
+MAX_PROMPTS_PER_PASS = 64
+"""Prompts per decoder pass when `RefinerSettings.max_prompts` is None, on CUDA, and the cap
+elsewhere (on a GPU one large pass is the point of batching; unmeasured here: no GPU lent)."""
+CPU_PASS_ELEMENTS = 2 * 256 * 64 * 64
+"""Off CUDA a pass's prompts are limited to this many elements of image-side activations
+(prompts x embed_dim x (image_size / 16)^2): 2 prompts of the real SAMs (256 x 64 x 64), 64 of
+the tiny test SAM (32 x 16 x 16). On 2 CPU cores a pass over many real-SAM prompts is
+memory-bound: `refine_batch` takes 49-51 ms per region at 2 per pass against 67-95 at 64,
+while the tiny SAM is fastest in large passes (`benchmarks/bench_refine_batching.py`,
+`benchmarks/bench_scale.py`; figures in selftrain/README.md)."""
 HOST_BATCH = 16
 """Refined masks resized and copied to the host together (at most 16 x 4 x 1024 x 1024 float
 logits at once at SAM's resolution: 256 MiB with all 4 tokens, 64 MiB with the single one)."""
@@ -101,7 +105,7 @@ class RefinerSettings:
         None takes SAM's whole mask.
     min_area: smallest region `find_regions` keeps (px).
     max_prompts: prompts per decoder pass (bounds memory; results do not depend on it); None
-        chooses by device (`PROMPTS_PER_PASS`).
+        chooses by SAM and device (`prompts_per_pass`).
     """
 
     prompts: PromptSettings = field(default_factory=PromptSettings)
@@ -150,9 +154,13 @@ def sam_decode(parts: SamParts, embeddings: Tensor, image_index: Tensor,
     return masks, dec.iou_prediction_head(hs[:, 0, :])
 
 
-def prompts_per_pass(device: torch.device) -> int:
-    """Prompts per decoder pass on `device` when the settings leave it open (`PROMPTS_PER_PASS`)."""
-    return PROMPTS_PER_PASS.get(torch.device(device).type, PROMPTS_PER_PASS["cpu"])
+def prompts_per_pass(parts: SamParts, device: torch.device | str) -> int:
+    """Prompts per decoder pass of `parts` on `device` when the settings leave it open:
+    `MAX_PROMPTS_PER_PASS` on CUDA, else as many as fit `CPU_PASS_ELEMENTS` (at least 1)."""
+    if torch.device(device).type == "cuda":
+        return MAX_PROMPTS_PER_PASS
+    per_prompt = parts.embed_dim * (parts.image_size // 16) ** 2
+    return max(1, min(MAX_PROMPTS_PER_PASS, CPU_PASS_ELEMENTS // per_prompt))
 
 
 def fit_probs(probs: np.ndarray | Tensor, size: tuple[int, int]) -> np.ndarray | Tensor:
@@ -242,7 +250,7 @@ class SamRefiner:
         prompts = concat_prompts(per_image)
         image_index = torch.as_tensor([i for i, _ in jobs], device=dev)
         out: list[tuple[np.ndarray, float]] = []
-        step = self.settings.max_prompts or prompts_per_pass(dev)
+        step = self.settings.max_prompts or prompts_per_pass(self.parts, dev)
         for start in range(0, len(jobs), step):
             chunk = slice(start, start + step)
             low, iou = sam_decode(self.parts, embeddings, image_index[chunk],

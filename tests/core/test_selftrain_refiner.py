@@ -1,5 +1,7 @@
 """Batched SAM refinement (real segment_anything modules, tiny random preset)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -96,8 +98,9 @@ def test_prompts_per_pass_changes_speed_not_results(parts):
                 if r.gated:
                     assert np.array_equal(r.refined_mask, ref.refined_mask), p
                     assert r.sam_iou == pytest.approx(ref.sam_iou, abs=1e-5), p
-    assert prompts_per_pass(torch.device("cpu")) == 2
-    assert prompts_per_pass(torch.device("cuda")) == 64
+    real = dataclasses.replace(parts, embed_dim=256, image_size=1024)  # SAM's and MobileSAM's
+    assert prompts_per_pass(real, "cpu") == 2 and prompts_per_pass(real, "cuda") == 64
+    assert prompts_per_pass(parts, "cpu") == 64  # 32 x 16 x 16 activations per prompt
 
 
 def test_acceptance_and_fallbacks(parts):
