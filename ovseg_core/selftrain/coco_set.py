@@ -57,14 +57,21 @@ def read_coco_file(path: str | Path) -> tuple[list[str], list]:
 
 def label_map(coco, info: dict, classes: dict[int, int]) -> np.ndarray:
     """(H, W) uint8 label map of one image: 0 background, classes[category_id], VOID under crowd
-    annotations; larger annotations first, so smaller ones win where they overlap."""
+    annotations; larger annotations first, so smaller ones win where they overlap. Areas are
+    counted on the run-length encodings and masks decoded one at a time, so memory does not
+    grow with the number of annotations."""
+    from pycocotools import mask as mask_utils
+
     label = np.zeros((info["height"], info["width"]), dtype=np.uint8)
     annotations = coco.loadAnns(coco.getAnnIds(imgIds=[info["id"]]))
+    rles = [coco.annToRLE(a) for a in annotations]
+    areas = np.array([int(mask_utils.area(rle)) for rle in rles], dtype=np.int64)
     with warnings.catch_warnings():  # pycocotools' own numpy-2 DeprecationWarning
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="pycocotools")
-        masks = [coco.annToMask(a).astype(bool) for a in annotations]
-    for ann, mask in sorted(zip(annotations, masks, strict=True), key=lambda am: -am[1].sum()):
-        label[mask] = VOID if ann.get("iscrowd", 0) else classes[ann["category_id"]]
+        for k in np.argsort(-areas, kind="stable"):
+            ann = annotations[k]
+            mask = mask_utils.decode(rles[k]).astype(bool)
+            label[mask] = VOID if ann.get("iscrowd", 0) else classes[ann["category_id"]]
     return label
 
 
