@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,12 @@ from ovseg_core.errors import OvsegError
 VOID = 255
 
 
-def read_coco_file(path: str | Path) -> tuple[list[str], list]:
-    """(class names, VocSamples) of a COCO instance-annotation file; names[0] = "background"."""
+def read_coco_file(path: str | Path, limit: int | None = None) -> tuple[list[str], Sequence]:
+    """(class names, samples) of a COCO instance-annotation file; names[0] = "background". The
+    first `limit` images by id (None: all), each read and painted when used."""
     from pycocotools.coco import COCO
 
-    from ovseg_core.selftrain.refine_check import VocSample
+    from ovseg_core.selftrain.refine_check import LazySamples
 
     path = Path(path)
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
@@ -41,18 +43,24 @@ def read_coco_file(path: str | Path) -> tuple[list[str], list]:
         raise OvsegError(f"{path}: {len(ids)} categories; refine-check's uint8 labels hold 253")
     classes = {cid: k + 1 for k, cid in enumerate(ids)}
     names = ["background"] + [coco.loadCats(cid)[0]["name"] for cid in ids]
-    samples = []
-    for info in coco.loadImgs(sorted(coco.getImgIds())):
-        image = np.asarray(Image.open(find_image(path, info["file_name"])).convert("RGB"))
-        if image.shape[:2] != (info["height"], info["width"]):
-            raise OvsegError(f"{info['file_name']} is {image.shape[1]}x{image.shape[0]}, the "
-                             f"annotations say {info['width']}x{info['height']}")
-        label = label_map(coco, info, classes)
-        image_id = str(Path(info["file_name"]).with_suffix("")).replace("/", "_")
-        samples.append(VocSample(image_id, image, label))
-    if not samples:
+    infos = coco.loadImgs(sorted(coco.getImgIds()))[:limit]
+    if not infos:
         raise OvsegError(f"{path} lists no images")
-    return names, samples
+    files = [find_image(path, info["file_name"]) for info in infos]  # fail before SAM runs
+    return names, LazySamples(list(zip(infos, files, strict=True)),
+                              lambda item: coco_sample(coco, *item, classes))
+
+
+def coco_sample(coco, info: dict, image_file: Path, classes: dict[int, int]):
+    """The VocSample of one COCO image: its photo and `label_map`."""
+    from ovseg_core.selftrain.refine_check import VocSample
+
+    image = np.asarray(Image.open(image_file).convert("RGB"))
+    if image.shape[:2] != (info["height"], info["width"]):
+        raise OvsegError(f"{info['file_name']} is {image.shape[1]}x{image.shape[0]}, the "
+                         f"annotations say {info['width']}x{info['height']}")
+    image_id = str(Path(info["file_name"]).with_suffix("")).replace("/", "_")
+    return VocSample(image_id, image, label_map(coco, info, classes))
 
 
 def label_map(coco, info: dict, classes: dict[int, int]) -> np.ndarray:

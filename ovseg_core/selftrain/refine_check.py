@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +44,28 @@ class VocSample:
     label: np.ndarray
 
 
+class LazySamples(Sequence):
+    """Labelled images read from disk when used: `load(item)` -> VocSample, one per item (so a
+    large folder is never held in memory at once)."""
+
+    def __init__(self, items: list, load: Callable[[object], VocSample]):
+        self.items, self.load = items, load
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return LazySamples(self.items[index], self.load)
+        return self.load(self.items[index])
+
+
 @dataclass
 class LabelledSet:
     """Labelled images sharing one vocabulary: names[0] is the background when it is named so."""
 
     names: list[str]
-    samples: list[VocSample]
+    samples: Sequence[VocSample]
     tuned: bool = False
     """True for a set the refiner's defaults were chosen on (not held out)."""
 
@@ -72,8 +88,10 @@ class CheckResult:
                 "pairs": self.pairs}
 
 
-def read_voc_folder(root: str | Path) -> tuple[list[str], list[VocSample]]:
-    """class names and samples of a VOC-layout folder (JPEGImages/, SegmentationClass[PNG]/)."""
+def read_voc_folder(root: str | Path, limit: int | None = None
+                    ) -> tuple[list[str], LazySamples]:
+    """Class names and samples of a VOC-layout folder (JPEGImages/, SegmentationClass[PNG]/):
+    the first `limit` label PNGs by name (None: all), each image read when used."""
     root = Path(root)
     names_file = root / "class_names.txt"
     if not names_file.is_file():
@@ -84,22 +102,27 @@ def read_voc_folder(root: str | Path) -> tuple[list[str], list[VocSample]]:
                       if (root / d).is_dir()), None)
     if label_dir is None:
         raise OvsegError(f"{root} has neither SegmentationClassPNG/ nor SegmentationClass/")
-    samples = []
-    for png in sorted(label_dir.glob("*.png")):
-        jpg = root / "JPEGImages" / f"{png.stem}.jpg"
+    pairs = [(png, root / "JPEGImages" / f"{png.stem}.jpg")
+             for png in sorted(label_dir.glob("*.png"))][:limit]
+    if not pairs:
+        raise OvsegError(f"no label PNGs in {label_dir}")
+    for png, jpg in pairs:  # fail now, not after SAM has run on the images before it
         if not jpg.is_file():
             raise OvsegError(f"no image {jpg} for label {png}")
-        label_img = Image.open(png)
-        if label_img.mode not in ("P", "L"):
-            raise OvsegError(f"{png} is not a palette (or grey) class PNG (mode {label_img.mode})")
-        rgb = np.asarray(Image.open(jpg).convert("RGB"))
-        label = np.asarray(label_img, dtype=np.uint8)
-        if label.shape != rgb.shape[:2]:
-            raise OvsegError(f"{png} is {label.shape}, its image is {rgb.shape[:2]}")
-        samples.append(VocSample(png.stem, rgb, label))
-    if not samples:
-        raise OvsegError(f"no label PNGs in {label_dir}")
-    return names, samples
+    return names, LazySamples(pairs, read_voc_pair)
+
+
+def read_voc_pair(pair: tuple[Path, Path]) -> VocSample:
+    """One VOC sample from its (label PNG, JPEG) paths."""
+    png, jpg = pair
+    label_img = Image.open(png)
+    if label_img.mode not in ("P", "L"):
+        raise OvsegError(f"{png} is not a palette (or grey) class PNG (mode {label_img.mode})")
+    rgb = np.asarray(Image.open(jpg).convert("RGB"))
+    label = np.asarray(label_img, dtype=np.uint8)
+    if label.shape != rgb.shape[:2]:
+        raise OvsegError(f"{png} is {label.shape}, its image is {rgb.shape[:2]}")
+    return VocSample(png.stem, rgb, label)
 
 
 def degrade(label: np.ndarray, num_classes: int, grid: int = 24) -> np.ndarray:
@@ -176,20 +199,22 @@ def labelled_kind(root: str | Path) -> str:
     raise OvsegError(f"{root} is neither a VOC folder nor a COCO annotation file (.json)")
 
 
-def read_labelled(root: str | Path) -> tuple[list[str], list[VocSample]]:
-    """Class names and samples of a VOC-layout folder or of a COCO annotation file (.json)."""
+def read_labelled(root: str | Path, limit: int | None = None
+                  ) -> tuple[list[str], Sequence[VocSample]]:
+    """Class names and samples (the first `limit`; None: all) of a VOC-layout folder or of a
+    COCO annotation file (.json)."""
     if labelled_kind(root) == "coco":
         from ovseg_core.selftrain.coco_set import read_coco_file
 
-        return read_coco_file(root)
-    return read_voc_folder(root)
+        return read_coco_file(root, limit)
+    return read_voc_folder(root, limit)
 
 
 def refine_check(root: str | Path, refiner: SamRefiner, grid: int = 24,
-                 pictures: Path | None = None) -> CheckResult:
-    """Run the check over a VOC folder or COCO file; mIoU = mean IoU over (image, class)
-    pairs."""
-    names, samples = read_labelled(root)
+                 pictures: Path | None = None, limit: int | None = None) -> CheckResult:
+    """Run the check over a VOC folder or COCO file (its first `limit` images; None: all);
+    mIoU = mean IoU over (image, class) pairs."""
+    names, samples = read_labelled(root, limit)
     return check_set(LabelledSet(names, samples), refiner, grid, where=str(root),
                      pictures=pictures)
 
@@ -217,11 +242,13 @@ def check_set(data: LabelledSet, refiner: SamRefiner, grid: int = 24, where: str
 
 def run_check(voc_roots: Sequence[str | Path] = (), builtin: bool = False, sam: str = "vit_t",
               checkpoint: str | None = None, device: str | None = None, grid: int = 24,
-              pictures: str | Path | None = None) -> dict[str, CheckResult]:
+              pictures: str | Path | None = None, limit: int | None = None
+              ) -> dict[str, CheckResult]:
     """The whole `ovseg refine-check`: build the SAM variant (its default weights unless
     `checkpoint` is given), then check every built-in set (with `builtin`) and every VOC folder
-    in `voc_roots`, in that order: {set name or folder as given: result}. With `pictures`, one
-    picture per image goes to pictures/<set name, "/" as "_">/."""
+    or COCO file in `voc_roots` (its first `limit` images), in that order: {set name or folder
+    as given: result}. With `pictures`, one picture per image goes to
+    pictures/<set name, "/" as "_">/."""
     from ovseg_core.device import pick_runtime
     from ovseg_core.modeling.sam_encoder import build_sam, default_sam_checkpoint
 
@@ -239,7 +266,7 @@ def run_check(voc_roots: Sequence[str | Path] = (), builtin: bool = False, sam: 
         results = ({name: check_set(data, refiner, grid, pictures=picture_folder(pictures, name))
                     for name, data in builtin_sets().items()} if builtin else {})
         for root in voc_roots:
-            results[str(root)] = refine_check(root, refiner, grid,
+            results[str(root)] = refine_check(root, refiner, grid, limit=limit,
                                               pictures=picture_folder(pictures, str(root)))
     return results
 

@@ -176,6 +176,23 @@ def test_cli_several_folders_give_one_row_each_with_one_sam(tmp_path, capsys, mo
                for f in (first, second))
 
 
+def test_limit_checks_the_first_images_and_reads_lazily(tmp_path, capsys):
+    root = synthetic_voc(tmp_path / "voc")
+    Image.fromarray(np.zeros((60, 90, 3), np.uint8)).save(root / "JPEGImages" / "b.jpg")
+    Image.fromarray(np.zeros((60, 90, 3), np.uint8)).save(root / "SegmentationClassPNG" / "b.png")
+    names, samples = read_voc_folder(root)  # b's label is RGB: only an error when read
+    assert len(samples) == 2 and samples[0].image_id == "a"
+    with pytest.raises(OvsegError, match="b.png is not a palette"):
+        samples[1]
+    out = tmp_path / "check.json"
+    assert main(["refine-check", str(root), "--sam", "tiny", "--limit", "1",
+                 "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["images"] == 1 and {p["image"] for p in result["pairs"]} == {"a"}
+    assert main(["refine-check", str(root), "--sam", "tiny", "--limit", "0"]) == 2
+    assert "--limit must be at least 1" in capsys.readouterr().err
+
+
 def test_cli_missing_folder_is_a_user_error(tmp_path, capsys):
     assert main(["refine-check", str(tmp_path / "nope"), "--sam", "tiny"]) == 2
     assert "neither a VOC folder nor a COCO annotation file" in capsys.readouterr().err
