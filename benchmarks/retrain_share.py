@@ -64,33 +64,29 @@ class WithPreviousRound:
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         image_id = self.image_ids[index]
-        parts = [(s, s.image_ids.index(image_id)) for s in (self.current, self.previous)
-                 if image_id in s.image_ids]
-        image, label = parts[0][0][parts[0][1]]
-        label = np.array(label, copy=True)
-        if len(parts) == 2:
-            older = parts[1][0].label_map(parts[1][1])
-            label[label == IGNORE_INDEX] = older[label == IGNORE_INDEX]
+        now, before = (s.image_ids.index(image_id) if image_id in s.image_ids else None
+                       for s in (self.current, self.previous))
+        if now is None:
+            return self.previous[before]
+        image, label = self.current[now]
+        if before is not None:
+            label = np.array(label, copy=True)
+            unlabelled = label == IGNORE_INDEX
+            label[unlabelled] = self.previous.label_map(before)[unlabelled]
         return image, label
 
 
 def with_previous_round(cfg, round: int):
     """`training.retrain_samples` of `round`, its pseudo-labels under `WithPreviousRound`."""
     from flows.plan import data_plan
-    from ovseg_core.data.mixing import RemappedSamples, SharedSamples
+    from flows.training import with_source
     from storage.samples import PseudoLabelSamples
     from storage.workspace import Workspace
 
     plan, where = data_plan(cfg), cfg.self_training.selection
     rounds = [PseudoLabelSamples(Workspace(cfg.workspace), r, plan.read_target, where=where)
               for r in (round, round - 1)]
-    samples = WithPreviousRound(*rounds)
-    if cfg.self_training.source_share > 0:
-        source = RemappedSamples(plan.source, plan.source_classes, plan.target_classes,
-                                 plan.name_map)
-        samples = SharedSamples(samples, source, cfg.self_training.source_share,
-                                seed=cfg.seed + round)
-    return samples
+    return with_source(cfg, round, WithPreviousRound(*rounds))
 
 
 def thin_one(names: list[str], name: str, keep: float) -> np.ndarray:

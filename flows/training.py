@@ -46,12 +46,19 @@ def retrain_samples(cfg: RunConfig, round: int) -> SegmentationSamples:
         raise OvsegError(f"round {round} selected no pseudo-labels to retrain on; lower "
                          "self_training.gate_threshold, set self_training.class_balance (a "
                          "gate per class) or change self_training.selection")
+    return with_source(cfg, round, samples)
+
+
+def with_source(cfg: RunConfig, round: int, samples) -> SegmentationSamples:
+    """Pseudo-labelled `samples` of round `round` mixed with the labelled source, remapped into
+    the target vocabulary, at `self_training.source_share` (unchanged at 0)."""
     share = cfg.self_training.source_share
-    if share > 0:
-        source = RemappedSamples(plan.source, plan.source_classes, plan.target_classes,
-                                 plan.name_map)
-        samples = SharedSamples(samples, source, share, seed=cfg.seed + round)
-    return samples
+    if share == 0:
+        return samples
+    plan = data_plan(cfg)
+    source = RemappedSamples(plan.source, plan.source_classes, plan.target_classes,
+                             plan.name_map)
+    return SharedSamples(samples, source, share, seed=cfg.seed + round)
 
 
 def kill_point_at_step(round: int, step: int, _loss: float) -> None:
