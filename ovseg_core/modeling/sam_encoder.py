@@ -201,10 +201,15 @@ class SamImageEncoder(nn.Module):
 
     Parameters never require grad and the module stays in eval mode under `.train()`, so the
     self-training refiner can reuse `prompt_encoder` / `mask_decoder` on the same embedding.
+    channels_last_on_cpu: on the CPU, feed the encoder a channels-last input (the refiner's
+    encoder does: MobileSAM encodes 1.17-1.27x faster so, embeddings within 1e-6;
+    `benchmarks/bench_sam_encoder.py`). The model's own SAM keeps the plain layout, so training
+    is unchanged.
     """
 
-    def __init__(self, parts: SamParts) -> None:
+    def __init__(self, parts: SamParts, channels_last_on_cpu: bool = False) -> None:
         super().__init__()
+        self.channels_last_on_cpu = channels_last_on_cpu
         self.image_encoder = parts.image_encoder
         self.prompt_encoder = parts.prompt_encoder
         self.mask_decoder = parts.mask_decoder
@@ -227,4 +232,7 @@ class SamImageEncoder(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) RGB in [0, 1] -> image embedding (B, embed_dim, S/16, S/16),
         S = image_size."""
-        return self.image_encoder(preprocess_for_sam(images, self.image_size))
+        x = preprocess_for_sam(images, self.image_size)
+        if self.channels_last_on_cpu and x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.image_encoder(x)

@@ -189,7 +189,7 @@ class SamRefiner:
     def __init__(self, parts: SamParts, settings: RefinerSettings | None = None) -> None:
         self.parts = parts
         self.settings = settings or RefinerSettings()
-        self._encoder = SamImageEncoder(parts)
+        self._encoder = SamImageEncoder(parts, channels_last_on_cpu=True)
 
     @property
     def device(self) -> torch.device:

