@@ -54,9 +54,7 @@ class LazySamples(Sequence):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return LazySamples(self.items[index], self.load)
+    def __getitem__(self, index: int) -> VocSample:
         return self.load(self.items[index])
 
 

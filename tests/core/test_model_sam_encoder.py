@@ -28,10 +28,20 @@ def test_tiny_embedding_shape(tiny_encoder):
     assert torch.isfinite(emb).all()
 
 
-def test_channels_last_input_gives_the_same_embedding(tiny_encoder):
-    images = torch.rand(2, 3, 120, 200)
-    fast = SamImageEncoder(tiny_encoder.parts, channels_last_on_cpu=True)
-    torch.testing.assert_close(fast(images), tiny_encoder(images), atol=1e-5, rtol=1e-5)
+def test_refiner_feeds_channels_last_model_does_not_same_embedding(tiny_encoder):
+    from ovseg_core.selftrain import SamRefiner
+
+    layouts = []  # per encoder call: was its input channels-last?
+    hook = tiny_encoder.image_encoder.register_forward_pre_hook(
+        lambda _m, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    try:
+        images = torch.rand(2, 3, 120, 200)
+        plain = tiny_encoder(images)  # the model's own SAM
+        refined = SamRefiner(tiny_encoder.parts).encode(images)
+    finally:
+        hook.remove()
+    assert layouts == [False, True]
+    torch.testing.assert_close(refined, plain, atol=1e-5, rtol=1e-5)
 
 
 def test_resize_longest_side_rounding():
