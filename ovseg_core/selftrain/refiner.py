@@ -244,10 +244,7 @@ class SamRefiner:
         if not jobs:
             return []
         dev = embeddings.device
-        per_image = [build_prompts([regions[i][j] for ii, j in jobs if ii == i], frames[i],
-                                   self.settings.prompts, dev)
-                     for i in sorted({i for i, _ in jobs})]
-        prompts = concat_prompts(per_image)
+        prompts = self._prompts(embeddings, frames, regions, jobs)
         image_index = torch.as_tensor([i for i, _ in jobs], device=dev)
         out: list[tuple[np.ndarray, float]] = []
         step = self.settings.max_prompts or prompts_per_pass(self.parts, dev)
@@ -257,6 +254,16 @@ class SamRefiner:
                                     prompts.select(chunk))
             out += self._pick(frames, regions, jobs[chunk], low, iou)
         return out
+
+    def _prompts(self, embeddings: Tensor, frames: list[SamFrame], regions: list[list[Region]],
+                 jobs: list[tuple[int, int]]) -> RegionPrompts:
+        """The prompts of every (image, region) job, in job order (images in ascending order,
+        as `refine_batch` lists the jobs). embeddings: (B, C, s, s), for prompt rules that look
+        at the image (benchmarks/samrefiner_parts.py); these prompts do not."""
+        per_image = [build_prompts([regions[i][j] for ii, j in jobs if ii == i], frames[i],
+                                   self.settings.prompts, embeddings.device)
+                     for i in sorted({i for i, _ in jobs})]
+        return concat_prompts(per_image)
 
     def _pick(self, frames: list[SamFrame], regions: list[list[Region]],
               jobs: list[tuple[int, int]], low: Tensor, iou: Tensor
