@@ -19,6 +19,10 @@ IoU per (image, class); the painting, band and acceptance are the defaults):
   acceptance keeps SAM's own predicted IoU, which the ranking loss does not calibrate;
 - `multi, agreement`: the multimask token that agrees best with the coarse mask, the ranking
   IoU adaptation is trained to reproduce (used directly);
+- `N iterations`: SAMRefiner's iteration (its code's default is 5): each trusted SAM mask, whole,
+  becomes the coarse mask that the next iteration's prompts are made from; the last one is
+  judged and banded against the original region as usual;
+- `tight box`: the box prompt without ovseg's one-cell margin (the elastic box's start);
 - `elastic box T`: the region's tight box, each side moved out one cost-volume cell at a time
   (at most `--elastic-cells`) while the strip just beyond it looks like the region in SAM's
   image embedding: the strip's mean embedding has cosine similarity >= T x the mean similarity
@@ -54,8 +58,8 @@ from ovseg_core.selftrain.refine_check import (
     halves,
     read_labelled,
 )
-from ovseg_core.selftrain.refiner import RefinerSettings, mask_iou
-from ovseg_core.selftrain.regions import Region
+from ovseg_core.selftrain.refiner import RefinedRegion, RefinerSettings, mask_iou
+from ovseg_core.selftrain.regions import DEFAULT_GATE, Region, mask_bbox
 
 MULTIMASK = [1, 2, 3]
 """SAM's multimask tokens (token 0 is its single-mask output)."""
@@ -73,6 +77,7 @@ class StudyRefiner(SamRefiner):
         self.elastic: float | None = None
         self.elastic_cells = 2
         self.moved = [0, 0, 0]  # elastic box: sides moved, sides seen, cells moved
+        self.iterations = 1
         self.features: Tensor | None = None
         self.records: list[tuple[Tensor, np.ndarray]] = []  # (features (C,), agreements (3,))
         self._cache: dict[str, Tensor] = {}
@@ -86,6 +91,26 @@ class StudyRefiner(SamRefiner):
         if key not in self._cache:
             self._cache[key] = super().encode(images)
         return self._cache[key]
+
+    def refine_batch(self, embeddings, image_sizes, probs, threshold=DEFAULT_GATE):
+        """With `iterations` > 1, SAMRefiner's iteration: each trusted SAM mask (whole, no
+        band) becomes the next iteration's coarse mask, and prompts are made from it again;
+        the last iteration's mask is then judged and banded against the original region."""
+        if self.iterations == 1:
+            return super().refine_batch(embeddings, image_sizes, probs, threshold)
+        band, self.settings = self.settings.band, replace(self.settings, band=None)
+        try:
+            current = super().refine_batch(embeddings, image_sizes, probs, threshold)
+            originals = [[r.region for r in rs] for rs in current]
+            for _ in range(self.iterations - 1):
+                current = super().refine_batch(embeddings, image_sizes,
+                                               [[as_region(r) for r in rs] for rs in current],
+                                               threshold)
+        finally:
+            self.settings = replace(self.settings, band=band)
+        return [[self._judge(o, r.refined_mask, r.sam_iou) if r.gated else r
+                 for o, r in zip(os_, rs, strict=True)]
+                for os_, rs in zip(originals, current, strict=True)]
 
     def _pick(self, frames, regions, jobs, low, iou):
         if self.choice == "single":
@@ -118,6 +143,15 @@ class StudyRefiner(SamRefiner):
         prompts.boxes = torch.as_tensor(np.stack(boxes), dtype=torch.float32,
                                         device=embeddings.device)
         return prompts
+
+
+def as_region(refined: RefinedRegion) -> Region:
+    """The region an iteration prompts from: a trusted SAM mask, else the region itself."""
+    r = refined.region
+    if not (refined.accepted and refined.refined_mask.any()):
+        return r
+    mask = refined.refined_mask
+    return Region(r.class_id, mask, r.confidence, int(mask.sum()), mask_bbox(mask))
 
 
 def embedding_weights(mask: np.ndarray, frame: SamFrame, grid: int) -> np.ndarray:
@@ -223,6 +257,8 @@ def main() -> None:
     parser.add_argument("--elastic", type=float, nargs="*", default=[0.8, 0.9],
                         help="similarity ratios T of the elastic box")
     parser.add_argument("--elastic-cells", type=int, default=2)
+    parser.add_argument("--iterations", type=int, nargs="*", default=[2, 5],
+                        help="SAMRefiner's iterations (its default: 5)")
     parser.add_argument("--adapt-steps", type=int, default=200)
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -231,6 +267,7 @@ def main() -> None:
     variants = [("defaults", {}), ("multi, SAM's IoU", {"choice": "iou"}),
                 ("multi, IoU-adapted", {"choice": "adapted"}),
                 ("multi, agreement", {"choice": "agreement"})]
+    variants += [(f"{n} iterations", {"iterations": n}) for n in args.iterations]
     variants += [("tight box", {"box_margin": 0.0})]
     variants += [(f"elastic box {t:g}", {"elastic": t, "box_margin": 0.0}) for t in args.elastic]
     print("refined - coarse mIoU (points) per set; coarse mIoU in the header")
@@ -265,6 +302,7 @@ def set_variant(refiner: StudyRefiner, variant: dict) -> None:
     refiner.choice = variant.get("choice", "single")
     refiner.adapted_head = None
     refiner.elastic = variant.get("elastic")
+    refiner.iterations = variant.get("iterations", 1)
     base = RefinerSettings()
     refiner.settings = replace(base, prompts=replace(
         base.prompts, box_margin=variant.get("box_margin", base.prompts.box_margin)))
