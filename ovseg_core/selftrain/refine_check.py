@@ -225,6 +225,12 @@ def check_set(data: LabelledSet, refiner: SamRefiner, grid: int = 24, where: str
     background = 0 if names[0].lower() in BACKGROUND_NAMES else None
     pairs, seconds = [], 0.0
     for sample in tqdm(samples, desc="refine-check", unit="image", leave=False):
+        unnamed = sorted(set(np.unique(sample.label).tolist()) - set(range(len(names)))
+                         - {VOC_VOID})
+        if unnamed:  # they would score 0 silently: no class channel can predict them
+            raise OvsegError(f"{where}: image {sample.image_id} has label ids {unnamed} without "
+                             f"a class name ({len(names)} names: ids 0-{len(names) - 1}; "
+                             f"{VOC_VOID} is void)")
         p, s, coarse, refined = check_sample(refiner, sample, len(names), background, grid)
         if pictures is not None:
             save_picture(pictures, sample, p, coarse, refined)

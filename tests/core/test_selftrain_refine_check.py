@@ -193,6 +193,14 @@ def test_limit_checks_the_first_images_and_reads_lazily(tmp_path, capsys):
     assert "--limit must be at least 1" in capsys.readouterr().err
 
 
+def test_label_ids_without_a_class_name_are_an_error(tmp_path, capsys):
+    root = synthetic_voc(tmp_path / "voc")  # labels 0, 1, 2 and void
+    (root / "class_names.txt").write_text("background\nbox\n")
+    assert main(["refine-check", str(root), "--sam", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "image a has label ids [2] without a class name (2 names: ids 0-1; 255 is void)" in err
+
+
 def test_cli_missing_folder_is_a_user_error(tmp_path, capsys):
     assert main(["refine-check", str(tmp_path / "nope"), "--sam", "tiny"]) == 2
     assert "neither a VOC folder nor a COCO annotation file" in capsys.readouterr().err
