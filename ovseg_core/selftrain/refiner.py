@@ -30,6 +30,7 @@ from ovseg_core.selftrain.prompts import (
     PromptSettings,
     RegionPrompts,
     SamFrame,
+    around,
     build_prompts,
     edge_distance,
 )
@@ -46,9 +47,10 @@ the tiny test SAM (32 x 16 x 16). On 2 CPU cores a pass over many real-SAM promp
 memory-bound: `refine_batch` takes 49-51 ms per region at 2 per pass against 67-95 at 64,
 while the tiny SAM is fastest in large passes (`benchmarks/bench_refine_batching.py`,
 `benchmarks/bench_scale.py`; figures in selftrain/README.md)."""
-HOST_BATCH = 16
-"""Refined masks resized and copied to the host together (at most 16 x 4 x 1024 x 1024 float
-logits at once at SAM's resolution: 256 MiB with all 4 tokens, 64 MiB with the single one)."""
+HOST_LOGITS = 16 * 1024 * 1024
+"""Refined masks are resized to their image and copied to the host in groups of at most this
+many float logits (64 MiB; 16 single-token masks of a 1024 x 1024 image, one of a 12-megapixel
+photo), at least one mask at a time: each copy waits for the device, so fewer are faster."""
 
 
 @dataclass
@@ -179,8 +181,19 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def clip_to_band(coarse: np.ndarray, sam: np.ndarray, width: float) -> np.ndarray:
-    """(H, W) bool: `sam` where the pixel is within `width` px of `coarse`'s edge, else `coarse`."""
-    return np.where(edge_distance(coarse) <= width, sam, coarse)
+    """(H, W) bool: `sam` where the pixel is within `width` px of `coarse`'s edge, else `coarse`.
+
+    Distances are computed on the coarse mask's box grown by ceil(`width`) px (`around`):
+    pixels beyond it are farther than `width` from the mask and keep the coarse value, and for
+    `width` > 0 the window keeps a rim of at least 1 px outside the mask, so the distances
+    inside it are the whole image's (`width` 0 keeps the coarse mask either way).
+    """
+    out = coarse.copy()
+    window = around(coarse, int(np.ceil(min(width, max(coarse.shape)))))
+    if window is not None:
+        part = coarse[window]
+        out[window] = np.where(edge_distance(part) <= width, sam[window], part)
+    return out
 
 
 class SamRefiner:
@@ -271,15 +284,16 @@ class SamRefiner:
         """(mask (h, w) bool, sam_iou) of each job of one decoder call.
 
         low: (J, 4, S/4, S/4) logits, iou: (J, 4). Masks are brought to their image's size and
-        to the host HOST_BATCH regions at a time, the IoUs once: each copy waits for the device.
+        to the host in groups of at most HOST_LOGITS logits, the IoUs once.
         """
         tokens = [0] if self.settings.output == "single" else [0, 1, 2, 3]
         ious = iou[:, tokens].float().cpu().numpy()  # (J, T)
         picked: list[tuple[np.ndarray, float]] = [None] * len(jobs)  # type: ignore[list-item]
         for i in dict.fromkeys(i for i, _ in jobs):
             rows = [k for k, (image, _) in enumerate(jobs) if image == i]
-            for start in range(0, len(rows), HOST_BATCH):
-                part = rows[start:start + HOST_BATCH]
+            group = max(1, HOST_LOGITS // (frames[i].height * frames[i].width * len(tokens)))
+            for start in range(0, len(rows), group):
+                part = rows[start:start + group]
                 logits = frames[i].masks_to_image(low[part][:, tokens])  # (k, T, h, w)
                 masks = self._threshold(logits, [regions[i][jobs[k][1]] for k in part])
                 for k, candidates in zip(part, masks, strict=True):

@@ -100,6 +100,33 @@ def test_peak_points_are_distance_transform_peaks():
     assert len(peak_points(mask, 10)) >= 2 and all(mask[y, x] for x, y in peak_points(mask, 10))
 
 
+def whole_image_peaks(mask: np.ndarray, count: int) -> list[tuple[int, int]]:
+    """peak_points' definition, on the whole image (what the windowed version must equal)."""
+    depth = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    yy, xx = np.ogrid[: mask.shape[0], : mask.shape[1]]
+    picks = []
+    for _ in range(count):
+        y, x = divmod(int(np.argmax(depth)), mask.shape[1])
+        if depth[y, x] <= 0:
+            break
+        picks.append((x, y))
+        depth = np.where((xx - x) ** 2 + (yy - y) ** 2 <= depth[y, x] ** 2, 0.0, depth)
+    return picks
+
+
+def test_peak_points_on_the_window_equal_the_whole_image():
+    rng = np.random.default_rng(1)
+    for trial in range(40):
+        h, w = rng.integers(10, 80, 2)
+        mask = np.zeros((h, w), bool)
+        for _ in range(rng.integers(1, 4)):  # blobs, some cut by the border, ties included
+            y0, x0 = rng.integers(-4, h), rng.integers(-4, w)
+            mask[max(y0, 0):y0 + rng.integers(2, 30), max(x0, 0):x0 + rng.integers(2, 30)] = True
+        for count in (1, 2, 5):
+            assert peak_points(mask, count) == whole_image_peaks(mask, count), (trial, count)
+    assert peak_points(np.zeros((6, 6), bool), 2) == []
+
+
 def test_negative_point_only_in_a_deep_pocket():
     u = np.zeros((50, 50), bool)
     u[5:45, 5:15] = u[5:45, 35:45] = u[35:45, 5:45] = True  # a U: pocket between the arms

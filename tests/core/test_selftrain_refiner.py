@@ -9,6 +9,7 @@ import torch
 from ovseg_core.modeling.sam_encoder import build_sam
 from ovseg_core.selftrain import PromptSettings, RefinerSettings, SamRefiner, find_regions
 from ovseg_core.selftrain.prompts import SamFrame, build_prompts
+from ovseg_core.selftrain.prompts import edge_distance
 from ovseg_core.selftrain.refiner import clip_to_band, mask_iou, prompts_per_pass, sam_decode
 
 
@@ -146,6 +147,23 @@ def test_clip_to_band_hand_computed():
     assert got.astype(int).tolist() == [1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
     assert clip_to_band(coarse, sam, width=0.0)[0].tolist() == coarse[0].tolist()
     assert clip_to_band(coarse, sam, width=100.0)[0].tolist() == sam[0].tolist()
+
+
+def test_clip_to_band_on_the_window_equals_the_whole_image():
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        h, w = rng.integers(20, 90, 2)
+        coarse = np.zeros((h, w), bool)
+        y0, x0 = rng.integers(-5, h - 3), rng.integers(-5, w - 3)  # some touch the border
+        coarse[max(y0, 0):y0 + rng.integers(3, 40), max(x0, 0):x0 + rng.integers(3, 40)] = True
+        coarse[rng.random((h, w)) < 0.02] ^= True  # specks and holes far from the box too
+        sam = rng.random((h, w)) < 0.5
+        for width in (0.0, 0.5, 1.0, 2.5, 7.0, 1000.0, float("inf")):
+            whole = np.where(edge_distance(coarse) <= width, sam, coarse)  # the definition
+            np.testing.assert_array_equal(clip_to_band(coarse, sam, width), whole,
+                                          err_msg=f"trial {trial}, width {width}")
+    empty = np.zeros((5, 5), bool)
+    np.testing.assert_array_equal(clip_to_band(empty, ~empty, 2.0), empty)
 
 
 def test_single_token_threshold_and_band(parts):
