@@ -123,18 +123,25 @@ def read_voc_pair(pair: tuple[Path, Path]) -> VocSample:
     return VocSample(png.stem, rgb, label)
 
 
-def degrade(label: np.ndarray, num_classes: int, grid: int = 24) -> np.ndarray:
-    """(N, H, W) soft probabilities a grid x grid cost volume would give for a VOC label map.
+def degrade(label: np.ndarray, num_classes: int, grid: int = 24
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(K, H, W) soft probabilities a grid x grid cost volume would give for a VOC label map,
+    and the K class ids they are for ((K,) int64, ascending).
 
-    The one-hot label (void pixels count for no class) is area-averaged to grid x grid,
-    bilinearly up-sampled to (H, W) and renormalised per pixel.
+    Each class's mask (void pixels count for no class) is area-averaged to grid x grid,
+    bilinearly up-sampled to (H, W), and the K maps are renormalised per pixel. The K classes
+    are 0 and the ids < `num_classes` present in the label: an absent class's map would be
+    0 everywhere, and N full-size maps of a large photo with a large vocabulary take gigabytes.
+    Class 0 is kept so that a pixel no class reaches is class 0, as over all N classes.
     """
-    lab = torch.as_tensor(label.astype(np.int64))
-    onehot = F.one_hot(lab.clamp(max=num_classes), num_classes + 1)[..., :num_classes]
-    onehot = onehot.permute(2, 0, 1)[None].float()
-    low = F.interpolate(onehot, size=(grid, grid), mode="area")
-    up = F.interpolate(low, size=label.shape, mode="bilinear", align_corners=False)[0]
-    return (up / up.sum(0, keepdim=True).clamp(min=1e-6)).numpy()
+    present = np.unique(label)
+    classes = np.union1d([0], present[present < num_classes]).astype(np.int64)
+    low = torch.cat([F.interpolate(torch.from_numpy((label == c).astype(np.float32))[None, None],
+                                   size=(grid, grid), mode="area")[0]
+                     for c in classes])  # (K, grid, grid)
+    up = F.interpolate(low[None], size=label.shape, mode="bilinear", align_corners=False)[0]
+    up /= up.sum(0, keepdim=True).clamp(min=1e-6)
+    return up.numpy(), classes
 
 
 def class_ious(pred: np.ndarray, label: np.ndarray, classes: list[int]) -> dict[int, float]:
@@ -152,10 +159,12 @@ def check_sample(refiner: SamRefiner, sample: VocSample, num_classes: int, backg
     """Coarse and refined IoU per ground-truth class of one image, SAM seconds, and the
     (H, W) int64 coarse and refined label maps."""
     h, w = sample.label.shape
-    probs = degrade(sample.label, num_classes, grid)
-    regions = [r for r in find_regions(probs, refiner.settings.min_area)
-               if r.class_id != background]
-    coarse = probs.argmax(0)
+    probs, ids = degrade(sample.label, num_classes, grid)
+    regions = find_regions(probs, refiner.settings.min_area)
+    for r in regions:
+        r.class_id = int(ids[r.class_id])
+    regions = [r for r in regions if r.class_id != background]
+    coarse = ids[probs.argmax(0)]
     start = time.perf_counter()
     image = torch.from_numpy(np.array(sample.rgb)).permute(2, 0, 1)[None].float() / 255
     embedding = refiner.encode(image.to(refiner.device))

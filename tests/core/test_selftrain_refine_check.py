@@ -43,6 +43,12 @@ def write_voc(root: Path, name: str, rgb: np.ndarray, label: np.ndarray, names: 
     return root
 
 
+def coarse_of(label: np.ndarray, num_classes: int) -> np.ndarray:
+    """refine-check's coarse label map of `label` (the argmax of `degrade`)."""
+    probs, ids = degrade(label, num_classes)
+    return ids[probs.argmax(0)]
+
+
 def synthetic_voc(root: Path) -> Path:
     label = np.zeros((60, 90), np.uint8)
     label[10:40, 10:50] = 1
@@ -67,15 +73,31 @@ def test_read_voc_folder_and_errors(tmp_path):
 def test_degrade_is_a_coarse_probability_map():
     label = np.zeros((96, 96), np.uint8)
     label[20:70, 30:80] = 1
-    probs = degrade(label, 2, grid=24)
-    assert probs.shape == (2, 96, 96)
+    probs, ids = degrade(label, 2, grid=24)
+    assert probs.shape == (2, 96, 96) and ids.tolist() == [0, 1]
     np.testing.assert_allclose(probs.sum(0), 1.0, atol=1e-5)
     coarse = probs.argmax(0) == 1
     iou = (coarse & (label == 1)).sum() / (coarse | (label == 1)).sum()
     assert 0.85 < iou < 1.0  # close to the truth, but not exact
     thin = np.zeros((96, 96), np.uint8)
     thin[:, 47] = 1  # a 1-px line is lost on a 24x24 grid
-    assert (degrade(thin, 2, grid=24).argmax(0) == 1).sum() == 0
+    assert (degrade(thin, 2, grid=24)[0].argmax(0) == 1).sum() == 0
+
+
+def test_degrade_keeps_the_present_classes_and_their_maps():
+    label = np.full((96, 96), 255, np.uint8)  # void, except for classes 3 and 7 of 10
+    label[10:60, 10:50], label[40:90, 50:90] = 3, 7
+    probs, ids = degrade(label, 10, grid=24)
+    assert ids.tolist() == [0, 3, 7]
+    lab = torch.as_tensor(label.astype(np.int64))  # the definition, over all 10 classes
+    onehot = torch.nn.functional.one_hot(lab.clamp(max=10), 11)[..., :10].permute(2, 0, 1)
+    low = torch.nn.functional.interpolate(onehot[None].float(), size=(24, 24), mode="area")
+    up = torch.nn.functional.interpolate(low, size=(96, 96), mode="bilinear",
+                                         align_corners=False)[0]
+    full = (up / up.sum(0, keepdim=True).clamp(min=1e-6)).numpy()
+    np.testing.assert_allclose(probs, full[ids], atol=1e-6)
+    assert np.abs(np.delete(full, ids, axis=0)).max() == 0  # the classes left out are 0
+    np.testing.assert_array_equal(ids[probs.argmax(0)], full.argmax(0))  # void corners: 0
 
 
 def test_class_ious_hand_computed():
@@ -93,7 +115,7 @@ def test_cli_writes_json_with_tiny_sam(tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["images"] == 1 and result["seconds_per_image"] > 0
     _, (sample,) = read_voc_folder(root)
-    coarse = class_ious(degrade(sample.label, 3).argmax(0), sample.label, [1, 2])
+    coarse = class_ious(coarse_of(sample.label, 3), sample.label, [1, 2])
     assert [p["coarse_iou"] for p in result["pairs"]] == pytest.approx([coarse[1], coarse[2]])
     assert result["coarse_miou"] == pytest.approx(np.mean(list(coarse.values())))
     refined = [p["refined_iou"] for p in result["pairs"]]
@@ -169,7 +191,7 @@ def test_cli_several_folders_give_one_row_each_with_one_sam(tmp_path, capsys, mo
     assert result[str(first)] | {"seconds_per_image": 0} == result[str(second)] | {
         "seconds_per_image": 0}
     _, (sample,) = read_voc_folder(first)
-    coarse = class_ious(degrade(sample.label, 3).argmax(0), sample.label, [1, 2])
+    coarse = class_ious(coarse_of(sample.label, 3), sample.label, [1, 2])
     assert result[str(first)]["coarse_miou"] == pytest.approx(np.mean(list(coarse.values())))
     table = capsys.readouterr().out
     assert all(any(line.startswith(str(f)) for line in table.splitlines())

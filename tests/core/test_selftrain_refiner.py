@@ -8,8 +8,7 @@ import torch
 
 from ovseg_core.modeling.sam_encoder import build_sam
 from ovseg_core.selftrain import PromptSettings, RefinerSettings, SamRefiner, find_regions
-from ovseg_core.selftrain.prompts import SamFrame, build_prompts
-from ovseg_core.selftrain.prompts import edge_distance
+from ovseg_core.selftrain.prompts import SamFrame, build_prompts, edge_distance
 from ovseg_core.selftrain.refiner import clip_to_band, mask_iou, prompts_per_pass, sam_decode
 
 
