@@ -72,6 +72,10 @@ def label_map(coco, info: dict, classes: dict[int, int]) -> np.ndarray:
 
     label = np.zeros((info["height"], info["width"]), dtype=np.uint8)
     annotations = coco.loadAnns(coco.getAnnIds(imgIds=[info["id"]]))
+    unknown = sorted({a["category_id"] for a in annotations} - set(classes))
+    if unknown:
+        raise OvsegError(f"{info['file_name']} has annotations of category ids {unknown}, which "
+                         f"the file's categories do not list")
     rles = [coco.annToRLE(a) for a in annotations]
     areas = np.array([int(mask_utils.area(rle)) for rle in rles], dtype=np.int64)
     with warnings.catch_warnings():  # pycocotools' own numpy-2 DeprecationWarning

@@ -51,6 +51,16 @@ def test_coco_file_becomes_background_classes_and_void(tmp_path):
     assert sample.image_id == "a" and sample.rgb.shape == (H, W, 3)
 
 
+def test_annotation_of_an_unlisted_category_is_an_error(tmp_path):
+    path = coco_export(tmp_path)
+    document = json.loads(path.read_text())
+    document["annotations"][0]["category_id"] = 9  # not in "categories"
+    path.write_text(json.dumps(document))
+    names, samples = read_coco_file(path)
+    with pytest.raises(OvsegError, match=r"a.jpg has annotations of category ids \[9\]"):
+        samples[0]
+
+
 def test_missing_image_names_where_it_looked(tmp_path):
     path = coco_export(tmp_path)
     (tmp_path / "images" / "a.jpg").unlink()
