@@ -25,7 +25,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from ovseg_core.modeling.sam_encoder import resize_longest_side
-from ovseg_core.selftrain.regions import Region
+from ovseg_core.selftrain.regions import Region, around
 
 POINT_PAD_LABEL = -1
 """SAM's label for "not a point": pads prompts with fewer points than the batch maximum."""
@@ -163,19 +163,6 @@ def peak_points(mask: np.ndarray, count: int) -> list[tuple[int, int]]:
         picks.append((x + cols.start, y + rows.start))
         depth = np.where((xx - x) ** 2 + (yy - y) ** 2 <= radius**2, 0.0, depth)
     return picks
-
-
-def around(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
-    """(rows, cols) of the box of (H, W) bool `mask` grown by `margin` px on each side, clipped
-    to the image; None when the mask is empty. Distance transforms of a large image's small
-    region run on this window (a 12-megapixel photo's regions: `benchmarks/bench_refine_large.py`).
-    """
-    ys = np.flatnonzero(mask.any(axis=1))
-    if ys.size == 0:
-        return None
-    xs = np.flatnonzero(mask.any(axis=0))
-    return (slice(max(int(ys[0]) - margin, 0), min(int(ys[-1]) + 1 + margin, mask.shape[0])),
-            slice(max(int(xs[0]) - margin, 0), min(int(xs[-1]) + 1 + margin, mask.shape[1])))
 
 
 def edge_distance(mask: np.ndarray) -> np.ndarray:

@@ -30,11 +30,10 @@ from ovseg_core.selftrain.prompts import (
     PromptSettings,
     RegionPrompts,
     SamFrame,
-    around,
     build_prompts,
     edge_distance,
 )
-from ovseg_core.selftrain.regions import DEFAULT_GATE, Region, find_regions, gate
+from ovseg_core.selftrain.regions import DEFAULT_GATE, Region, around, find_regions, gate
 
 FALLBACKS = ("coarse", "ignore")
 MAX_PROMPTS_PER_PASS = 64

@@ -55,6 +55,19 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
 
 
+def around(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """(rows, cols) of the box of (H, W) bool `mask` grown by `margin` px on each side, clipped
+    to the image; None when the mask is empty. Distance transforms of a large image's small
+    region run on this window (a 12-megapixel photo's regions: `benchmarks/bench_refine_large.py`).
+    """
+    ys = np.flatnonzero(mask.any(axis=1))
+    if ys.size == 0:
+        return None
+    xs = np.flatnonzero(mask.any(axis=0))
+    return (slice(max(int(ys[0]) - margin, 0), min(int(ys[-1]) + 1 + margin, mask.shape[0])),
+            slice(max(int(xs[0]) - margin, 0), min(int(xs[-1]) + 1 + margin, mask.shape[1])))
+
+
 def find_regions(probs: np.ndarray | torch.Tensor, min_area: int = 16) -> list[Region]:
     """Connected components of each class in the argmax map of `probs`.
 

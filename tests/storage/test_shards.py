@@ -62,6 +62,20 @@ def test_areas_of_many_rles_at_once_do_not_overflow():
     np.testing.assert_array_equal(rle_areas(counts, 40, 50), masks.sum(axis=(1, 2)))
 
 
+def test_encoding_in_groups_equals_one_stack(monkeypatch):
+    import storage.rle
+    from storage.rle import encode_masks
+
+    rng = np.random.default_rng(0)
+    masks = list(rng.random((7, 10, 12)) < 0.4)
+    whole = encode_masks(masks, 10, 12)  # one stack: 7 x 120 px is under the group size
+    monkeypatch.setattr(storage.rle, "_ENCODE_PIXELS", 250)  # groups of 2 masks
+    assert encode_masks(masks, 10, 12) == whole
+    np.testing.assert_array_equal(decode_masks(whole, 10, 12), np.stack(masks))
+    monkeypatch.setattr(storage.rle, "_ENCODE_PIXELS", 1)  # one at a time
+    assert encode_masks(masks, 10, 12) == whole and encode_masks([], 10, 12) == []
+
+
 def test_rle_boxes_and_polygons_by_hand():
     from storage.rle import encode_masks, polygons_rle, rle_boxes
 
