@@ -1,13 +1,19 @@
-"""SAM refinement of large images: distance transforms on a region's window vs the whole image.
+"""SAM refinement of large images: per-region work on a window vs over the whole image.
 
 The refiner's per-region geometry (positive points at distance-transform peaks, the band around
-the coarse edge) runs scipy's Euclidean distance transform. On the whole image that costs time
-in proportion to the image's pixels, for every region; `peak_points` and `clip_to_band` run it
-on the region's box instead (the same results: tests/core/test_selftrain_prompts.py and
-test_selftrain_refiner.py). Part 1 times both side by side (alternating, median of
-`--repeats`) on blob-shaped regions of a few image sizes and prints milliseconds per region and
-the ratio. Part 2 runs `ovseg refine-check`'s check with the real MobileSAM on a generated
-labelled photo of `--photo` pixels (40 discs of 5 classes) and prints seconds per image.
+the coarse edge) ran scipy's Euclidean distance transform over the whole image, for every
+region, and the labeller resized every region's masks from SAM's working size (longest side
+1024) to the photo with torch's bilinear over the whole photo. Both now work on the region's
+window (the same points, masks and pixels: tests/core/test_selftrain_prompts.py,
+test_selftrain_refiner.py, test_labeling.py). Printed:
+
+1. milliseconds per region for both ways, side by side (alternating, median of `--repeats`):
+   the distance transforms on blob regions of `--sizes` images; the resize of a region from
+   768 x 1024 to each size larger than that;
+2. `ovseg refine-check`'s check with the real MobileSAM on a generated labelled photo of
+   `--photo` pixels (40 discs of 5 classes): seconds per image;
+3. one `RoundLabeler.label` call on that photo (the tiny random model, every region gated, the
+   real MobileSAM refiner): seconds and regions.
 
     uv run python benchmarks/bench_refine_large.py [--sizes 375x500 768x1024 3000x4000]
         [--photo 3000x4000] [--repeats 5]
@@ -22,9 +28,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from ovseg_core.labeling import resize_mask
 from ovseg_core.selftrain.prompts import edge_distance, peak_points
 from ovseg_core.selftrain.refiner import clip_to_band
 
@@ -57,23 +66,42 @@ def windowed(mask: np.ndarray, sam: np.ndarray, width: float) -> None:
     clip_to_band(mask, sam, width)
 
 
-def time_geometry(sizes: list[tuple[int, int]], repeats: int) -> None:
-    print("distance transforms per region (2 positive points + the band), ms, median of "
-          f"{repeats}")
-    print(f"{'image':>11} | {'whole image':>11} | {'window':>8} | ratio")
+def side_by_side(calls: dict[str, list], fns: dict, repeats: int) -> tuple[float, float]:
+    """Median ms per call of the two functions in `fns` ({"whole": f, "window": g}), each over
+    the argument tuples `calls`, alternating."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for args in calls:
+                fn(*args)
+            times[name].append((time.perf_counter() - start) / len(calls) * 1000)
+    whole, window = (statistics.median(times[k]) for k in ("whole", "window"))
+    return whole, window
+
+
+def torch_resize(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The labeller's resize before the windows: torch's bilinear over the whole image."""
+    t = torch.from_numpy(mask)[None, None].float()
+    return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[0, 0].numpy() > 0.5
+
+
+def time_per_region(sizes: list[tuple[int, int]], repeats: int) -> None:
+    print(f"{'ms per region, median of ' + str(repeats):36s} | whole image | window | ratio")
     for h, w in sizes:
         masks = blobs(h, w, 8)
-        sams = [ndimage.binary_dilation(m, iterations=3) for m in masks]
-        width = max(h, w) / 24
-        times: dict[str, list[float]] = {"whole": [], "window": []}
-        for _ in range(repeats):
-            for name, fn in (("whole", whole_image), ("window", windowed)):
-                start = time.perf_counter()
-                for m, s in zip(masks, sams, strict=True):
-                    fn(m, s, width)
-                times[name].append((time.perf_counter() - start) / len(masks) * 1000)
-        whole, window = (statistics.median(times[k]) for k in ("whole", "window"))
-        print(f"{h:>5}x{w:<5} | {whole:11.1f} | {window:8.1f} | {whole / window:5.1f}x", flush=True)
+        calls = [(m, ndimage.binary_dilation(m, iterations=3), max(h, w) / 24) for m in masks]
+        whole, window = side_by_side(calls, {"whole": whole_image, "window": windowed}, repeats)
+        print(f"{f'distance transforms, {h}x{w}':36s} | {whole:11.1f} | {window:6.1f} | "
+              f"{whole / window:4.1f}x", flush=True)
+    for h, w in sizes:
+        if h * w <= 768 * 1024:
+            continue
+        calls = [(m, (h, w)) for m in blobs(768, 1024, 8)]
+        whole, window = side_by_side(calls, {"whole": torch_resize, "window": resize_mask},
+                                     repeats)
+        print(f"{f'resize 768x1024 -> {h}x{w}':36s} | {whole:11.1f} | {window:6.1f} | "
+              f"{whole / window:4.1f}x", flush=True)
 
 
 def labelled_photo(root: Path, h: int, w: int, seed: int = 0) -> Path:
@@ -106,6 +134,27 @@ def time_photo(h: int, w: int) -> None:
           f"(encode + decode); coarse {result.coarse_miou:.4f}, refined {result.refined_miou:.4f}")
 
 
+def time_labeller(h: int, w: int) -> None:
+    from ovseg_core.config import preset
+    from ovseg_core.device import pick_runtime
+    from ovseg_core.labeling import RoundLabeler
+    from ovseg_core.modeling.build import build_model
+    from ovseg_core.modeling.sam_encoder import build_sam, default_sam_checkpoint
+    from ovseg_core.selftrain import SamRefiner
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = labelled_photo(Path(tmp) / "photo", h, w)
+        photo = np.asarray(Image.open(root / "JPEGImages" / "photo.jpg").convert("RGB"))
+    model = build_model(preset("tiny", dea_enabled=False), seed=0)
+    refiner = SamRefiner(build_sam("vit_t", default_sam_checkpoint("vit_t")))
+    labeller = RoundLabeler(model, refiner, ["ground", "a", "b", "c", "d", "e"],
+                            pick_runtime("cpu"), threshold=0.0)
+    start = time.perf_counter()
+    (regions,) = labeller.label([photo], ["photo"])
+    print(f"RoundLabeler.label, tiny random model, real MobileSAM, one {h}x{w} photo: "
+          f"{time.perf_counter() - start:.1f} s for {len(regions)} regions, all gated")
+
+
 def size(text: str) -> tuple[int, int]:
     h, w = text.lower().split("x")
     return int(h), int(w)
@@ -118,8 +167,9 @@ def main() -> None:
     parser.add_argument("--photo", type=size, default=(3000, 4000))
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    time_geometry(args.sizes, args.repeats)
+    time_per_region(args.sizes, args.repeats)
     time_photo(*args.photo)
+    time_labeller(*args.photo)
 
 
 if __name__ == "__main__":
