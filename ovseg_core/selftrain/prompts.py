@@ -236,8 +236,8 @@ def build_prompts(regions: list[Region], frame: SamFrame, settings: PromptSettin
     if settings.use_box:
         boxes = torch.as_tensor(frame.boxes(grow_boxes(regions, frame, settings.box_margin)),
                                 dtype=torch.float32, device=device)
-    if settings.use_mask:  # one region at a time: M full-size float masks of a large photo
-        ramp = settings.mask_ramp * max(frame.height, frame.width)  # would take gigabytes
+    if settings.use_mask:  # one region at a time (all of a large photo's at once: gigabytes)
+        ramp = settings.mask_ramp * max(frame.height, frame.width)
         s = frame.image_size // 4
         masks = torch.cat([torch.zeros((0, 1, s, s), device=device)] + [
             frame.mask_prompt(torch.as_tensor(soft_mask(r.mask, ramp), device=device)[None],

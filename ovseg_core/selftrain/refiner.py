@@ -43,7 +43,7 @@ CPU_PASS_ELEMENTS = 2 * 256 * 64 * 64
 """Off CUDA a pass's prompts are limited to this many elements of image-side activations
 (prompts x embed_dim x (image_size / 16)^2): 2 prompts of the real SAMs (256 x 64 x 64), 64 of
 the tiny test SAM (32 x 16 x 16). On 2 CPU cores a pass over many real-SAM prompts is
-memory-bound: `refine_batch` takes 49-51 ms per region at 2 per pass against 67-95 at 64,
+memory-bound: `refine_batch` takes 40-51 ms per region at 2 per pass against 67-95 at 64,
 while the tiny SAM is fastest in large passes (`benchmarks/bench_refine_batching.py`,
 `benchmarks/bench_scale.py`; figures in selftrain/README.md)."""
 HOST_LOGITS = 16 * 1024 * 1024
