@@ -44,6 +44,11 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     cfg = run_config(args)
+    from flows.plan import resolve_refs
+    from flows.preflight import check_config
+
+    check_config(cfg)  # the flows check again; here a bad setting fails before Prefect starts
+    resolve_refs(cfg)
     _say(f"workspace {cfg.workspace} | preset {cfg.model.preset} | "
          f"{cfg.self_training.rounds} round(s) | Prefect home {home}")
     start = time.perf_counter()

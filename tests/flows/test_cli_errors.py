@@ -24,3 +24,16 @@ def test_sql_into_a_closed_pipe_is_quiet(tmp_path):
            "| head -1")
     out = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "range" and "Traceback" not in out.stderr
+
+
+def test_bad_data_and_paths_fail_before_prefect_starts(tmp_path, capsys):
+    run = tmp_path / "run.yaml"
+    run.write_text(f"data: {{target: {{kind: images, root: {tmp_path}}}}}\n")
+    assert main(["run", "--config", str(run), "--workspace", str(tmp_path / "ws")]) == 2
+    out, err = capsys.readouterr()
+    assert "data.target is set but data.source is not" in err and "starting Prefect" not in out
+    run.write_text("model: {clip_weights: /nowhere/clip.bin}\n")
+    assert main(["run", "--config", str(run), "--workspace", str(tmp_path / "ws")]) == 2
+    out, err = capsys.readouterr()
+    assert "model.clip_weights = /nowhere/clip.bin does not exist" in err
+    assert "starting Prefect" not in out
