@@ -30,6 +30,8 @@ from storage.schema import IGNORE_INDEX  # noqa: E402
 from storage.stats import class_counts, first_images  # noqa: E402
 
 ARTIFACT_WIDTH = 800
+SAMPLE_SIDE = 640
+"""Longest side (px) of each panel of a sample picture; smaller images keep their size."""
 PICTURE = re.compile(r"!\[([^\]]*)\]\(([\w.-]+\.png)\)")
 """A Markdown picture with a link relative to the report's folder."""
 
@@ -97,13 +99,17 @@ def _metrics_section(cfg: RunConfig, folder: str) -> list[str]:
     keys = ("target_miou", "target_seen_miou", "target_unseen_miou", "source_val_miou",
             "pl_refined_miou", "pl_coarse_miou", "pl_refined_coverage")
     rows = ["| round | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    fig, ax = plt.subplots(figsize=(5, 3))
-    for key in keys[:3]:
-        points = [(r.round, r.metrics[key]) for r in records if r.metrics.get(key) is not None]
-        if points:
-            ax.plot(*zip(*points, strict=True), marker="o", label=key.removeprefix("target_"))
     for r in records:
         rows.append(f"| {r.round} | " + " | ".join(_fmt(r.metrics.get(k)) for k in keys) + " |")
+    curves = {key: [(r.round, r.metrics[key]) for r in records if r.metrics.get(key) is not None]
+              for key in keys[:3]}
+    if not any(curves.values()):
+        return ["## mIoU", "", "No target mIoU: this run has no held-out target labels "
+                "(`data.target_eval`).", "", *rows, ""]
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for key, points in curves.items():
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", label=key.removeprefix("target_"))
     ax.set_xlabel("round")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("mIoU (%)")
@@ -161,11 +167,26 @@ def _overlay_section(cfg: RunConfig, round: int, folder: str) -> list[str]:
         pseudo = selected[image_id].label_map() if image_id in selected else \
             np.full_like(coarse, IGNORE_INDEX)
         names = plan.target_classes
+        image, coarse, pseudo = shrunk(image, False), shrunk(coarse, True), shrunk(pseudo, True)
         picture = panels([image, overlay(image, coarse, names), overlay(image, pseudo, names)],
                          ["image", "coarse (model)", "pseudo-label"])
         name = _save_png(cfg, folder, f"sample_{k}.png", picture)
         lines += [f"`{image_id}`", "", f"![{image_id}]({name})", ""]
     return lines
+
+
+def shrunk(array: np.ndarray, nearest: bool) -> np.ndarray:
+    """An (H, W[, 3]) picture or label map with its longest side at most SAMPLE_SIDE px (a
+    12-megapixel photo's three panels made a 12210 x 3018 PNG); labels resized nearest."""
+    h, w = array.shape[:2]
+    scale = SAMPLE_SIDE / max(h, w)
+    if scale >= 1:
+        return array
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if nearest:  # label maps: uint16 ids, resampled without mixing classes
+        return np.asarray(Image.fromarray(array.astype(np.int32)).resize(size, Image.NEAREST)
+                          ).astype(array.dtype)
+    return np.asarray(Image.fromarray(array).resize(size, Image.BILINEAR))
 
 
 def _fmt(value) -> str:
