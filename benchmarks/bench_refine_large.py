@@ -17,6 +17,10 @@ test_selftrain_refiner.py, test_labeling.py). Printed:
 
     uv run python benchmarks/bench_refine_large.py [--sizes 375x500 768x1024 3000x4000]
         [--photo 3000x4000] [--repeats 5]
+
+`--write-run DIR` instead writes three such photos (DIR/photos), the built-in world (DIR/world)
+and DIR/run.yaml: one self-training round of the tiny preset with the photos as its target
+(`uv run ovseg run --config DIR/run.yaml`; selftrain/README.md, "Large images").
 """
 
 from __future__ import annotations
@@ -155,6 +159,31 @@ def time_labeller(h: int, w: int) -> None:
           f"{time.perf_counter() - start:.1f} s for {len(regions)} regions, all gated")
 
 
+def write_run(folder: Path, h: int, w: int) -> Path:
+    """folder/photos/p{0,1,2}.jpg (`labelled_photo`'s photos), folder/world (the built-in
+    world) and folder/run.yaml (one round on the photos, gate 0); returns the config's path."""
+    import json
+    import shutil
+
+    from ovseg_core.data.synth import world_classes, write_synthetic_dataset
+
+    (folder / "photos").mkdir(parents=True)
+    for seed in range(3):
+        root = labelled_photo(folder / f"_photo{seed}", h, w, seed=seed)
+        shutil.move(root / "JPEGImages" / "photo.jpg", folder / "photos" / f"p{seed}.jpg")
+        shutil.rmtree(root)
+    write_synthetic_dataset(folder / "world")
+    config = folder / "run.yaml"
+    config.write_text(
+        f"workspace: {folder / 'ws'}\n"
+        "data:\n"
+        f"  source: {{kind: generic, root: {folder / 'world' / 'source'}, split: train}}\n"
+        f"  target: {{kind: images, root: {folder / 'photos'}}}\n"
+        f"  target_classes: {json.dumps(world_classes())}\n"
+        "self_training: {rounds: 1, gate_threshold: 0.0}\n")
+    return config
+
+
 def size(text: str) -> tuple[int, int]:
     h, w = text.lower().split("x")
     return int(h), int(w)
@@ -166,7 +195,12 @@ def main() -> None:
                         default=[(375, 500), (768, 1024), (3000, 4000)])
     parser.add_argument("--photo", type=size, default=(3000, 4000))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--write-run", type=Path, default=None, metavar="DIR")
     args = parser.parse_args()
+    if args.write_run is not None:
+        config = write_run(args.write_run, *args.photo)
+        print(f"now: uv run ovseg run --config {config}")
+        return
     time_per_region(args.sizes, args.repeats)
     time_photo(*args.photo)
     time_labeller(*args.photo)
