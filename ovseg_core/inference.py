@@ -50,8 +50,10 @@ def predict_probabilities(model, images: torch.Tensor, text: torch.Tensor, runti
         images, size=(size, size), mode="bilinear", align_corners=False)
     with runtime.autocast():
         output = model(resized, text)
-    logits = F.interpolate(output.logits.float(), size=(height, width), mode="bilinear",
-                           align_corners=False)
+    logits = output.logits.float()
+    if logits.shape[-2:] != (height, width):  # the model returns logits at its input's size
+        logits = F.interpolate(logits, size=(height, width), mode="bilinear",
+                               align_corners=False)
     return logits.softmax(dim=1), output.sam_embedding
 
 

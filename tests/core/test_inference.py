@@ -44,6 +44,17 @@ def test_probabilities_whole_image_and_sliding(model):
     assert not torch.allclose(slid, probs)
 
 
+def test_whole_image_probabilities_skip_a_same_size_resize_exactly(model):
+    text = model.encode_vocabulary(["sky", "grass", "road"])
+    images = torch.rand(1, 3, 40, 70)
+    probs, _ = predict_probabilities(model, images, text, CPU)
+    with torch.no_grad():
+        logits = model(images, text).logits  # already (1, 3, 40, 70)
+    resized = torch.nn.functional.interpolate(logits, size=(40, 70), mode="bilinear",
+                                              align_corners=False)  # what ran before
+    assert torch.equal(probs, resized.softmax(dim=1))
+
+
 def test_window_starts_cover_the_image():
     assert _starts(100, 64, 42) == [0, 36]
     assert _starts(64, 64, 42) == [0]
