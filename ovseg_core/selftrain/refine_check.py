@@ -123,8 +123,8 @@ def read_voc_pair(pair: tuple[Path, Path]) -> VocSample:
     return VocSample(png.stem, rgb, label)
 
 
-def degrade(label: np.ndarray, num_classes: int, grid: int = 24
-            ) -> tuple[np.ndarray, np.ndarray]:
+def degrade(label: np.ndarray, num_classes: int, grid: int = 24,
+            present: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(K, H, W) soft probabilities a grid x grid cost volume would give for a VOC label map,
     and the K class ids they are for ((K,) int64, ascending).
 
@@ -133,8 +133,9 @@ def degrade(label: np.ndarray, num_classes: int, grid: int = 24
     are 0 and the ids < `num_classes` present in the label: an absent class's map would be
     0 everywhere, and N full-size maps of a large photo with a large vocabulary take gigabytes.
     Class 0 is kept so that a pixel no class reaches is class 0, as over all N classes.
+    present: `np.unique(label)` when the caller has it.
     """
-    present = np.unique(label)
+    present = np.unique(label) if present is None else present
     classes = np.union1d([0], present[present < num_classes]).astype(np.int64)
     low = torch.cat([F.interpolate(torch.from_numpy((label == c).astype(np.float32))[None, None],
                                    size=(grid, grid), mode="area")[0]
@@ -159,7 +160,12 @@ def check_sample(refiner: SamRefiner, sample: VocSample, num_classes: int, backg
     """Coarse and refined IoU per ground-truth class of one image, SAM seconds, and the
     (H, W) int64 coarse and refined label maps."""
     h, w = sample.label.shape
-    probs, ids = degrade(sample.label, num_classes, grid)
+    present = np.unique(sample.label)
+    unnamed = present[(present >= num_classes) & (present != VOC_VOID)].tolist()
+    if unnamed:  # they would score 0 silently: no class channel can predict them
+        raise OvsegError(f"image {sample.image_id} has label ids {unnamed} without a class name "
+                         f"({num_classes} names: ids 0-{num_classes - 1}; {VOC_VOID} is void)")
+    probs, ids = degrade(sample.label, num_classes, grid, present)
     regions = find_regions(probs, refiner.settings.min_area)
     for r in regions:
         r.class_id = int(ids[r.class_id])
@@ -171,7 +177,7 @@ def check_sample(refiner: SamRefiner, sample: VocSample, num_classes: int, backg
     refined = refiner.refine_batch(embedding, [(h, w)], [regions], threshold=0.0)[0]
     seconds = time.perf_counter() - start
     painted = paint_pseudo_labels(refined, h, w).astype(np.int64)
-    classes = [int(c) for c in np.unique(sample.label) if c not in (VOC_VOID, background)]
+    classes = [int(c) for c in present if c not in (VOC_VOID, background)]
     c_iou = class_ious(coarse, sample.label, classes)
     r_iou = class_ious(painted, sample.label, classes)
     pairs = [{"image": sample.image_id, "class_id": c, "coarse_iou": c_iou[c],
@@ -234,13 +240,10 @@ def check_set(data: LabelledSet, refiner: SamRefiner, grid: int = 24, where: str
     background = 0 if names[0].lower() in BACKGROUND_NAMES else None
     pairs, seconds = [], 0.0
     for sample in tqdm(samples, desc="refine-check", unit="image", leave=False):
-        unnamed = sorted(set(np.unique(sample.label).tolist()) - set(range(len(names)))
-                         - {VOC_VOID})
-        if unnamed:  # they would score 0 silently: no class channel can predict them
-            raise OvsegError(f"{where}: image {sample.image_id} has label ids {unnamed} without "
-                             f"a class name ({len(names)} names: ids 0-{len(names) - 1}; "
-                             f"{VOC_VOID} is void)")
-        p, s, coarse, refined = check_sample(refiner, sample, len(names), background, grid)
+        try:
+            p, s, coarse, refined = check_sample(refiner, sample, len(names), background, grid)
+        except OvsegError as exc:
+            raise OvsegError(f"{where}: {exc}") from None
         if pictures is not None:
             save_picture(pictures, sample, p, coarse, refined)
         pairs += p
