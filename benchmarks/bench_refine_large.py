@@ -13,10 +13,11 @@ test_selftrain_refiner.py, test_labeling.py). Printed:
 2. `ovseg refine-check`'s check with the real MobileSAM on a generated labelled photo of
    `--photo` pixels (40 discs of 5 classes): seconds per image;
 3. one `RoundLabeler.label` call on that photo (the tiny random model, every region gated, the
-   real MobileSAM refiner): seconds and regions.
+   real MobileSAM refiner): seconds and regions; then the peak memory of the store's RLE
+   encoding of their masks (`storage.rle.encode_masks`, tracemalloc).
 
     uv run python benchmarks/bench_refine_large.py [--sizes 375x500 768x1024 3000x4000]
-        [--photo 3000x4000] [--repeats 5]
+        [--photo 3000x4000] [--repeats 5] [--part per-region|refine-check|labeller]
 
 `--write-run DIR` instead writes three such photos (DIR/photos), the built-in world (DIR/world)
 and DIR/run.yaml: one self-training round of the tiny preset with the photos as its target
@@ -26,9 +27,11 @@ and DIR/run.yaml: one self-training round of the tiny preset with the photos as 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +43,7 @@ from scipy import ndimage
 from ovseg_core.labeling import resize_mask
 from ovseg_core.selftrain.prompts import edge_distance, peak_points
 from ovseg_core.selftrain.refiner import clip_to_band
+from storage.rle import encode_masks
 
 
 def blobs(h: int, w: int, count: int, seed: int = 0) -> list[np.ndarray]:
@@ -157,6 +161,13 @@ def time_labeller(h: int, w: int) -> None:
     (regions,) = labeller.label([photo], ["photo"])
     print(f"RoundLabeler.label, tiny random model, real MobileSAM, one {h}x{w} photo: "
           f"{time.perf_counter() - start:.1f} s for {len(regions)} regions, all gated")
+    masks = [r.region.mask for r in regions]
+    tracemalloc.start()
+    encode_masks(masks, h, w)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(f"the store's RLE of their {len(masks)} coarse masks: peak {peak / 1e6:.0f} MB "
+          f"(one stack of all of them: {len(masks) * h * w / 1e6:.0f} MB of uint8)")
 
 
 def write_run(folder: Path, h: int, w: int) -> Path:
@@ -196,14 +207,22 @@ def main() -> None:
     parser.add_argument("--photo", type=size, default=(3000, 4000))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--write-run", type=Path, default=None, metavar="DIR")
+    parser.add_argument("--part", nargs="*", choices=["per-region", "refine-check", "labeller"],
+                        help="only these parts (default: all); one part alone also prints the "
+                             "process's peak RSS")
     args = parser.parse_args()
     if args.write_run is not None:
         config = write_run(args.write_run, *args.photo)
         print(f"now: uv run ovseg run --config {config}")
         return
-    time_per_region(args.sizes, args.repeats)
-    time_photo(*args.photo)
-    time_labeller(*args.photo)
+    parts = {"per-region": lambda: time_per_region(args.sizes, args.repeats),
+             "refine-check": lambda: time_photo(*args.photo),
+             "labeller": lambda: time_labeller(*args.photo)}
+    for name in args.part or list(parts):
+        parts[name]()
+    if args.part and len(args.part) == 1:  # one part per process: its own peak
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
+        print(f"peak RSS of this process ({args.part[0]}): {peak:.2f} GiB")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ _AREA_CHUNK = 128
 
 _ENCODE_PIXELS = 16 * 1024 * 1024
 """Masks are stacked for pycocotools' `encode` in groups of at most this many pixels (16 MiB of
-uint8; at least one mask): one stack of 85 regions of a 12-megapixel photo took 1 GB."""
+uint8; at least one mask): one stack of the 73 regions of a 12-megapixel photo is 876 MB, in
+groups the encoding peaks at 24 MB (`benchmarks/bench_refine_large.py --part labeller`)."""
 
 
 def encode_masks(masks: list[np.ndarray], height: int, width: int) -> list[str]:

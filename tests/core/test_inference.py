@@ -44,7 +44,9 @@ def test_probabilities_whole_image_and_sliding(model):
     assert not torch.allclose(slid, probs)
 
 
-def test_whole_image_probabilities_skip_a_same_size_resize_exactly(model):
+def test_whole_image_probabilities_are_the_softmax_of_the_models_logits(model):
+    """The model returns logits at the image's size, so `predict_probabilities` no longer
+    resizes them; this pins its output to what the resize gave (bitwise)."""
     text = model.encode_vocabulary(["sky", "grass", "road"])
     images = torch.rand(1, 3, 40, 70)
     probs, _ = predict_probabilities(model, images, text, CPU)
