@@ -4,12 +4,16 @@
         --batch 4 --crop 768 --classes 171
     OMP_NUM_THREADS=1 uv run python benchmarks/estimate_memory.py --mode infer --preset paper \
         --batch 1 --crop 768 --classes 847 --top-k 8 --kept 128
+    OMP_NUM_THREADS=1 uv run python benchmarks/estimate_memory.py --mode labels --preset paper \
+        --batch 1 --crop 768 --classes 847
     OMP_NUM_THREADS=1 uv run python benchmarks/estimate_memory.py --check   # the tracker check
 
 How: the real model (`build_skeleton`: real open_clip ConvNeXt and segment-anything modules,
 random weights) runs the real training step (`train._train_step`, twice, the second being the
 steady state: forward, eq. 6 loss, backward, grad clipping, AdamW step) or the real inference
-call (`inference.predict_probabilities`) on fake tensors (`FakeTensorMode`: shapes and dtypes,
+call on fake tensors: `inference.predict_probabilities` ("infer", the rounds' batch inference,
+which needs every class's probabilities) or `inference.predict_labels` ("labels", what `ovseg
+predict` and `evaluate` run) (`FakeTensorMode`: shapes and dtypes,
 no data; about 20 s and 1 GB of RAM for the paper preset). `LiveBytes`, a TorchDispatchMode,
 adds up the bytes of the live tensor storages after every op; the peak is the largest sum,
 split into parameters (+ buffers), gradients, optimizer state and activations + temporaries
@@ -51,7 +55,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 from ovseg_core import train as train_module
 from ovseg_core.config import preset
 from ovseg_core.device import Runtime
-from ovseg_core.inference import predict_probabilities
+from ovseg_core.inference import predict_labels, predict_probabilities
 from ovseg_core.loss import AUX_WEIGHT, seen_unseen_weights, stseg_loss, weighted_ce
 from ovseg_core.modeling.build import build_skeleton
 from ovseg_core.templates import IMAGENET_TEMPLATES
@@ -203,7 +207,8 @@ def loss_without_label_checks(output, labels, class_weights):
 def estimate(mode: str, name: str, batch: int, crop: int, classes: int, top_k: int | None = None,
              kept: int | None = None, fake: bool = True, around=contextlib.nullcontext) -> dict:
     """Peak live-tensor bytes of one training step (`mode` "train") or one inference call
-    ("infer") of preset `name` on (batch, 3, crop, crop) images and `classes` classes.
+    ("infer": probabilities, "labels": a label map) of preset `name` on (batch, 3, crop, crop)
+    images and `classes` classes.
 
     fake=False runs the same on real CPU tensors (for the tracker check); `around()` is entered
     around the tracked run. Returns the figures in GiB: the peak, its split, and `start_gib`
@@ -250,7 +255,8 @@ def estimate(mode: str, name: str, batch: int, crop: int, classes: int, top_k: i
                         train_module._train_step(model, optimizer, images, labels, text,
                                                  weights, runtime, cfg.grad_clip)
             else:
-                predict_probabilities(model, images, text, runtime)
+                predict = predict_probabilities if mode == "infer" else predict_labels
+                predict(model, images, text, runtime)
         split = _split(tracker, model, optimizer, grads)
     peak = tracker.peak / GIB
     return {"mode": mode, "preset": name, "batch": batch, "crop": crop, "classes": classes,
@@ -311,7 +317,7 @@ def check(batch: int = 2, crop: int = 128, classes: int = 32) -> dict:
 
 def _row(r: dict) -> str:
     top = f"top-K {r['top_k']} (kept {r['kept']})" if r["top_k"] else "no rejection"
-    return (f"{r['mode']:5} {r['preset']:6} batch {r['batch']} crop {r['crop']} classes "
+    return (f"{r['mode']:6} {r['preset']:6} batch {r['batch']} crop {r['crop']} classes "
             f"{r['classes']} {top}: peak {r['peak_gib']:.2f} GiB = params "
             f"{r['parameters']:.2f} + grads {r['gradients']:.2f} + optimizer "
             f"{r['optimizer_state']:.2f} + activations/temporaries "
@@ -322,7 +328,7 @@ def _row(r: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mode", choices=("train", "infer"), default="train")
+    parser.add_argument("--mode", choices=("train", "infer", "labels"), default="train")
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--crop", type=int, default=768, help="image side in px")

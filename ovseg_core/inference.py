@@ -1,5 +1,5 @@
-"""Inference: class probabilities for a batch (whole-image or sliding windows) and dataset
-evaluation.
+"""Inference: class probabilities or label maps for a batch (whole-image or sliding windows),
+and dataset evaluation.
 
 The paper's protocol resizes every image to `input_size` x `input_size` (768), predicts, and
 resizes the logits back to the image's size. Sliding-window inference instead resizes the short
@@ -28,6 +28,11 @@ def model_input_size(model) -> int:
     return int(getattr(config, "input_size", 768))
 
 
+# Upsampled scores held at once when a label map is made a few classes at a time: 16 Mi floats
+# (64 MiB). One image's N x H x W at once is 7.2 GB for 150 classes on 12 MP.
+LABEL_CHUNK_ELEMENTS = 1 << 24
+
+
 @torch.no_grad()
 def predict_probabilities(model, images: torch.Tensor, text: torch.Tensor, runtime: Runtime,
                           size: int | None = None, sliding: bool = False,
@@ -44,24 +49,77 @@ def predict_probabilities(model, images: torch.Tensor, text: torch.Tensor, runti
     images = images.to(runtime.device, dtype=torch.float32)
     height, width = images.shape[-2:]
     if sliding:
-        size = size or model_input_size(model)
-        return _sliding_probabilities(model, images, text, runtime, size, stride_ratio), None
-    resized = images if size is None else F.interpolate(
-        images, size=(size, size), mode="bilinear", align_corners=False)
+        probs = _sliding_probabilities(model, images, text, runtime, size, stride_ratio)
+        return _resized(probs, (height, width)), None
+    resized = images if size is None else _resized(images, (size, size))
     with runtime.autocast():
         output = model(resized, text)
     logits = output.logits.float()
     if logits.shape[-2:] != (height, width):  # the model returns logits at its input's size
-        logits = F.interpolate(logits, size=(height, width), mode="bilinear",
-                               align_corners=False)
+        logits = _resized(logits, (height, width))
     return logits.softmax(dim=1), output.sam_embedding
 
 
-def _sliding_probabilities(model, images, text, runtime, size: int, stride_ratio: float):
+@torch.no_grad()
+def predict_labels(model, images: torch.Tensor, text: torch.Tensor, runtime: Runtime,
+                   size: int | None = None, sliding: bool = False,
+                   stride_ratio: float = 2 / 3) -> torch.Tensor:
+    """int64 (B, H, W) class ids: the argmax over classes at the input resolution.
+
+    The same inputs and protocols as `predict_probabilities`. Whole image: the argmax of the
+    model's logits resized to (H, W) from the decoder's resolution (one resize, also with
+    `size`); sliding: the argmax of `predict_probabilities`' averaged probabilities. Either way
+    the resize runs a few classes at a time (`upsampled_argmax`), never N x H x W at once.
+    """
+    images = images.to(runtime.device, dtype=torch.float32)
+    height, width = images.shape[-2:]
+    if sliding:
+        scores = _sliding_probabilities(model, images, text, runtime, size, stride_ratio)
+    else:
+        resized = images if size is None else _resized(images, (size, size))
+        with runtime.autocast():
+            scores = model(resized, text, upsample=False).logits.float()
+    return upsampled_argmax(scores, (height, width))
+
+
+def upsampled_argmax(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """scores (B, N, h, w) -> int64 (B, *size): `_resized(scores, size).argmax(dim=1)` (ties:
+    the first class). Resizes as many classes at a time as fit LABEL_CHUNK_ELEMENTS and folds
+    them in one plane at a time (elementwise ops: a max reduction over a chunk's class
+    dimension is slower on the CPU than the resize itself)."""
+    per = max(1, LABEL_CHUNK_ELEMENTS // (scores.shape[0] * size[0] * size[1]))
+    best = labels = better = None
+    for start in range(0, scores.shape[1], per):
+        chunk = _resized(scores[:, start:start + per], size)
+        for offset in range(chunk.shape[1]):
+            plane = chunk[:, offset]
+            if best is None:
+                best = plane.clone()
+                labels = torch.zeros(plane.shape, dtype=torch.int64, device=plane.device)
+                better = torch.empty(plane.shape, dtype=torch.bool, device=plane.device)
+                continue
+            torch.gt(plane, best, out=better)  # strict: an equal later class loses, as in argmax
+            torch.maximum(best, plane, out=best)
+            labels.masked_fill_(better, start + offset)
+    return labels
+
+
+def _resized(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, C, h, w) -> (B, C, *size), bilinear (align_corners=False); as given when equal."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def _sliding_probabilities(model, images, text, runtime, size: int | None,
+                           stride_ratio: float) -> torch.Tensor:
+    """Softmax probabilities averaged over size x size windows: (B, N, h, w) at the resized
+    scale (short side `size`, default the model's input size); callers resize to the image."""
+    size = size or model_input_size(model)
     height, width = images.shape[-2:]
     scale = size / min(height, width)
     h, w = max(size, round(height * scale)), max(size, round(width * scale))
-    resized = F.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)
+    resized = _resized(images, (h, w))
     stride = max(1, int(size * stride_ratio))
     total = counts = None
     for top in _starts(h, size, stride):
@@ -74,8 +132,7 @@ def _sliding_probabilities(model, images, text, runtime, size: int, stride_ratio
                 counts = images.new_zeros((1, 1, h, w))
             total[..., top:top + size, left:left + size] += probs
             counts[..., top:top + size, left:left + size] += 1
-    probs = total / counts
-    return F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)
+    return total / counts
 
 
 def _starts(length: int, size: int, stride: int) -> list[int]:
@@ -88,10 +145,10 @@ def _starts(length: int, size: int, stride: int) -> list[int]:
 
 def predict_label_map(model, image: np.ndarray, text: torch.Tensor, runtime: Runtime,
                       size: int | None = None, sliding: bool = False) -> np.ndarray:
-    """uint8 (H, W, 3) image -> uint16 (H, W) argmax class ids."""
+    """uint8 (H, W, 3) image -> uint16 (H, W) argmax class ids (`predict_labels`)."""
     batch = torch.from_numpy(to_model_input(image))[None]
-    probs, _ = predict_probabilities(model, batch, text, runtime, size=size, sliding=sliding)
-    return probs[0].argmax(dim=0).to(torch.int32).cpu().numpy().astype(np.uint16)
+    labels = predict_labels(model, batch, text, runtime, size=size, sliding=sliding)
+    return labels[0].to(torch.int32).cpu().numpy().astype(np.uint16)
 
 
 def evaluate(model, dataset, runtime: Runtime, seen: Sequence[bool] | None = None,

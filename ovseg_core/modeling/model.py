@@ -50,9 +50,12 @@ class STSeg(nn.Module):
         """
         return self.clip_text.encode_vocabulary(class_names)
 
-    def forward(self, images: Tensor, text: Tensor, top_k: int | None = None) -> STSegOutput:
+    def forward(self, images: Tensor, text: Tensor, top_k: int | None = None,
+                upsample: bool = True) -> STSegOutput:
         """images (B, 3, H, W) float RGB in [0, 1], any H, W; text (N, P, D) from
-        `encode_vocabulary`. top_k: category early rejection (default: config.decoder.top_k)."""
+        `encode_vocabulary`. top_k: category early rejection (default: config.decoder.top_k).
+        upsample=False returns the logits at the decoder's resolution (inference resizes them
+        itself, a few classes at a time: N x H x W floats are 14.5 GB for 150 classes on 12 MP)."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise OvsegError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
         height, width = images.shape[-2:]
@@ -67,7 +70,9 @@ class STSeg(nn.Module):
         cost = cost_volume(dense, text)
         k = top_k if top_k is not None else self.config.decoder.top_k
         logits, aux = self.decoder(cost, skips, top_k=k)
-        logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+        if upsample:
+            logits = F.interpolate(logits, size=(height, width), mode="bilinear",
+                                   align_corners=False)
         return STSegOutput(logits=logits, aux_logits=aux, sam_embedding=sam_embedding)
 
     def sam_valid_grid(self, height: int, width: int) -> tuple[int, int]:

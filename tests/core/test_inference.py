@@ -3,12 +3,20 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
+from ovseg_core import inference
 from ovseg_core.config import preset
 from ovseg_core.data import open_dataset, write_synthetic_dataset
 from ovseg_core.device import pick_runtime
-from ovseg_core.inference import _starts, evaluate, predict_probabilities
+from ovseg_core.inference import (
+    _starts,
+    evaluate,
+    predict_labels,
+    predict_probabilities,
+    upsampled_argmax,
+)
 from ovseg_core.metrics import ConfusionMatrix
 from ovseg_core.modeling.build import build_model
 from ovseg_core.visualize import overlay, palette, panels
@@ -55,6 +63,47 @@ def test_whole_image_probabilities_are_the_softmax_of_the_models_logits(model):
     resized = torch.nn.functional.interpolate(logits, size=(40, 70), mode="bilinear",
                                               align_corners=False)  # what ran before
     assert torch.equal(probs, resized.softmax(dim=1))
+
+
+def test_upsampled_argmax_in_class_chunks_is_the_whole_argmax(monkeypatch):
+    """Chunks of 2 classes (LABEL_CHUNK_ELEMENTS lowered) give the argmax of the whole resize,
+    the first class among equals: classes 3 and 5 copy 1, so they can only lose."""
+    torch.manual_seed(1)
+    scores = torch.randn(2, 7, 9, 13)
+    scores[:, 1] += 2.0  # class 1 (and its copies) wins often
+    scores[:, 3] = scores[:, 1]
+    scores[:, 5] = scores[:, 1]
+    size = (40, 30)
+    monkeypatch.setattr(inference, "LABEL_CHUNK_ELEMENTS", 2 * 2 * 40 * 30)
+    whole = F.interpolate(scores, size=size, mode="bilinear", align_corners=False).argmax(dim=1)
+    labels = upsampled_argmax(scores, size)
+    assert labels.shape == (2, 40, 30) and (labels == 1).any()
+    assert torch.equal(labels, whole)
+    assert not ((labels == 3) | (labels == 5)).any()
+
+
+def test_forward_at_decoder_resolution_resizes_to_its_logits(model):
+    text = model.encode_vocabulary(["sky", "grass", "road"])
+    images = torch.rand(1, 3, 40, 70)
+    with torch.no_grad():
+        full = model(images, text).logits
+        low = model(images, text, upsample=False).logits
+    assert low.shape[:2] == (1, 3) and low.shape[-2:] != (40, 70)
+    up = F.interpolate(low, size=(40, 70), mode="bilinear", align_corners=False)
+    assert torch.equal(up, full)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"size": 32, "sliding": True}])
+def test_labels_are_the_argmax_of_the_probabilities(model, kwargs, monkeypatch):
+    """`predict_labels` (a few classes resized at a time) labels every pixel as the argmax of
+    `predict_probabilities` (every class resized at once) does, whole image and sliding."""
+    monkeypatch.setattr(inference, "LABEL_CHUNK_ELEMENTS", 2 * 40 * 70)
+    text = model.encode_vocabulary(["sky", "grass", "road", "tree", "car"])
+    images = torch.rand(2, 3, 40, 70)
+    probs, _ = predict_probabilities(model, images, text, CPU, **kwargs)
+    labels = predict_labels(model, images, text, CPU, **kwargs)
+    assert labels.shape == (2, 40, 70) and len(labels.unique()) > 1
+    assert torch.equal(labels, probs.argmax(dim=1))
 
 
 def test_window_starts_cover_the_image():
