@@ -120,6 +120,10 @@ class SelfTrainingSettings(_Strict):
         default=None, ge=0, description="processes decoding the next batches of target images "
         "while the model runs; None = 2 on a GPU, 0 on the CPU (there they would take the "
         "model's cores)")
+    prompts_per_pass: int | None = Field(
+        default=None, ge=1, description="SAM prompts per mask-decoder pass (speed and memory "
+        "only: the rows do not depend on it); None = 64 on CUDA (unmeasured), on the CPU as many "
+        "as keep a pass's activations within 2 real-SAM prompts' (2 of SAM or MobileSAM)")
     fallback: Literal["ignore", "coarse"] = Field(
         default="ignore", description="what an untrusted SAM mask's region paints: nothing "
         "(the paper) or its coarse mask")

@@ -33,18 +33,20 @@ from storage.records import ImageRegions, RegionRecord
 
 # ---- the refiner and the labeller (per process)
 @cache
-def _refiner(variant: str, checkpoint: str | None, device: str, fallback: str) -> SamRefiner:
+def _refiner(variant: str, checkpoint: str | None, device: str, fallback: str,
+             prompts_per_pass: int | None) -> SamRefiner:
     """A refiner on real weights: `checkpoint`, else the variant's default file (never random,
     except the `tiny` variant, which has none); a missing file names the setting."""
     parts = build_sam(variant, checkpoint, setting="self_training.refiner_checkpoint")
     for module in (parts.image_encoder, parts.prompt_encoder, parts.mask_decoder):
         module.to(device)
-    return SamRefiner(parts, refiner_settings(fallback))
+    return SamRefiner(parts, refiner_settings(fallback, prompts_per_pass))
 
 
-def refiner_settings(fallback: str) -> RefinerSettings:
-    """The refiner's measured defaults with the run's fallback for untrusted SAM masks."""
-    return dataclasses.replace(RefinerSettings(), fallback=fallback)
+def refiner_settings(fallback: str, prompts_per_pass: int | None) -> RefinerSettings:
+    """The refiner's measured defaults with the run's fallback for untrusted SAM masks and its
+    prompts per decoder pass (`self_training.fallback`, `.prompts_per_pass`)."""
+    return dataclasses.replace(RefinerSettings(), fallback=fallback, max_prompts=prompts_per_pass)
 
 
 def refiner_for(cfg: RunConfig, model) -> tuple[SamRefiner, str]:
@@ -52,12 +54,13 @@ def refiner_for(cfg: RunConfig, model) -> tuple[SamRefiner, str]:
     st = cfg.self_training
     device = str(runtime_for(cfg.device).device)
     if st.refiner_sam == "model" and model.sam is not None:
-        return (SamRefiner(model.sam.parts, refiner_settings(st.fallback)),
+        return (SamRefiner(model.sam.parts, refiner_settings(st.fallback, st.prompts_per_pass)),
                 f"model:{weights_digest(model.sam)}")
     variant, checkpoint = st.refiner_sam, st.refiner_checkpoint
     if variant == "model":  # DEA off: the model has no SAM encoder, so the refiner brings one
         variant, checkpoint = model.config.sam.variant, model.config.sam.checkpoint
-    return _refiner(variant, checkpoint, device, st.fallback), f"{variant}:{checkpoint}"
+    return (_refiner(variant, checkpoint, device, st.fallback, st.prompts_per_pass),
+            f"{variant}:{checkpoint}")
 
 
 def labeler_for(cfg: RunConfig, model, thresholds: float | list[float] | None = None
@@ -144,12 +147,13 @@ def round_plan(cfg: RunConfig, round: int, parent_sha: str) -> dict:
 
 def plan_basis(cfg: RunConfig, parent_sha: str) -> str:
     """Hash of what shapes a round's rows besides its images and gates: the parent checkpoint,
-    the model and self-training settings (not rounds, report pictures or loader workers) and
+    the model and self-training settings (not rounds, report pictures, loader workers or
+    prompts per pass, which do not change the rows) and
     the labelling code's version."""
     return config_hash({"parent": parent_sha, "model": cfg.model.model_dump(mode="json"),
                         "self_training": cfg.self_training.model_dump(
                             mode="json", exclude={"rounds", "report_images",
-                                                  "loader_workers"}),
+                                                  "loader_workers", "prompts_per_pass"}),
                         "labeling_version": LABELING_VERSION})
 
 

@@ -35,6 +35,25 @@ def test_default_job_refiner_holds_the_shipped_mobile_sam_weights():
 def test_a_real_refiner_without_its_weights_is_an_error_naming_the_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("OVSEG_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(OvsegError, match="self_training.refiner_checkpoint"):
-        _refiner("vit_b", None, "cpu", "ignore")
+        _refiner("vit_b", None, "cpu", "ignore", None)
     with pytest.raises(OvsegError, match="model.sam_checkpoint"):
         build_model(model_config(RunConfig.model_validate({"model": {"preset": "paper"}})))
+
+
+@pytest.mark.parametrize("refiner_sam", ["vit_t", "model"])
+def test_prompts_per_pass_reaches_the_refiner_but_not_the_rounds_key(refiner_sam):
+    """`self_training.prompts_per_pass` sets the refiner's decoder passes; the rows do not depend
+    on it (tests/core/test_selftrain_refiner.py compares passes of 1, 2 and 64), so a round
+    planned without it resumes with it."""
+    from flows.labelling import plan_basis
+
+    settings = {"model": {"pretrain_clip": False}, "self_training": {"refiner_sam": refiner_sam}}
+    plain = RunConfig.model_validate(settings)
+    settings["self_training"]["prompts_per_pass"] = 5
+    tuned = RunConfig.model_validate(settings)
+    model = build_model(model_config(tuned), seed=0)
+    assert refiner_for(tuned, model)[0].settings.max_prompts == 5
+    assert refiner_for(plain, model)[0].settings.max_prompts is None
+    assert plan_basis(plain, "p" * 64) == plan_basis(tuned, "p" * 64)
+    with pytest.raises(ValueError):
+        RunConfig.model_validate({"self_training": {"prompts_per_pass": 0}})
