@@ -51,13 +51,8 @@ def predict_probabilities(model, images: torch.Tensor, text: torch.Tensor, runti
     if sliding:
         probs = _sliding_probabilities(model, images, text, runtime, size, stride_ratio)
         return _resized(probs, (height, width)), None
-    resized = images if size is None else _resized(images, (size, size))
-    with runtime.autocast():
-        output = model(resized, text)
-    logits = output.logits.float()
-    if logits.shape[-2:] != (height, width):  # the model returns logits at its input's size
-        logits = _resized(logits, (height, width))
-    return logits.softmax(dim=1), output.sam_embedding
+    logits, sam_embedding = _decoder_logits(model, images, text, runtime, size)
+    return _resized(logits, (height, width)).softmax(dim=1), sam_embedding
 
 
 @torch.no_grad()
@@ -66,20 +61,28 @@ def predict_labels(model, images: torch.Tensor, text: torch.Tensor, runtime: Run
                    stride_ratio: float = 2 / 3) -> torch.Tensor:
     """int64 (B, H, W) class ids: the argmax over classes at the input resolution.
 
-    The same inputs and protocols as `predict_probabilities`. Whole image: the argmax of the
-    model's logits resized to (H, W) from the decoder's resolution (one resize, also with
-    `size`); sliding: the argmax of `predict_probabilities`' averaged probabilities. Either way
-    the resize runs a few classes at a time (`upsampled_argmax`), never N x H x W at once.
+    The same inputs and protocols as `predict_probabilities`, and the argmax of its
+    probabilities (but where two classes' softmax values tie in float32 and their logits do
+    not: the larger logit wins here). The resize to (H, W) runs a few classes at a time
+    (`upsampled_argmax`), never N x H x W at once.
     """
     images = images.to(runtime.device, dtype=torch.float32)
     height, width = images.shape[-2:]
     if sliding:
         scores = _sliding_probabilities(model, images, text, runtime, size, stride_ratio)
     else:
-        resized = images if size is None else _resized(images, (size, size))
-        with runtime.autocast():
-            scores = model(resized, text, upsample=False).logits.float()
+        scores, _ = _decoder_logits(model, images, text, runtime, size)
     return upsampled_argmax(scores, (height, width))
+
+
+def _decoder_logits(model, images, text, runtime, size: int | None
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Whole image: float32 logits (B, N, h, w) at the decoder's resolution (the images first
+    resized to size x size when `size` is given) and the SAM embedding (or None)."""
+    resized = images if size is None else _resized(images, (size, size))
+    with runtime.autocast():
+        output = model(resized, text, upsample=False)
+    return output.logits.float(), output.sam_embedding
 
 
 def upsampled_argmax(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

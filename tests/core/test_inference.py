@@ -93,10 +93,11 @@ def test_forward_at_decoder_resolution_resizes_to_its_logits(model):
     assert torch.equal(up, full)
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"size": 32, "sliding": True}])
+@pytest.mark.parametrize("kwargs", [{}, {"size": 64}, {"size": 32, "sliding": True}])
 def test_labels_are_the_argmax_of_the_probabilities(model, kwargs, monkeypatch):
     """`predict_labels` (a few classes resized at a time) labels every pixel as the argmax of
-    `predict_probabilities` (every class resized at once) does, whole image and sliding."""
+    `predict_probabilities` (every class resized at once) does: whole image, resized first,
+    sliding."""
     monkeypatch.setattr(inference, "LABEL_CHUNK_ELEMENTS", 2 * 40 * 70)
     text = model.encode_vocabulary(["sky", "grass", "road", "tree", "car"])
     images = torch.rand(2, 3, 40, 70)
