@@ -35,7 +35,7 @@ def run(args) -> int:
     from ovseg_core.modeling.build import build_model
     from ovseg_core.visualize import overlay
 
-    names = (parse_class_argument(args.classes) if args.classes
+    names = (parse_class_argument(args.classes) if args.classes is not None
              else read_classes_txt(Path(args.classes_file)))
     runtime = pick_runtime(args.device)
     if args.checkpoint:

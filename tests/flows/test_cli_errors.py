@@ -37,3 +37,11 @@ def test_bad_data_and_paths_fail_before_prefect_starts(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "model.clip_weights = /nowhere/clip.bin does not exist" in err
     assert "starting Prefect" not in out
+
+
+def test_empty_class_list_for_predict(tmp_path, capsys):
+    args = ["predict", str(tmp_path), "--out", str(tmp_path / "out"), "--classes"]
+    assert main([*args, ""]) == 2  # was a TypeError: '' fell through to --classes-file
+    assert "--classes is empty" in capsys.readouterr().err
+    assert main([*args, " , "]) == 2
+    assert "--classes is empty" in capsys.readouterr().err
