@@ -191,8 +191,18 @@ def execute(con: duckdb.DuckDBPyConnection, query: str,
     except duckdb.PermissionException as exc:
         raise StorageError(f"refused: the query reads files outside the workspace "
                            f"({_first_line(exc)})") from None
+    except duckdb.CatalogException as exc:
+        raise StorageError(f"{_first_line(exc)} (the views: {', '.join(view_names(con))})"
+                           ) from None
     except duckdb.Error as exc:
         raise StorageError(_first_line(exc)) from None
+
+
+def view_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The views a query can read (pseudo_labels, images, rounds, ...), sorted."""
+    rows = con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal "
+                   "AND view_name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY 1").fetchall()
+    return [name for (name,) in rows]
 
 
 def run_sql(store: Store, query: str, params: list | dict | None = None) -> pa.Table:

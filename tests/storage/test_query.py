@@ -138,3 +138,5 @@ def test_query_errors_are_storage_errors(workspace):
         run_sql(workspace, "SELECT no_such_column FROM pseudo_labels")
     with pytest.raises(StorageError, match="parse"):
         run_sql(workspace, "SELEC 1")
+    with pytest.raises(StorageError, match=r"no_such_table.*\(the views: .*pseudo_labels.*rounds"):
+        run_sql(workspace, "SELECT * FROM no_such_table")
