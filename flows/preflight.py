@@ -1,5 +1,5 @@
-"""Checks at the start of every flow: the settings that name local files and folders point at
-real ones, so a deployment's placeholder (deployments/prefect.yaml's `/data/...` paths) fails at
+"""Checks at the start of every flow: the run's device exists on this machine and the settings
+that name local files and folders point at real ones, so a deployment's placeholder (deployments/prefect.yaml's `/data/...` paths) fails at
 once with one line naming the setting, not an hour later deep inside a task.
 """
 
@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from flows.config import RunConfig
+from ovseg_core.device import pick_runtime
 from ovseg_core.errors import OvsegError
 from ovseg_core.modeling.sam_encoder import default_sam_checkpoint
 from storage.fsio import local_path
@@ -18,7 +19,9 @@ WHERE = ("set it in the run's config (for a deployment: its `config` parameter; 
 
 
 def check_config(cfg: RunConfig) -> None:
-    """OvsegError, one line naming every setting whose local path does not exist."""
+    """OvsegError, one line naming the device this machine lacks or every setting whose local
+    path does not exist."""
+    pick_runtime(cfg.device)  # stage one and retraining run on this machine
     problems = [f"{name} = {path} does not exist" for name, path in _local_paths(cfg)
                 if not Path(path).exists()]
     workspace = _workspace_problem(cfg.workspace)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ovseg_core.errors import OvsegError
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -24,8 +26,17 @@ class Runtime:
 
 def pick_runtime(device: str | None = None) -> Runtime:
     """Choose the device ("cuda", "cpu", "cuda:1"; default: CUDA when present) and autocast
-    dtype."""
+    dtype. OvsegError for a name torch does not know or a CUDA device this machine lacks."""
     name = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise OvsegError(f"device {name!r} is not a torch device (cpu, cuda, cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise OvsegError(f"device {name}: this machine has no usable CUDA device (torch "
+                         f"{torch.__version__}); set --device cpu or leave the device unset")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise OvsegError(f"device {name}: only {torch.cuda.device_count()} CUDA device(s) "
+                         "visible")
     dtype = torch.bfloat16 if dev.type == "cuda" else None
     return Runtime(device=dev, autocast_dtype=dtype)

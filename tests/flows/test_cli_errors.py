@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from flows.cli import main
 
 
@@ -45,3 +47,14 @@ def test_empty_class_list_for_predict(tmp_path, capsys):
     assert "--classes is empty" in capsys.readouterr().err
     assert main([*args, " , "]) == 2
     assert "--classes is empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("device", "message"), [
+    ("gpu", "device 'gpu' is not a torch device"),
+    ("cuda:99", "device cuda:99: "),  # no CUDA here, or fewer than 100 devices anywhere
+])
+def test_a_device_this_machine_lacks_fails_before_prefect_starts(tmp_path, capsys, device,
+                                                                  message):
+    assert main(["run", "--device", device, "--workspace", str(tmp_path / "ws")]) == 2
+    out, err = capsys.readouterr()  # was a RuntimeError traceback from inside the flow
+    assert message in err and "starting Prefect" not in out
