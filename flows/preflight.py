@@ -1,6 +1,7 @@
 """Checks at the start of every flow: the run's device exists on this machine and the settings
-that name local files and folders point at real ones, so a deployment's placeholder (deployments/prefect.yaml's `/data/...` paths) fails at
-once with one line naming the setting, not an hour later deep inside a task.
+that name local files and folders point at real ones, so a deployment's placeholder
+(deployments/prefect.yaml's `/data/...` paths) fails at once with one line naming the setting,
+not an hour later deep inside a task.
 """
 
 from __future__ import annotations
