@@ -55,7 +55,7 @@ class STSeg(nn.Module):
         """images (B, 3, H, W) float RGB in [0, 1], any H, W; text (N, P, D) from
         `encode_vocabulary`. top_k: category early rejection (default: config.decoder.top_k).
         upsample=False returns the logits at the decoder's resolution (inference resizes them
-        itself, a few classes at a time: N x H x W floats are 14.5 GB for 150 classes on 12 MP)."""
+        itself, a few classes at a time: N x H x W floats are 7.2 GB for 150 classes on 12 MP)."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise OvsegError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
         height, width = images.shape[-2:]
