@@ -50,9 +50,8 @@ def as_numpy_probs(probs: np.ndarray | torch.Tensor) -> np.ndarray:
 
 def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     """XYXY inclusive-exclusive box of a non-empty (H, W) bool mask."""
-    ys = np.flatnonzero(mask.any(axis=1))
-    xs = np.flatnonzero(mask.any(axis=0))
-    return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+    rows, cols = around(mask, 0)
+    return cols.start, rows.start, cols.stop, rows.stop
 
 
 def around(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
