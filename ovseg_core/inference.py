@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ovseg_core.data.io import write_label
 from ovseg_core.data.transforms import to_model_input
 from ovseg_core.device import Runtime
 from ovseg_core.metrics import ConfusionMatrix
+from ovseg_core.modeling.decoder import resize_bilinear
 
 
 def model_input_size(model) -> int:
@@ -50,9 +50,9 @@ def predict_probabilities(model, images: torch.Tensor, text: torch.Tensor, runti
     height, width = images.shape[-2:]
     if sliding:
         probs = _sliding_probabilities(model, images, text, runtime, size, stride_ratio)
-        return _resized(probs, (height, width)), None
+        return resize_bilinear(probs, (height, width)), None
     logits, sam_embedding = _decoder_logits(model, images, text, runtime, size)
-    return _resized(logits, (height, width)).softmax(dim=1), sam_embedding
+    return resize_bilinear(logits, (height, width)).softmax(dim=1), sam_embedding
 
 
 @torch.no_grad()
@@ -79,21 +79,21 @@ def _decoder_logits(model, images, text, runtime, size: int | None
                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Whole image: float32 logits (B, N, h, w) at the decoder's resolution (the images first
     resized to size x size when `size` is given) and the SAM embedding (or None)."""
-    resized = images if size is None else _resized(images, (size, size))
+    resized = images if size is None else resize_bilinear(images, (size, size))
     with runtime.autocast():
         output = model(resized, text, upsample=False)
     return output.logits.float(), output.sam_embedding
 
 
 def upsampled_argmax(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """scores (B, N, h, w) -> int64 (B, *size): `_resized(scores, size).argmax(dim=1)` (ties:
-    the first class). Resizes as many classes at a time as fit LABEL_CHUNK_ELEMENTS and folds
+    """scores (B, N, h, w) -> int64 (B, *size): `resize_bilinear(scores, size).argmax(dim=1)`
+    (ties: the first class). Resizes as many classes at a time as fit LABEL_CHUNK_ELEMENTS and folds
     them in one plane at a time (elementwise ops: a max reduction over a chunk's class
     dimension is slower on the CPU than the resize itself)."""
     per = max(1, LABEL_CHUNK_ELEMENTS // (scores.shape[0] * size[0] * size[1]))
     best = labels = better = None
     for start in range(0, scores.shape[1], per):
-        chunk = _resized(scores[:, start:start + per], size)
+        chunk = resize_bilinear(scores[:, start:start + per], size)
         for offset in range(chunk.shape[1]):
             plane = chunk[:, offset]
             if best is None:
@@ -107,13 +107,6 @@ def upsampled_argmax(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
     return labels
 
 
-def _resized(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(B, C, h, w) -> (B, C, *size), bilinear (align_corners=False); as given when equal."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
 def _sliding_probabilities(model, images, text, runtime, size: int | None,
                            stride_ratio: float) -> torch.Tensor:
     """Softmax probabilities averaged over size x size windows: (B, N, h, w) at the resized
@@ -122,7 +115,7 @@ def _sliding_probabilities(model, images, text, runtime, size: int | None,
     height, width = images.shape[-2:]
     scale = size / min(height, width)
     h, w = max(size, round(height * scale)), max(size, round(width * scale))
-    resized = _resized(images, (h, w))
+    resized = resize_bilinear(images, (h, w))
     stride = max(1, int(size * stride_ratio))
     total = counts = None
     for top in _starts(h, size, stride):

@@ -23,8 +23,9 @@ REJECTED_LOGIT = -1.0e4
 """Logit given to classes removed by early rejection."""
 
 
-def _up(x: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinear resize of the last two dims of a (..., C, H, W) tensor."""
+def resize_bilinear(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize (align_corners=False) of the last two dims of a (..., C, H, W) tensor;
+    `x` itself when already at `size`."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     lead = x.shape[:-3]
@@ -71,7 +72,7 @@ class ClassAggregation(nn.Module):
 
     def forward(self, x: Tensor, memory: Tensor) -> Tensor:
         a = self.attn_dim
-        mem = _up(memory, x.shape[-2:]).permute(0, 2, 3, 1)  # (B, H, W, a*a + a)
+        mem = resize_bilinear(memory, x.shape[-2:]).permute(0, 2, 3, 1)  # (B, H, W, a*a + a)
         kv, z = mem[..., : a * a].unflatten(-1, (a, a)), mem[..., a * a:]
         q = F.elu(self.q(self.q_norm(x.permute(0, 3, 4, 1, 2)))) + 1.0  # (B, H, W, M, a)
         num = torch.einsum("bhwma,bhwac->bhwmc", q, kv)
@@ -140,7 +141,7 @@ class CostAwareDecoder(nn.Module):
         skip = F.interpolate(self.skip_proj[i](skip.to(up.dtype)), size=size, mode="bilinear",
                              align_corners=False)
         rows = torch.arange(idx.shape[0], device=idx.device)[:, None]
-        return up + skip.unsqueeze(1) + _up(cost[rows, idx], size)
+        return up + skip.unsqueeze(1) + resize_bilinear(cost[rows, idx], size)
 
     @staticmethod
     def _reject(x: Tensor, aux: Tensor, idx: Tensor, valid: Tensor, k: int

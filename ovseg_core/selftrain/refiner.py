@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ovseg_core.modeling.decoder import resize_bilinear
 from ovseg_core.modeling.sam_encoder import SamImageEncoder, SamParts
 from ovseg_core.selftrain.prompts import (
     PromptSettings,
@@ -168,9 +169,7 @@ def fit_probs(probs: np.ndarray | Tensor, size: tuple[int, int]) -> np.ndarray |
     """(N, h', w') probabilities, bilinearly resized to `size` = (h, w) if they differ."""
     if tuple(probs.shape[-2:]) == tuple(size):
         return probs
-    t = torch.as_tensor(probs, dtype=torch.float32)[None]
-    return torch.nn.functional.interpolate(t, size=tuple(size), mode="bilinear",
-                                           align_corners=False)[0]
+    return resize_bilinear(torch.as_tensor(probs, dtype=torch.float32)[None], tuple(size))[0]
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
