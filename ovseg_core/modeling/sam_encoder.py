@@ -1,8 +1,10 @@
 """The frozen SAM parts: image encoder (for DEA and the refiner), prompt encoder, mask decoder.
 
 Variants: segment-anything ViT-B/L/H (`vit_b`, `vit_l`, `vit_h`), MobileSAM's TinyViT (`vit_t`,
-module `mobile_sam`), and `tiny`, a small random segment-anything ViT for CPU tests. Real weights
-are read from local files only (`weights_only=True`, strict key check); nothing is downloaded.
+module `mobile_sam`), and `tiny`, a small random segment-anything ViT for unit tests that need no
+weights. Real weights are read from local files only (`weights_only=True`, strict key check);
+nothing is downloaded. TinyViT runs at any input side that is a multiple of 16
+(`SizedTinyViT`: its output grid follows the input, S/16); the ViTs and `tiny` at their own.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ PIXEL_STD = (58.395, 57.12, 57.375)
 
 TINY_IMAGE_SIZE = 256
 TINY_EMBED_DIM = 32
+SAM_IMAGE_SIZE = 1024
+"""The input side of the official SAM and MobileSAM models, in pixels."""
 
 _SAM_FILE_PATTERNS = {"vit_b": "sam_vit_b*.pth", "vit_l": "sam_vit_l*.pth",
                       "vit_h": "sam_vit_h*.pth"}
@@ -96,8 +100,26 @@ def _check_variant(variant: str) -> None:
                          f"choose one of {', '.join(SAM_VARIANTS)}")
 
 
+def native_image_size(variant: str) -> int:
+    """The input side a variant runs at when the config names none (1024; `tiny` 256)."""
+    return TINY_IMAGE_SIZE if variant == "tiny" else SAM_IMAGE_SIZE
+
+
+def check_image_size(variant: str, image_size: int | None) -> None:
+    """OvsegError unless `variant` runs at `image_size` (None = its native size): TinyViT at any
+    multiple of 16, every other variant at its native size only."""
+    _check_variant(variant)
+    if image_size is None or image_size == native_image_size(variant):
+        return
+    if variant != "vit_t":
+        raise OvsegError(f"sam.image_size {image_size}: only vit_t runs at sizes other than "
+                         f"{native_image_size(variant)} ({variant})")
+    if image_size < 64 or image_size % 16:
+        raise OvsegError(f"sam.image_size must be a multiple of 16 and >= 64, got {image_size}")
+
+
 def build_sam(variant: str, checkpoint: str | Path | None = None, *, random_init: bool = False,
-              setting: str = "sam_checkpoint") -> SamParts:
+              setting: str = "sam_checkpoint", image_size: int | None = None) -> SamParts:
     """Build the SAM modules of `variant` (eval mode) with real weights.
 
     checkpoint: an official SAM / MobileSAM state dict with keys `image_encoder.*`,
@@ -106,12 +128,15 @@ def build_sam(variant: str, checkpoint: str | Path | None = None, *, random_init
     missing file is an OvsegError naming `setting` (the config key a user changes).
     random_init: skip the weights (only for a skeleton whose weights are loaded next, from a
     model checkpoint). The `tiny` variant has no weights file and is always random.
+    image_size: the encoder's input side in pixels (None = `native_image_size(variant)`); the
+    same weights load at every size (`check_image_size` says which sizes a variant takes).
     """
-    _check_variant(variant)
+    check_image_size(variant, image_size)
+    image_size = image_size or native_image_size(variant)
     if variant == "tiny":
-        sam, image_size, embed_dim = _build_tiny(), TINY_IMAGE_SIZE, TINY_EMBED_DIM
+        sam, embed_dim = _build_tiny(), TINY_EMBED_DIM
     else:
-        sam, image_size, embed_dim = _build_official(variant), 1024, 256
+        sam, embed_dim = _build_official(variant, image_size), 256
         if checkpoint is None and not random_init:
             checkpoint = default_sam_checkpoint(variant)
     if checkpoint is not None and not random_init:
@@ -120,15 +145,38 @@ def build_sam(variant: str, checkpoint: str | Path | None = None, *, random_init
     return SamParts(sam.image_encoder, sam.prompt_encoder, sam.mask_decoder, image_size, embed_dim)
 
 
-def _build_official(variant: str) -> nn.Module:
-    """segment-anything / mobile_sam builders with checkpoint=None (we load weights ourselves)."""
+def _build_official(variant: str, image_size: int) -> nn.Module:
+    """segment-anything's builders with checkpoint=None (we load weights ourselves); MobileSAM
+    assembled here, at `image_size`."""
     if variant == "vit_t":
-        with warnings.catch_warnings():  # mobile_sam re-registers timm's tiny_vit names
-            warnings.simplefilter("ignore")
-            from mobile_sam import sam_model_registry as registry
-    else:
-        from segment_anything import sam_model_registry as registry
-    return registry[variant](checkpoint=None)
+        return _build_mobile_sam(image_size)
+    from segment_anything import sam_model_registry
+
+    return sam_model_registry[variant](checkpoint=None)
+
+
+def _build_mobile_sam(image_size: int) -> nn.Module:
+    """MobileSAM (mobile_sam's vit_t architecture, random weights) with its TinyViT and prompt
+    encoder sized for `image_size` (the mask decoder does not depend on it)."""
+    with warnings.catch_warnings():  # mobile_sam re-registers timm's tiny_vit names
+        warnings.simplefilter("ignore")
+        from mobile_sam.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    from ovseg_core.modeling.tiny_vit import SizedTinyViT
+
+    grid = image_size // 16
+    return Sam(
+        image_encoder=SizedTinyViT(image_size),
+        prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(grid, grid),
+                                     input_image_size=(image_size, image_size), mask_in_chans=16),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
+            transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256,
+        ),
+        pixel_mean=list(PIXEL_MEAN),
+        pixel_std=list(PIXEL_STD),
+    )
 
 
 def _build_tiny() -> nn.Module:

@@ -33,7 +33,7 @@ def test_output_shapes_for_any_vocabulary_size(model, images):
         assert out.logits.shape == (2, len(names), 96, 160)
         assert [a.shape[-1] for a in out.aux_logits] == [4, 8, 16]
         assert all(a.shape[:2] == (2, len(names)) for a in out.aux_logits)
-        assert out.sam_embedding.shape == (2, 32, 16, 16)
+        assert out.sam_embedding.shape == (2, 256, 16, 16)  # MobileSAM at 256 px
         assert torch.isfinite(out.logits).all()
 
 
@@ -93,7 +93,7 @@ def test_dea_keeps_clip_alignment_at_init_and_learns_away_from_it(images):
     text = on.encode_vocabulary(NAMES)
     with torch.no_grad():
         dense, _ = on.clip_visual(torch.nn.functional.interpolate(images, size=(128, 128)))
-        fused = on.dea(dense, on.sam(images), on.sam_valid_grid(96, 160))
+        fused = on.dea(dense, on.sam_features(images))
         assert torch.equal(fused, dense)
         assert torch.equal(on(images, text).logits, off(images, text).logits)
         torch.nn.init.normal_(on.dea.cross.out_proj.weight, std=0.5)

@@ -1,0 +1,192 @@
+"""What the tiny preset's frozen MobileSAM costs in training, and whether SAM should encode each
+augmented crop or encode each source image once and warp its features to the crop.
+
+On built-in-world images (`render_scene`, 128 px) augmented as stage one augments them, with the
+tiny preset's real MobileSAM (`mobile_sam.pt`) at `--sam-size`, it times one training step
+(batch 4, forward + backward + AdamW) side by side, alternating, `--repeats` times, in CPU
+seconds of this process on one thread (time.process_time: less sensitive to other work on the
+machine than wall time), for:
+  dea_off      DEA off (no SAM)
+  dea_cached   DEA on, SAM features of each source image cached and warped to the crop
+  dea_per_crop DEA on, SAM encodes every augmented crop
+at each `--input-sizes` (the CLIP input side). It prints median seconds per step, the ratios to
+dea_off, and the cosine similarity (mean and 5th percentile over cells) between warped and
+per-crop SAM features, then writes the figures as JSON (`--out`).
+
+    uv run python benchmarks/bench_sam_features.py [--repeats 5] [--out results/sam_features.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ovseg_core.config import preset
+from ovseg_core.data.synth import render_scene, world_classes
+from ovseg_core.data.transforms import AugmentConfig, augment_with_geometry, to_model_input
+from ovseg_core.loss import seen_unseen_weights, stseg_loss
+from ovseg_core.modeling.build import build_model
+
+
+class SamFeatureCache:
+    """SAM features (C, gh, gw) of source images by key (CPU), encoded on first use."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._store: OrderedDict[int, tuple[Tensor, tuple[int, int]]] = OrderedDict()
+
+    def get(self, model, key: int, read_image: Callable[[], np.ndarray]
+            ) -> tuple[Tensor, tuple[int, int]]:
+        """(features (C, gh, gw) on the model's device, (H, W) of the source image);
+        `read_image()` (uint8 (H, W, 3)) is called and encoded only when `key` is not cached."""
+        device = next(model.sam.parameters()).device
+        if key not in self._store:
+            image = read_image()
+            x = torch.from_numpy(to_model_input(image))[None].to(device)
+            self._store[key] = (model.sam_features(x)[0].cpu(), image.shape[:2])
+            while len(self._store) > self.size:
+                self._store.popitem(last=False)
+        self._store.move_to_end(key)
+        features, size = self._store[key]
+        return features.to(device), size
+
+
+def warp_to_crop(features: Tensor, source_hw: tuple[int, int], geometry: Tensor, crop: int,
+                 sam_image_size: int) -> Tensor:
+    """Features of an augmented crop from its source image's SAM features.
+
+    features: (C, gh, gw) of the source image (H, W) = source_hw (cells of 16 px at SAM's input,
+    whose longest side is `sam_image_size`). geometry: (5,) from `augment_with_geometry`.
+    Returns (C, g, g), g = sam_image_size / 16: the grid SAM gives when it encodes the crop
+    itself; cells outside the scaled image (the crop's padding) are zero.
+    """
+    height, width = source_hw
+    cell = 16.0 * max(height, width) / sam_image_size  # source px per feature cell
+    sx, sy, top, left, flip = (float(v) for v in geometry)
+    g = sam_image_size // 16
+    centers = (torch.arange(g, dtype=torch.float32, device=features.device) + 0.5) * crop / g
+    xs = crop - centers if flip else centers
+    u = (xs + left) / sx / cell  # in feature cells of the source
+    v = (centers + top) / sy / cell
+    gh, gw = features.shape[-2:]
+    grid_x = (2 * u / gw - 1).view(1, g).expand(g, g)
+    grid_y = (2 * v / gh - 1).view(g, 1).expand(g, g)
+    grid = torch.stack([grid_x, grid_y], dim=-1)[None].to(features.dtype)
+    return F.grid_sample(features[None], grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False)[0]
+
+
+def crop_features(model, cache: SamFeatureCache, samples, indices: Tensor, geometry: Tensor,
+                  crop: int) -> Tensor:
+    """(B, C, g, g) SAM features of a batch of augmented crops: sample `indices[b]` of
+    `samples` warped by `geometry[b]` (B, 5), on the model's SAM device."""
+    out = []
+    for index, geo in zip(indices.tolist(), geometry, strict=True):
+        features, size = cache.get(model, index, lambda i=index: samples[i][0])
+        out.append(warp_to_crop(features, size, geo.to(features.device), crop,
+                                model.sam.image_size))
+    return torch.stack(out)
+
+
+class _Samples:
+    def __init__(self, n: int, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.items = [render_scene(rng, 128, True) for _ in range(n)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        return self.items[i]
+
+
+def _batch(samples, crop: int, k: int):
+    cfg = AugmentConfig(crop, (0.75, 1.5), True, 0.2)
+    items = [augment_with_geometry(*samples[(k + j) % len(samples)],
+                                   np.random.default_rng([0, k + j]), cfg) for j in range(4)]
+    images = torch.from_numpy(np.stack([i[0] for i in items]))
+    labels = torch.from_numpy(np.stack([i[1] for i in items]))
+    geometry = torch.from_numpy(np.stack([i[2] for i in items]))
+    indices = torch.tensor([(k + j) % len(samples) for j in range(4)])
+    return images, labels, indices, geometry
+
+
+def _step(model, optimizer, images, labels, text, weights, sam_features) -> None:
+    """One training step as `ovseg_core.train` takes it, with the given SAM features."""
+    loss = stseg_loss(model(images, text, sam_features=sam_features), labels, weights)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def _similarity(model, samples, crop: int) -> tuple[float, float]:
+    cache, sims = SamFeatureCache(), []
+    for k in range(0, 32, 4):
+        images, _, indices, geometry = _batch(samples, crop, k)
+        warped = crop_features(model, cache, samples, indices, geometry, crop)
+        fresh = model.sam_features(images)
+        sims.append(F.cosine_similarity(warped, fresh, dim=1).flatten())
+    sims = torch.cat(sims)
+    return float(sims.mean()), float(sims.quantile(0.05))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sam-size", type=int, default=256)
+    parser.add_argument("--input-sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default="results/sam_features.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # CPU seconds of one thread: no OpenMP spin-waiting counted
+    torch.manual_seed(0)
+    samples = _Samples(16, seed=0)
+    names = world_classes()
+    weights = seen_unseen_weights([i % 2 == 0 for i in range(len(names))])
+    figures: dict = {"sam_size": args.sam_size, "threads": torch.get_num_threads(), "sizes": {}}
+    for size in args.input_sizes:
+        on = build_model(preset("tiny", input_size=size, sam={"image_size": args.sam_size}), 0)
+        off = build_model(preset("tiny", input_size=size, dea_enabled=False), 0)
+        text = on.encode_vocabulary(names)
+        arms = {"dea_off": (off, None), "dea_cached": (on, SamFeatureCache()),
+                "dea_per_crop": (on, None)}
+        opts = {name: torch.optim.AdamW(m.parameters(), lr=1e-4) for name, (m, _) in arms.items()}
+        times: dict[str, list[float]] = {name: [] for name in arms}
+        for k in range(0, len(samples), 4):  # every source image encoded once, before timing
+            _, _, indices, geometry = _batch(samples, size, k)
+            crop_features(on, arms["dea_cached"][1], samples, indices, geometry, size)
+        for rep in range(args.repeats + 1):  # the first round warms up
+            images, labels, indices, geometry = _batch(samples, size, 4 * rep)
+            for name, (model, cache) in arms.items():
+                start = time.process_time()
+                feats = (crop_features(model, cache, samples, indices, geometry, size)
+                         if cache is not None else None)
+                _step(model, opts[name], images, labels, text, weights, feats)
+                if rep:
+                    times[name].append(time.process_time() - start)
+        med = {name: statistics.median(t) for name, t in times.items()}
+        mean, p05 = _similarity(on, samples, size)
+        figures["sizes"][str(size)] = {
+            "step_s": {k: round(v, 4) for k, v in med.items()},
+            "ratio_to_dea_off": {k: round(v / med["dea_off"], 2) for k, v in med.items()},
+            "clip_grid": size // 32, "sam_grid": args.sam_size // 16,
+            "warped_vs_per_crop_cosine": {"mean": round(mean, 3), "p05": round(p05, 3)},
+        }
+        print(size, json.dumps(figures["sizes"][str(size)]), flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
