@@ -22,80 +22,18 @@ import argparse
 import json
 import statistics
 import time
-from collections import OrderedDict
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 
 from ovseg_core.config import preset
 from ovseg_core.data.synth import render_scene, world_classes
-from ovseg_core.data.transforms import AugmentConfig, augment_with_geometry, to_model_input
+from ovseg_core.data.transforms import AugmentConfig, augment_with_geometry
 from ovseg_core.loss import seen_unseen_weights, stseg_loss
 from ovseg_core.modeling.build import build_model
-
-
-class SamFeatureCache:
-    """SAM features (C, gh, gw) of source images by key (CPU), encoded on first use."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self._store: OrderedDict[int, tuple[Tensor, tuple[int, int]]] = OrderedDict()
-
-    def get(self, model, key: int, read_image: Callable[[], np.ndarray]
-            ) -> tuple[Tensor, tuple[int, int]]:
-        """(features (C, gh, gw) on the model's device, (H, W) of the source image);
-        `read_image()` (uint8 (H, W, 3)) is called and encoded only when `key` is not cached."""
-        device = next(model.sam.parameters()).device
-        if key not in self._store:
-            image = read_image()
-            x = torch.from_numpy(to_model_input(image))[None].to(device)
-            self._store[key] = (model.sam_features(x)[0].cpu(), image.shape[:2])
-            while len(self._store) > self.size:
-                self._store.popitem(last=False)
-        self._store.move_to_end(key)
-        features, size = self._store[key]
-        return features.to(device), size
-
-
-def warp_to_crop(features: Tensor, source_hw: tuple[int, int], geometry: Tensor, crop: int,
-                 sam_image_size: int) -> Tensor:
-    """Features of an augmented crop from its source image's SAM features.
-
-    features: (C, gh, gw) of the source image (H, W) = source_hw (cells of 16 px at SAM's input,
-    whose longest side is `sam_image_size`). geometry: (5,) from `augment_with_geometry`.
-    Returns (C, g, g), g = sam_image_size / 16: the grid SAM gives when it encodes the crop
-    itself; cells outside the scaled image (the crop's padding) are zero.
-    """
-    height, width = source_hw
-    cell = 16.0 * max(height, width) / sam_image_size  # source px per feature cell
-    sx, sy, top, left, flip = (float(v) for v in geometry)
-    g = sam_image_size // 16
-    centers = (torch.arange(g, dtype=torch.float32, device=features.device) + 0.5) * crop / g
-    xs = crop - centers if flip else centers
-    u = (xs + left) / sx / cell  # in feature cells of the source
-    v = (centers + top) / sy / cell
-    gh, gw = features.shape[-2:]
-    grid_x = (2 * u / gw - 1).view(1, g).expand(g, g)
-    grid_y = (2 * v / gh - 1).view(g, 1).expand(g, g)
-    grid = torch.stack([grid_x, grid_y], dim=-1)[None].to(features.dtype)
-    return F.grid_sample(features[None], grid, mode="bilinear", padding_mode="zeros",
-                         align_corners=False)[0]
-
-
-def crop_features(model, cache: SamFeatureCache, samples, indices: Tensor, geometry: Tensor,
-                  crop: int) -> Tensor:
-    """(B, C, g, g) SAM features of a batch of augmented crops: sample `indices[b]` of
-    `samples` warped by `geometry[b]` (B, 5), on the model's SAM device."""
-    out = []
-    for index, geo in zip(indices.tolist(), geometry, strict=True):
-        features, size = cache.get(model, index, lambda i=index: samples[i][0])
-        out.append(warp_to_crop(features, size, geo.to(features.device), crop,
-                                model.sam.image_size))
-    return torch.stack(out)
+from ovseg_core.sam_features import SamFeatureCache, crop_features
 
 
 class _Samples:
@@ -129,15 +67,23 @@ def _step(model, optimizer, images, labels, text, weights, sam_features) -> None
     optimizer.step()
 
 
-def _similarity(model, samples, crop: int) -> tuple[float, float]:
-    cache, sims = SamFeatureCache(), []
+def _similarity(model, samples, crop: int) -> dict[str, float]:
+    """Cosine similarity of warped vs per-crop SAM features per cell (mean, 5th percentile), on
+    SAM's grid and on the CLIP grid DEA resamples them to (mean)."""
+    cache, sims, pooled = SamFeatureCache(), [], []
+    clip_grid = crop // 32
     for k in range(0, 32, 4):
         images, _, indices, geometry = _batch(samples, crop, k)
         warped = crop_features(model, cache, samples, indices, geometry, crop)
         fresh = model.sam_features(images)
         sims.append(F.cosine_similarity(warped, fresh, dim=1).flatten())
-    sims = torch.cat(sims)
-    return float(sims.mean()), float(sims.quantile(0.05))
+        pool = lambda t: F.interpolate(t, size=(clip_grid, clip_grid), mode="bilinear",  # noqa: E731
+                                       align_corners=False, antialias=True)
+        pooled.append(F.cosine_similarity(pool(warped), pool(fresh), dim=1).flatten())
+    sims, pooled = torch.cat(sims), torch.cat(pooled)
+    return {"sam_grid_mean": round(float(sims.mean()), 3),
+            "sam_grid_p05": round(float(sims.quantile(0.05)), 3),
+            "clip_grid_mean": round(float(pooled.mean()), 3)}
 
 
 def main() -> None:
@@ -174,12 +120,11 @@ def main() -> None:
                 if rep:
                     times[name].append(time.process_time() - start)
         med = {name: statistics.median(t) for name, t in times.items()}
-        mean, p05 = _similarity(on, samples, size)
         figures["sizes"][str(size)] = {
             "step_s": {k: round(v, 4) for k, v in med.items()},
             "ratio_to_dea_off": {k: round(v / med["dea_off"], 2) for k, v in med.items()},
             "clip_grid": size // 32, "sam_grid": args.sam_size // 16,
-            "warped_vs_per_crop_cosine": {"mean": round(mean, 3), "p05": round(p05, 3)},
+            "warped_vs_per_crop_cosine": _similarity(on, samples, size),
         }
         print(size, json.dumps(figures["sizes"][str(size)]), flush=True)
     out = Path(args.out)

@@ -66,6 +66,9 @@ class ModelSettings(_Strict):
     preset: Literal["tiny", "mobile", "paper"] = "tiny"
     clip_weights: str | None = Field(default=None, description="local open_clip checkpoint file")
     sam_checkpoint: str | None = Field(default=None, description="local SAM .pth / mobile_sam.pt")
+    sam_variant: Literal["vit_b", "vit_l", "vit_h", "vit_t", "tiny"] | None = Field(
+        default=None, description="the model's SAM (DEA) at its own input size, instead of the "
+        "preset's (tiny: MobileSAM vit_t at 256 px); 'tiny' is a small random SAM for tests")
     pretrain_clip: bool = Field(
         default=True, description="tiny preset on the built-in world without clip_weights: "
         "pretrain the tiny CLIP contrastively on the world's caption corpus (every class, seen "

@@ -42,8 +42,11 @@ def model_config(cfg: RunConfig):
     weights = clip_weights(cfg)
     if weights:
         overrides["clip"] = {"pretrained": weights}
-    if m.sam_checkpoint:
-        overrides["sam"] = {"checkpoint": m.sam_checkpoint}
+    sam = {"checkpoint": m.sam_checkpoint} if m.sam_checkpoint else {}
+    if m.sam_variant:
+        sam |= {"variant": m.sam_variant, "image_size": None}
+    if sam:
+        overrides["sam"] = sam
     return preset(m.preset, **overrides)
 
 

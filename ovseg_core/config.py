@@ -1,8 +1,10 @@
 """Typed model configuration: one small dataclass per component, and the presets.
 
 Presets: `paper` (convnext_base_w_320 + SAM ViT-B, 768 input, SED-B decoder sizes), `mobile`
-(the same with MobileSAM's TinyViT), `tiny` (small random CLIP and SAM for CPU tests). The four
-rows of the paper's Table 2 are `ABLATIONS` overrides (DEA and self-training on/off).
+(the same with MobileSAM's TinyViT), `tiny` (a small open_clip ConvNeXt-atto at 128 px, random
+unless given weights, with the real frozen MobileSAM encoder at 256 px: what runs on a CPU in
+minutes). The four rows of the paper's Table 2 are `ABLATIONS` overrides (DEA and self-training
+on/off).
 """
 
 from __future__ import annotations

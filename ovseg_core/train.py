@@ -35,11 +35,12 @@ from ovseg_core import distributed
 from ovseg_core.checkpoint import WEIGHTS_FILE, file_sha256, save_model
 from ovseg_core.constants import ALPHA
 from ovseg_core.data import SegmentationSamples
-from ovseg_core.data.transforms import AugmentConfig, augment
+from ovseg_core.data.transforms import AugmentConfig, augment_with_geometry
 from ovseg_core.data.workers import forget_parent_atexits
 from ovseg_core.device import Runtime
 from ovseg_core.errors import OvsegError
 from ovseg_core.loss import seen_unseen_weights, stseg_loss
+from ovseg_core.sam_features import SamFeatureCache, crop_features
 from ovseg_core.weights import load_file_into
 
 LOG_NAME = "train_log.jsonl"
@@ -133,7 +134,8 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
 
 
 class AugmentedStream(Dataset):
-    """Item k = sample k of the run: `samples[perm_epoch(k)]` augmented with rng (seed, k)."""
+    """Item k = sample k of the run: `samples[perm_epoch(k)]` augmented with rng (seed, k), as
+    (image (3, S, S), label (S, S), sample index, crop geometry (5,)) (`augment_with_geometry`)."""
 
     def __init__(self, samples: SegmentationSamples, cfg: AugmentConfig, seed: int):
         if len(samples) == 0:
@@ -151,9 +153,12 @@ class AugmentedStream(Dataset):
             self._perm = (epoch, np.random.default_rng([self.seed, 7, epoch]).permutation(n))
         return int(self._perm[1][k % n])
 
-    def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        image, label = self.samples[self.index_of(k)]
-        return augment(image, label, np.random.default_rng([self.seed, k]), self.cfg)
+    def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+        index = self.index_of(k)
+        image, label = self.samples[index]
+        image, label, geometry = augment_with_geometry(
+            image, label, np.random.default_rng([self.seed, k]), self.cfg)
+        return image, label, index, geometry
 
 
 def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen: Sequence[bool],
@@ -194,14 +199,16 @@ def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen:
     text = model.encode_vocabulary(list(class_names))
     weights = seen_unseen_weights(list(seen), alpha=cfg.alpha).to(runtime.device)
     loader = _loader(samples, cfg, step)
+    sam_crops = _sam_crops(model, samples, cfg.crop_size)
     log = (out_dir / LOG_NAME).open("a") if main else None
     window: list[float] = []
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and main), desc="train",
                unit="step")
     net.train()
     start_step, last_loss, sha = step, None, None
-    for images, labels in loader:
-        loss = _train_step(net, optimizer, images, labels, text, weights, runtime, cfg.grad_clip)
+    for images, labels, indices, geometry in loader:
+        loss = _train_step(net, optimizer, images, labels, text, weights, runtime, cfg.grad_clip,
+                           sam_crops(indices, geometry))
         scheduler.step()
         step += 1
         window.append(loss)
@@ -229,12 +236,25 @@ def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen:
     return TrainResult(out_dir, step, start_step, last_loss, time.perf_counter() - started, sha)
 
 
+def _sam_crops(model, samples: SegmentationSamples, crop: int
+               ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None]:
+    """(indices (B,), geometry (B, 5)) -> the batch's SAM features (B, C, g, g): each source
+    image encoded once per run and warped to its crop (`ovseg_core.sam_features`); None when
+    the model has no DEA."""
+    if model.dea is None:
+        return lambda indices, geometry: None
+    cache = SamFeatureCache()
+    return lambda indices, geometry: crop_features(model, cache, samples, indices, geometry, crop)
+
+
 def _train_step(model, optimizer, images, labels, text, weights, runtime: Runtime,
-                grad_clip: float) -> float:
+                grad_clip: float, sam_features: torch.Tensor | None = None) -> float:
+    """One optimizer step on a batch; sam_features (B, C, g, g) of the crops (None = the model
+    encodes them, or has no DEA)."""
     images = images.to(runtime.device, non_blocking=True)
     labels = labels.to(runtime.device, non_blocking=True)
     with runtime.autocast():
-        output = model(images, text)
+        output = model(images, text, sam_features=sam_features)
     loss = stseg_loss(output, labels, weights) * distributed.loss_share(labels, weights)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

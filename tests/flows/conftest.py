@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import DatasetRef, DataSettings, RunConfig, SelfTrainingSettings, TrainSettings
+from flows.config import (
+    DatasetRef,
+    DataSettings,
+    ModelSettings,
+    RunConfig,
+    SelfTrainingSettings,
+    TrainSettings,
+)
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +41,9 @@ def synthetic_root(tmp_path_factory) -> Path:
 
 
 def small_config(synthetic_root: Path, workspace: Path | str, rounds: int = 2) -> RunConfig:
-    """The tiny preset on the small dataset: a few steps, every region gated, the model's random
-    tiny SAM refines (so SAM is never trusted and the coarse fallback paints)."""
+    """The tiny preset on the small dataset with the small random `tiny` SAM inside the model: a
+    few steps, every region gated, the model's SAM refines (random, so SAM is never trusted and
+    the coarse fallback paints)."""
     return RunConfig(
         workspace=str(workspace),
         seed=0,
@@ -46,6 +54,7 @@ def small_config(synthetic_root: Path, workspace: Path | str, rounds: int = 2) -
             target=DatasetRef(kind="images", root=str(synthetic_root / "target" / "images")),
             target_eval=DatasetRef(root=str(synthetic_root / "target")),
         ),
+        model=ModelSettings(sam_variant="tiny"),
         train=TrainSettings(steps=4, retrain_steps=3, batch_size=2, crop_size=64,
                             checkpoint_every=1),
         self_training=SelfTrainingSettings(rounds=rounds, gate_threshold=0.0, refiner_sam="model",
