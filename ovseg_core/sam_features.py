@@ -3,10 +3,10 @@
 SAM is frozen and a training source image does not change, so its SAM features are encoded once
 per training run (`SamFeatureCache`, by sample index) and each augmented crop takes its features
 by warping them with the crop's own geometry (`warp_to_crop`: scale, crop offset, flip) instead
-of encoding the crop. `benchmarks/bench_sam_features.py` measures the choice: on the tiny preset
-a training step costs 1.04x the DEA-off step this way and 2.82x when SAM encodes every crop, and
-the warped features' cosine similarity to the per-crop ones is 0.85 on the CLIP grid DEA
-resamples them to (0.63 on SAM's own 16 x 16 grid).
+of encoding the crop. `benchmarks/bench_sam_features.py` measures the choice (a training step's
+cost this way and with SAM encoding every crop, and how similar the warped features are to the
+per-crop ones on SAM's grid and on the CLIP grid DEA resamples them to); docs/results.md has its
+figures.
 """
 
 from __future__ import annotations
