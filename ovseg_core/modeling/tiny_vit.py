@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 
+import torch
 from torch import Tensor
 
 with warnings.catch_warnings():  # mobile_sam re-registers timm's tiny_vit names
@@ -21,6 +22,12 @@ class SizedTinyViT(TinyViT):
     """TinyViT-5M as MobileSAM builds it, for (B, 3, S, S) inputs -> (B, 256, S/16, S/16)."""
 
     def __init__(self, image_size: int) -> None:
+        # built on the CPU whatever the default device: TinyViT reads values while building
+        # (`.item()` of its drop-path schedule), which meta tensors cannot give
+        with torch.device("cpu"):
+            self._build(image_size)
+
+    def _build(self, image_size: int) -> None:
         super().__init__(img_size=image_size, in_chans=3, num_classes=1000,
                          embed_dims=[64, 128, 160, 320], depths=[2, 2, 6, 2],
                          num_heads=[2, 4, 5, 10], window_sizes=[7, 7, 14, 7], mlp_ratio=4.0,

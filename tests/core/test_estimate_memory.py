@@ -16,7 +16,9 @@ import estimate_memory  # noqa: E402
 def test_fake_estimate_equals_real_run_and_allocator():
     result = estimate_memory.check(batch=1, crop=64, classes=32)
 
-    assert result["fake"]["activations_temporaries"] > 0.2 * result["fake"]["peak_gib"]
+    # activations are a real part of the peak (the tiny preset's frozen MobileSAM weights are
+    # most of it at this size)
+    assert result["fake"]["activations_temporaries"] > 0.1 * result["fake"]["peak_gib"]
     assert abs(result["fake_peak_mib"] / result["real_peak_mib"] - 1) < 0.005
     # the allocator also counts kernels' scratch space (here inside a conv backward), which is
     # no tensor: the tracker may stay below it, by a little
