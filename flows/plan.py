@@ -19,6 +19,7 @@ from ovseg_core.data.readers import LabeledDataset
 from ovseg_core.data.synth import read_synthetic_info, write_synthetic_dataset
 from ovseg_core.data.unlabeled import UnlabeledImages
 from ovseg_core.errors import OvsegError
+from ovseg_core.progress import say
 from storage.fsio import local_path
 from storage.hashing import dataset_manifest_hash
 from storage.workspace import Workspace
@@ -94,6 +95,10 @@ def ensure_synthetic(cfg: RunConfig) -> Path:
         return root
     tmp = root.with_name(root.name + f".tmp-{os.getpid()}")
     sizes = cfg.data.synthetic
+    say(f"generating the built-in world (once, under {root}): coloured shapes on textured "
+        f"ground; {sizes.train} + {sizes.val} labelled source images with 5 seen classes, "
+        f"{sizes.target} unlabelled target images to self-train on and {sizes.target_val} "
+        "held-out labelled target images for the mIoU, both with 3 more, unseen classes")
     write_synthetic_dataset(tmp, seed=cfg.seed, num_train=sizes.train, num_val=sizes.val,
                             num_target=sizes.target, num_target_val=sizes.target_val)
     tmp.rename(root)
