@@ -191,7 +191,7 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
     batches = [ids[start:start + size] for start in range(0, len(ids), size)]
     loaded = read_ahead(partial(read_images, plan), batches, loader_workers(cfg))
     bar = Progress(len(ids), step_name(round, f"label and refine (shard {shard['shard']})"),
-                   "img")
+                   "images")
     for batch_ids in batches:
         with phase("data"):  # with loader workers: the wait for a batch they decoded
             images, problems = next(loaded)

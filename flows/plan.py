@@ -98,7 +98,7 @@ def ensure_synthetic(cfg: RunConfig) -> Path:
     say(f"generating the built-in world (once, under {root}): coloured shapes on textured "
         f"ground; {sizes.train} + {sizes.val} labelled source images with 5 seen classes, "
         f"{sizes.target} unlabelled target images to self-train on and {sizes.target_val} "
-        "held-out labelled target images for the mIoU, both with 3 more, unseen classes")
+        "held-out labelled target images for the mIoU; the target also shows 3 unseen classes")
     write_synthetic_dataset(tmp, seed=cfg.seed, num_train=sizes.train, num_val=sizes.val,
                             num_target=sizes.target, num_target_val=sizes.target_val)
     tmp.rename(root)

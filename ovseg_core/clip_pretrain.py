@@ -182,7 +182,7 @@ def train_steps(model: nn.Module, seed: int, steps: int, batch_size: int, image_
     visual = dense_visual(model)
     optimizer = make_optimizer(model, lr)
     losses: list[float] = []
-    bar = Progress(steps, "CLIP pretraining", "step", disable=not progress)
+    bar = Progress(steps, "CLIP pretraining", "steps", disable=not progress)
     for step in range(steps):
         for group in optimizer.param_groups:
             group["lr"] = lr * lr_factor(step, steps)

@@ -164,7 +164,7 @@ def evaluate(model, dataset, runtime: Runtime, seen: Sequence[bool] | None = Non
         text = model.encode_vocabulary(names)
     matrix = ConfusionMatrix(len(names), names)
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    for index in track(range(count), desc, unit="img", disable=not progress):
+    for index in track(range(count), desc, unit="images", disable=not progress):
         image, label = dataset[index]
         pred = predict_label_map(model, image, text, runtime, size=size, sliding=sliding)
         matrix.update(pred, label)

@@ -41,11 +41,12 @@ class Progress:
     """Progress of one step over `total` units (images, steps, ...).
 
     desc: what the step is, shown first on every line ("stage one: train").
+    unit: what is counted, plural ("images", "steps").
     initial: units already done (a resumed step); they count as done, not as work of this run.
     disable: show nothing at all (worker processes, library calls that are not the job's).
     """
 
-    def __init__(self, total: int | None, desc: str, unit: str = "it", initial: int = 0,
+    def __init__(self, total: int | None, desc: str, unit: str = "items", initial: int = 0,
                  disable: bool = False, stream: IO[str] | None = None, every: int = EVERY,
                  interval: float = INTERVAL):
         self.total, self.desc, self.unit = total, desc, unit
@@ -94,7 +95,7 @@ class Progress:
         if self.initial:
             amount += f" (resumed at {self.initial})"
         ended = "stopped" if self.total and self.n < self.total else "done"
-        self._line(f"{ended}, {amount} in {self._elapsed():.1f} s")
+        self._line(f"{ended}: {amount} in {self._elapsed():.1f} s")
 
     def __enter__(self) -> Progress:
         return self
@@ -117,12 +118,12 @@ class Progress:
 
     def _line(self, text: str) -> None:
         extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
-        self.stream.write(f"{self.desc}: {text}{extra}\n")
+        self.stream.write(f"{self.desc} {text}{extra}\n")
         self.stream.flush()
         self._last = time.perf_counter()
 
 
-def track(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it",
+def track(items: Iterable[T], desc: str, total: int | None = None, unit: str = "items",
           disable: bool = False, stream: IO[str] | None = None) -> Iterator[T]:
     """Yield `items`, showing their progress as `Progress` does (closed at the end)."""
     if total is None and hasattr(items, "__len__"):

@@ -196,7 +196,7 @@ def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen:
     loader = _loader(samples, cfg, step)
     log = (out_dir / LOG_NAME).open("a") if main else None
     window: list[float] = []
-    bar = Progress(cfg.steps, desc, "step", initial=step, disable=not (progress and main))
+    bar = Progress(cfg.steps, desc, "steps", initial=step, disable=not (progress and main))
     net.train()
     start_step, last_loss, sha = step, None, None
     for images, labels in loader:

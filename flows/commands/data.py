@@ -69,7 +69,7 @@ def _info(args) -> int:
         return 0
     count = len(ds) if args.check == 0 else min(args.check, len(ds))
     pixels = np.zeros(len(ds.class_names) + 1, dtype=np.int64)
-    for i in track(range(count), "check", unit="img"):
+    for i in track(range(count), "check", unit="images"):
         _, label = ds[i]
         ids = np.where(label == IGNORE_INDEX, len(ds.class_names), label)
         pixels += np.bincount(ids.ravel(), minlength=pixels.size)

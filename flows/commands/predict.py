@@ -50,7 +50,7 @@ def run(args) -> int:
     text = model.encode_vocabulary(names)
     written = 0
     for image_id, image in track(images.iter_images(), "predict", total=len(images),
-                                 unit="img"):
+                                 unit="images"):
         label = predict_label_map(model, image, text, runtime, size=args.size, sliding=args.sliding)
         stem = Path(image_id).with_suffix("")
         write_label(out / "labels" / stem, label, len(names))

@@ -239,7 +239,7 @@ def check_set(data: LabelledSet, refiner: SamRefiner, grid: int = 24, where: str
     names, samples = data.names, data.samples
     background = 0 if names[0].lower() in BACKGROUND_NAMES else None
     pairs, seconds = [], 0.0
-    for sample in track(samples, "refine-check", unit="image"):
+    for sample in track(samples, "refine-check", unit="images"):
         try:
             p, s, coarse, refined = check_sample(refiner, sample, len(names), background, grid)
         except OvsegError as exc:

@@ -20,32 +20,32 @@ class Terminal(io.StringIO):
 
 def test_not_a_terminal_gives_a_line_per_ten_percent_and_one_at_the_end():
     log = io.StringIO()
-    with Progress(1000, "round 1: label", "img", stream=log, interval=0) as bar:
+    with Progress(1000, "round 1: label", "images", stream=log, interval=0) as bar:
         for _ in range(1000):
             bar.update(1)
             bar.set_postfix(loss="0.5")
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue()
     assert len(lines) == 10  # 10%, 20%, ..., 90%, then the closing line
-    assert lines[0].startswith("round 1: label:  10% (100/1000 img")
-    assert lines[-1].startswith("round 1: label: done, 1000/1000 img in ")
+    assert lines[0].startswith("round 1: label  10% (100/1000 images")
+    assert lines[-1].startswith("round 1: label done: 1000/1000 images in ")
     assert lines[-1].endswith(", loss 0.5")
 
 
 def test_a_short_step_shows_only_its_closing_line():
     log = io.StringIO()
-    assert list(track(range(50), "evaluate", unit="img", stream=log)) == list(range(50))
+    assert list(track(range(50), "evaluate", unit="images", stream=log)) == list(range(50))
     assert log.getvalue().splitlines() == [log.getvalue().splitlines()[-1]]
-    assert log.getvalue().startswith("evaluate: done, 50/50 img in ")
+    assert log.getvalue().startswith("evaluate done: 50/50 images in ")
 
 
 def test_a_terminal_gets_a_bar_and_the_closing_line():
     term = Terminal()
-    with Progress(200, "stage one: train", "step", stream=term) as bar:
+    with Progress(200, "stage one: train", "steps", stream=term) as bar:
         bar.update(200)
     text = term.getvalue()
     assert "\r" in text  # tqdm's live bar
-    assert text.rstrip("\n").splitlines()[-1].startswith("stage one: train: done, 200/200 step")
+    assert text.rstrip("\n").splitlines()[-1].startswith("stage one: train done: 200/200 steps")
 
 
 def test_disabled_progress_writes_nothing():
@@ -76,5 +76,5 @@ def test_training_to_a_log_file_writes_a_few_lines(tmp_path, capsys):
     lines = [line for line in err.splitlines() if line.startswith("stage one: train")]
     assert "\r" not in err
     assert 1 <= len(lines) <= 10
-    assert lines[-1].startswith("stage one: train: done, 30/30 step in ")
+    assert lines[-1].startswith("stage one: train done: 30/30 steps in ")
     assert " loss " in lines[-1]
