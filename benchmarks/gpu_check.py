@@ -185,7 +185,8 @@ def sam_decode(sizes: Sizes, runtime: Runtime) -> dict:
             times[label] = timed(lambda r=refiner: r.refine_batch(emb, [sizes.image_hw], regions,
                                                                   threshold=0.0),
                                  device, iters=max(1, sizes.iters // 2), warmup=1)
-    return {"sam": sizes.refiner_sam, "weights": str(default_sam_checkpoint(sizes.refiner_sam)),
+    weights = default_sam_checkpoint(sizes.refiner_sam)
+    return {"sam": sizes.refiner_sam, "weights": None if weights is None else str(weights),
             "regions": sizes.regions, "image_hw": list(sizes.image_hw),
             "batched_ms": 1e3 * times["batched"], "one_by_one_ms": 1e3 * times["one_by_one"],
             "speedup": times["one_by_one"] / times["batched"]}
@@ -309,8 +310,25 @@ def machine(runtime: Runtime, dry_run: bool) -> dict:
     return {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda,
             "python": platform.python_version(), "dry_run": dry_run,
             "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            "code": _git_commit(),
             "weights": "random init of the real architectures (CLIP, decoder, SAM ViT-B); "
-                       "the refiner's MobileSAM on its real weights"}
+                       + ("tiny SAM refiner, random (dry run)" if dry_run
+                          else "the refiner's MobileSAM on its real weights")}
+
+
+def _git_commit() -> str | None:
+    """The checkout's commit (with "+dirty" when files differ), None outside git."""
+    import subprocess
+
+    root = Path(__file__).parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
 
 
 def run_check(dry_run: bool, device: str | None = None) -> dict:

@@ -27,6 +27,7 @@ def test_dry_run_writes_every_figure(tmp_path):
     assert set(result) == {"machine", "forward", "sam_decode", "memory", "labelling_round",
                            "seconds"}
     assert result["machine"]["dry_run"] is True and "random init" in result["machine"]["weights"]
+    assert result["machine"]["device"] and "code" in result["machine"]
     assert [f["preset"] for f in result["forward"]] == ["tiny"]
     for row in result["forward"]:
         for key in ("images_per_s", "gflop_per_image", "achieved_tflops"):
