@@ -13,6 +13,7 @@ from flows.config import RunConfig
 from flows.plan import round_manifest_hash, workspace
 from ovseg_core.constants import DEFAULT_WORKSPACE
 from ovseg_core.errors import OvsegError
+from ovseg_core.progress import say
 from storage.records import LineageRecord, utc_now
 from storage.stats import quality_values
 
@@ -43,6 +44,8 @@ def check_round(cfg: RunConfig, round: int) -> list[dict]:
                      lambda: markdown(round, values, results, accepted))
     if stopped:
         raise OvsegError(message(cfg, round, values, failed))
+    say(f"round {round}: quality gate {'accepted despite failing checks' if failed else 'passed'}"
+        f": " + ", ".join(_value(c, values) for c in results))
     return results
 
 

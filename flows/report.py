@@ -33,6 +33,7 @@ from flows.measures import (  # noqa: E402
 )
 from flows.plan import data_plan, workspace  # noqa: E402
 from flows.quality import match_ids  # noqa: E402
+from ovseg_core.progress import say, step_name  # noqa: E402
 from ovseg_core.visualize import (  # noqa: E402
     class_colours,
     paint,
@@ -68,6 +69,7 @@ def write_round_report(cfg: RunConfig, round: int) -> str:
         f.write("\n".join(lines) + "\n")
     publish_artifact(f"ovseg-report-round-{round}", f"ovseg round {round}",
                      lambda: artifact_markdown(cfg, folder, lines, index))
+    say(f"{step_name(round, 'report')} {index}")
     return index
 
 
