@@ -139,8 +139,11 @@ def round_plan(cfg: RunConfig, round: int, parent_sha: str) -> dict:
         stored = ws.put_round_plan(round, {"basis": basis, "image_ids": ids,
                                            "gates": round_gates(cfg, round, parent_sha)})
     if stored["basis"] != basis:
+        from flows.invocation import ovseg_command
+
         raise OvsegError(f"round {round} was started from another parent checkpoint or with "
-                         f"other labelling settings; redo it (ovseg run --redo-round {round})")
+                         f"other labelling settings; redo it ({ovseg_command()} run "
+                         f"--redo-round {round})")
     return stored
 
 

@@ -111,9 +111,11 @@ def _open(ref: DatasetRef | None) -> LabeledDataset | UnlabeledImages | None:
     if ref.kind == "images":
         images = UnlabeledImages(ref.root, warn=False)
         if images.skipped:
-            print(f"[ovseg] {len(images.skipped)} file(s) under {ref.root} cannot be read; every "
-                  "round records them with the reason: ovseg sql \"SELECT * FROM quarantine\"",
-                  flush=True)
+            from flows.invocation import ovseg_command
+
+            say(f"{len(images.skipped)} file(s) under {ref.root} cannot be read; every round "
+                f"records them with the reason: {ovseg_command()} sql \"SELECT * FROM "
+                "quarantine\"")
         return images
     return open_dataset(ref.kind, ref.root, ref.split)
 
