@@ -21,8 +21,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
+from ovseg_core.progress import track
 from storage.query import connect
 from storage.rle import encode_masks
 from storage.schema import IMAGES_SCHEMA, PSEUDO_LABEL_SCHEMA, STAT_COLUMNS
@@ -33,7 +33,7 @@ from storage.workspace import Workspace
 def rle_pool(n: int, size: int, rng) -> list[str]:
     yy, xx = np.mgrid[:size, :size]
     masks = []
-    for _ in tqdm(range(n), desc="mask pool"):
+    for _ in track(range(n), "mask pool"):
         cy, cx = rng.uniform(0, size, 2)
         ry, rx = rng.uniform(size / 16, size / 3, 2)
         masks.append(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1)
@@ -104,7 +104,7 @@ def main() -> None:
         ws = Workspace(f"{tmp}/ws")
         os.makedirs(f"{tmp}/stats")
         per_shard = args.rows // args.shards
-        for shard in tqdm(range(args.shards), desc="writing shards"):
+        for shard in track(range(args.shards), "writing shards"):
             table = shard_table(shard, per_shard, pool, args.mask_size, rng)
             ws.write_shard_tables(1 + shard % 3, shard, f"k{shard}", table, images_table(table))
             pq.write_table(table.select(list(STAT_COLUMNS)), f"{tmp}/stats/{shard:05d}.parquet")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flows.config import RunConfig
 from flows.plan import local_dir
+from ovseg_core.progress import say
 
 CLIP_PRETRAIN_SEED = 0
 """The pretrained tiny CLIP is an input of a run, like real CLIP weights: one per workspace,
@@ -44,6 +45,9 @@ def ensure_clip(cfg: RunConfig) -> dict:
     path = Path(clip_weights(cfg))
     report_file = path.with_suffix(".json")
     if not report_file.is_file():  # written last: its presence means the weights are complete
+        say("pretraining the tiny CLIP (once per workspace): image and text encoders learn "
+            "from captions of the built-in world that name every class, seen and unseen; "
+            "ovseg uses it as its CLIP weights (no CLIP weights are downloaded)")
         report = pretrain_tiny_clip(path, seed=CLIP_PRETRAIN_SEED)  # saves atomically
         tmp = report_file.with_name(f"{report_file.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(report, indent=2) + "\n")

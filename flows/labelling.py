@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 from functools import cache, partial
 
-from tqdm import tqdm
-
 from flows.config import RunConfig
 from flows.faults import kill_point
 from flows.plan import data_plan, rescan_target, workspace
@@ -23,6 +21,7 @@ from ovseg_core.labeling import LABELING_VERSION, RoundLabeler, shared_cache, we
 from ovseg_core.modeling.clip_encoder import build_open_clip, open_clip_config
 from ovseg_core.modeling.sam_encoder import build_sam
 from ovseg_core.profiling import phase
+from ovseg_core.progress import Progress, step_name
 from ovseg_core.selftrain import RefinedRegion, SamRefiner
 from ovseg_core.selftrain.refiner import RefinerSettings
 from ovseg_core.selftrain.regions import class_balanced_gates, threshold_of
@@ -140,8 +139,11 @@ def round_plan(cfg: RunConfig, round: int, parent_sha: str) -> dict:
         stored = ws.put_round_plan(round, {"basis": basis, "image_ids": ids,
                                            "gates": round_gates(cfg, round, parent_sha)})
     if stored["basis"] != basis:
+        from flows.invocation import ovseg_command
+
         raise OvsegError(f"round {round} was started from another parent checkpoint or with "
-                         f"other labelling settings; redo it (ovseg run --redo-round {round})")
+                         f"other labelling settings; redo it ({ovseg_command()} run "
+                         f"--redo-round {round})")
     return stored
 
 
@@ -191,7 +193,8 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
     records, ids, size = [], shard["image_ids"], cfg.self_training.batch_size
     batches = [ids[start:start + size] for start in range(0, len(ids), size)]
     loaded = read_ahead(partial(read_images, plan), batches, loader_workers(cfg))
-    bar = tqdm(total=len(ids), desc=f"label round {round} shard {shard['shard']}", unit="img")
+    bar = Progress(len(ids), step_name(round, f"label and refine (shard {shard['shard']})"),
+                   "images")
     for batch_ids in batches:
         with phase("data"):  # with loader workers: the wait for a batch they decoded
             images, problems = next(loaded)

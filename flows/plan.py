@@ -19,6 +19,7 @@ from ovseg_core.data.readers import LabeledDataset
 from ovseg_core.data.synth import read_synthetic_info, write_synthetic_dataset
 from ovseg_core.data.unlabeled import UnlabeledImages
 from ovseg_core.errors import OvsegError
+from ovseg_core.progress import say
 from storage.fsio import local_path
 from storage.hashing import dataset_manifest_hash
 from storage.workspace import Workspace
@@ -94,6 +95,10 @@ def ensure_synthetic(cfg: RunConfig) -> Path:
         return root
     tmp = root.with_name(root.name + f".tmp-{os.getpid()}")
     sizes = cfg.data.synthetic
+    say(f"generating the built-in world (once, under {root}): coloured shapes on textured "
+        f"ground; {sizes.train} + {sizes.val} labelled source images with 5 seen classes, "
+        f"{sizes.target} unlabelled target images to self-train on and {sizes.target_val} "
+        "held-out labelled target images for the mIoU; the target also shows 3 unseen classes")
     write_synthetic_dataset(tmp, seed=cfg.seed, num_train=sizes.train, num_val=sizes.val,
                             num_target=sizes.target, num_target_val=sizes.target_val)
     tmp.rename(root)
@@ -106,9 +111,11 @@ def _open(ref: DatasetRef | None) -> LabeledDataset | UnlabeledImages | None:
     if ref.kind == "images":
         images = UnlabeledImages(ref.root, warn=False)
         if images.skipped:
-            print(f"[ovseg] {len(images.skipped)} file(s) under {ref.root} cannot be read; every "
-                  "round records them with the reason: ovseg sql \"SELECT * FROM quarantine\"",
-                  flush=True)
+            from flows.invocation import ovseg_command
+
+            say(f"{len(images.skipped)} file(s) under {ref.root} cannot be read; every round "
+                f"records them with the reason: {ovseg_command()} sql \"SELECT * FROM "
+                "quarantine\"")
         return images
     return open_dataset(ref.kind, ref.root, ref.split)
 

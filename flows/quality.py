@@ -1,4 +1,5 @@
-"""Pseudo-label quality of a round: the painted label maps measured against held-out labels.
+"""Pseudo-label quality of a round: the painted label maps measured against the labels of the
+target images themselves (which no round trains on).
 
 Where the target images have labels that the rounds never use (`data.target_labels`, as in the
 built-in world, or a `data.target_eval` that covers the same images), each image's pseudo-label
@@ -46,7 +47,7 @@ def match_ids(target_ids: list[str], eval_ids: list[str]) -> dict[str, str]:
 def round_quality(store: Store, round: int, plan: DataPlan, selection: str | None = None
                   ) -> dict:
     """{"pl_refined_miou", "pl_refined_coverage", ..., "pl_coarse_..."} in percent, with seen /
-    unseen means and `pl_images`; {} when the target has no held-out labels for its images.
+    unseen means and `pl_images`; {} when the target images have no labels to measure them by.
     selection: the SQL WHERE retraining selects rows by (None: the rows that paint).
     """
     scored = painted_scores(store, round, plan, selection)
@@ -63,8 +64,8 @@ def round_quality(store: Store, round: int, plan: DataPlan, selection: str | Non
 def painted_scores(store: Store, round: int, plan: DataPlan, selection: str | None = None
                    ) -> tuple[dict[str, PaintedScore], int] | None:
     """({kind: PaintedScore} of the two maps, "refined" (the rows of `selection`, as retraining
-    paints them) and "coarse" (every gated region's coarse mask), images scored), None without
-    held-out labels.
+    paints them) and "coarse" (every gated region's coarse mask), images scored), None when the
+    target images have no labels.
     A score's `matrix.counts` is the (N, N) pixel confusion, rows: the label's class, columns:
     the painted class.
 

@@ -13,6 +13,7 @@ from flows.config import RunConfig
 from flows.plan import round_manifest_hash, workspace
 from ovseg_core.constants import DEFAULT_WORKSPACE
 from ovseg_core.errors import OvsegError
+from ovseg_core.progress import say
 from storage.records import LineageRecord, utc_now
 from storage.stats import quality_values
 
@@ -43,6 +44,8 @@ def check_round(cfg: RunConfig, round: int) -> list[dict]:
                      lambda: markdown(round, values, results, accepted))
     if stopped:
         raise OvsegError(message(cfg, round, values, failed))
+    say(f"round {round}: quality gate {'accepted despite failing checks' if failed else 'passed'}"
+        f": " + ", ".join(_value(c, values) for c in results))
     return results
 
 
@@ -66,14 +69,21 @@ def checks(cfg: RunConfig, round: int, values: dict) -> list[dict]:
 
 
 def message(cfg: RunConfig, round: int, values: dict, failed: list[dict]) -> str:
-    """The one-line error of a stopped round."""
-    where = "" if cfg.workspace == DEFAULT_WORKSPACE else f" --workspace {cfg.workspace}"
+    """The one-line error of a stopped round; its commands run as printed (`ovseg_command`)."""
+    import shlex
+
+    from flows.invocation import ovseg_command
+
+    where = "" if cfg.workspace == DEFAULT_WORKSPACE else \
+        f" --workspace {shlex.quote(cfg.workspace)}"
+    ovseg = ovseg_command()
     found = "; ".join(_failure(c, values) for c in failed)
     return (f"round {round} stopped by the quality gate before retraining: {found}. Its "
-            f"pseudo-labels are committed: inspect them with `ovseg sql \"SELECT * FROM "
-            f"class_stats WHERE round = {round}\"{where}`; then go on anyway with `ovseg run "
-            f"--accept-round {round}`, or change the threshold (quality: in the config) and run "
-            f"again, or change the labelling settings and run `ovseg run --redo-round {round}`")
+            f"pseudo-labels are committed: inspect them with `{ovseg} sql \"SELECT * FROM "
+            f"class_stats WHERE round = {round}\"{where}`; then go on anyway with `{ovseg} run "
+            f"--accept-round {round}{where}` (and the run's other options), or change the "
+            f"threshold (quality: in the config) and run again, or change the labelling settings "
+            f"and run `{ovseg} run --redo-round {round}{where}`")
 
 
 def _failure(check: dict, values: dict) -> str:

@@ -23,15 +23,34 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from flows.config import RunConfig  # noqa: E402
+from flows.measures import (  # noqa: E402
+    MODEL_MEASURES,
+    PSEUDO_LABEL_MEASURES,
+    REGION_MEASURES,
+    ROUND_NAME,
+    SOURCE_MEASURE,
+    round_label,
+)
 from flows.plan import data_plan, workspace  # noqa: E402
-from ovseg_core.visualize import overlay, panels  # noqa: E402
+from flows.quality import match_ids  # noqa: E402
+from ovseg_core.progress import say, step_name  # noqa: E402
+from ovseg_core.visualize import (  # noqa: E402
+    class_colours,
+    paint,
+    panels,
+    present_classes,
+    upscale,
+    with_legend,
+)
 from storage.samples import DEFAULT_WHERE, select_images  # noqa: E402
 from storage.schema import IGNORE_INDEX  # noqa: E402
 from storage.stats import class_counts, first_images  # noqa: E402
 
 ARTIFACT_WIDTH = 800
 SAMPLE_SIDE = 640
-"""Longest side (px) of each panel of a sample picture; smaller images keep their size."""
+"""Longest side (px) at most of each panel of a sample picture."""
+MIN_SIDE = 320
+"""Longest side (px) at least of each panel: smaller images are enlarged (nearest)."""
 PICTURE = re.compile(r"!\[([^\]]*)\]\(([\w.-]+\.png)\)")
 """A Markdown picture with a link relative to the report's folder."""
 
@@ -50,6 +69,7 @@ def write_round_report(cfg: RunConfig, round: int) -> str:
         f.write("\n".join(lines) + "\n")
     publish_artifact(f"ovseg-report-round-{round}", f"ovseg round {round}",
                      lambda: artifact_markdown(cfg, folder, lines, index))
+    say(f"{step_name(round, 'report')} {index}")
     return index
 
 
@@ -91,36 +111,37 @@ def _save_png(cfg: RunConfig, folder: str, name: str, picture: np.ndarray | plt.
 
 
 def _metrics_section(cfg: RunConfig, folder: str) -> list[str]:
-    """mIoU (all, seen, unseen classes of the target) per completed round, as a plot and table."""
+    """Target mIoU (all, seen, unseen classes) and pseudo-label quality per completed round, as
+    a plot and a table with a legend (the names and meanings of `flows.measures`)."""
     records = [r for r in workspace(cfg).lineage() if r.status == "completed"
                and r.stage in ("stage_one", "self_training_round")]
     if not records:
         return []
-    keys = ("target_miou", "target_seen_miou", "target_unseen_miou", "source_val_miou",
-            "pl_refined_miou", "pl_coarse_miou", "pl_refined_coverage")
-    rows = ["| round | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    measures = (*MODEL_MEASURES, SOURCE_MEASURE, *PSEUDO_LABEL_MEASURES)
+    rows = ["| round | " + " | ".join(m.column for m in measures) + " |",
+            "|---" * (len(measures) + 1) + "|"]
     for r in records:
-        rows.append(f"| {r.round} | " + " | ".join(_fmt(r.metrics.get(k)) for k in keys) + " |")
-    curves = {key: [(r.round, r.metrics[key]) for r in records if r.metrics.get(key) is not None]
-              for key in keys[:3]}
+        rows.append(f"| {round_label(r.round)} | "
+                    + " | ".join(_fmt(r.metrics.get(m.key)) for m in measures) + " |")
+    notes = ["", f"- {ROUND_NAME}", *(f"- **{m.column}** ({m.unit}): {m.meaning} (`{m.key}`)"
+                                      for m in measures), ""]
+    curves = {m.column: [(r.round, r.metrics[m.key]) for r in records
+                         if r.metrics.get(m.key) is not None] for m in MODEL_MEASURES}
     if not any(curves.values()):
-        return ["## mIoU", "", "No target mIoU: this run has no held-out target labels "
-                "(`data.target_eval`).", "", *rows, ""]
+        return ["## Target mIoU and pseudo-label quality", "", "No target mIoU: this run has "
+                "no held-out labelled target images (`data.target_eval`).", "", *rows, *notes]
     fig, ax = plt.subplots(figsize=(5, 3))
-    for key, points in curves.items():
+    for label, points in curves.items():
         if points:
-            ax.plot(*zip(*points, strict=True), marker="o", label=key.removeprefix("target_"))
-    ax.set_xlabel("round")
+            ax.plot(*zip(*points, strict=True), marker="o", label=label)
+    ax.set_xlabel("round (0 = stage one)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("mIoU (%)")
+    ax.set_ylabel("target mIoU (%)")
     ax.set_title("target mIoU across rounds")
     ax.legend(fontsize=8)
     name = _save_png(cfg, folder, "miou.png", fig)
-    note = ("pl_*: the round's painted pseudo-labels (refined: as retraining uses them, SAM's "
-            "trusted masks of the regions CLIP agrees with; coarse: every gated region's coarse "
-            "mask, what SAM and CLIP were given) against the target's held-out labels, over the "
-            "pixels they label; coverage: labelled pixels painted (%).")
-    return ["## mIoU", "", f"![mIoU across rounds]({name})", "", *rows, "", note, ""]
+    return ["## Target mIoU and pseudo-label quality", "", f"![target mIoU across rounds]({name})",
+            "", *rows, *notes]
 
 
 def _stats_section(cfg: RunConfig, round: int, folder: str) -> list[str]:
@@ -141,16 +162,21 @@ def _stats_section(cfg: RunConfig, round: int, folder: str) -> list[str]:
     ax.set_ylabel("regions that paint")
     ax.legend(fontsize=8)
     name = _save_png(cfg, folder, "painting_regions.png", fig)
-    table = ["| class | regions | gated | accepted (SAM trusted) | CLIP rejected | paint | "
-             "median confidence |", "|---|---|---|---|---|---|---|"]
+    table = ["| class | regions | gated | trusted | CLIP-rej | paint | median confidence |",
+             "|---|---|---|---|---|---|---|"]
     table += [f"| {s['class_name']} | {s['n_regions']} | {s['n_gated']} | {s['n_accepted']} | "
               f"{s['n_clip_rejected']} | {s['n_painting']} | {_fmt(s['confidence_p50'])} |"
               for s in stats if s["round"] == round]
-    return ["## Pseudo-labels", "", f"![regions that paint, per class]({name})", "", *table, ""]
+    legend = ["", "- **regions**: regions the model found; **paint**: regions that paint the "
+              "pseudo-labels retraining uses; **median confidence**: the model's (0-1)",
+              *(f"- **{m.column}**: {m.meaning} (`{m.key}`)" for m in REGION_MEASURES[:3]), ""]
+    return ["## Pseudo-labels", "", f"![regions that paint, per class]({name})", "", *table,
+            *legend]
 
 
 def _overlay_section(cfg: RunConfig, round: int, folder: str) -> list[str]:
-    """image | coarse prediction | pseudo-label (what retraining sees) for a few images."""
+    """image | ground truth (where the image has labels) | the model's coarse masks |
+    pseudo-labels (what retraining sees), with one legend, for a few images."""
     plan, ws = data_plan(cfg), workspace(cfg)
     chosen = first_images(ws, round, cfg.self_training.report_images)
     if not chosen:
@@ -160,25 +186,58 @@ def _overlay_section(cfg: RunConfig, round: int, folder: str) -> list[str]:
     every = select_images(ws, round, where=among, params=chosen, coarse=True)
     selection = cfg.self_training.selection or DEFAULT_WHERE
     selected = select_images(ws, round, where=f"({selection}) AND {among}", params=chosen)
-    lines = ["## Samples", ""]
+    truths = ground_truth(plan, chosen)
+    names = plan.target_classes
+    colours = class_colours(names)
+    lines = ["## Samples", "", SAMPLES_CAPTION, ""]
     for k, image_id in enumerate(chosen):
-        image = plan.read_target(image_id)
         coarse = every[image_id].label_map()
         pseudo = selected[image_id].label_map() if image_id in selected else \
             np.full_like(coarse, IGNORE_INDEX)
-        names = plan.target_classes
-        image, coarse, pseudo = shrunk(image, False), shrunk(coarse, True), shrunk(pseudo, True)
-        picture = panels([image, overlay(image, coarse, names), overlay(image, pseudo, names)],
-                         ["image", "coarse (model)", "pseudo-label"])
+        maps = {"ground truth": truths.get(image_id), "model (coarse masks)": coarse,
+                "pseudo-labels (retraining)": pseudo}
+        maps = {title: sample_size(m, nearest=True) for title, m in maps.items() if m is not None}
+        image = sample_size(plan.read_target(image_id), nearest=False)
+        row = panels([image, *(paint(image, m, colours) for m in maps.values())],
+                     ["image", *maps])
+        ignored = any(bool((m == IGNORE_INDEX).any()) for m in maps.values())
+        picture = with_legend(row, present_classes(list(maps.values())), names, ignored)
         name = _save_png(cfg, folder, f"sample_{k}.png", picture)
         lines += [f"`{image_id}`", "", f"![{image_id}]({name})", ""]
     return lines
 
 
-def shrunk(array: np.ndarray, nearest: bool) -> np.ndarray:
-    """An (H, W[, 3]) picture or label map with its longest side at most SAMPLE_SIDE px (a
-    12-megapixel photo's three panels made a 12210 x 3018 PNG); labels resized nearest."""
+SAMPLES_CAPTION = (
+    "Each row: the target image; its ground truth where the image has labels (never used for "
+    "training); the model's coarse masks of every region it found; the pseudo-labels this round "
+    "retrains on (SAM's trusted masks that CLIP agrees with). Each class is filled in its colour "
+    "over the photo and outlined; a class named with a colour ('blue square') is drawn in that "
+    "colour, others in a fixed palette (`ovseg_core/visualize.py`). Grey hatching: ignored "
+    "pixels (no label; retraining skips them).")
+
+
+def ground_truth(plan, image_ids: list[str]) -> dict[str, np.ndarray]:
+    """{target image id: its label map in the target vocabulary's ids} for the images that have
+    labels (`data.target_labels`, else a `data.target_eval` holding the same files)."""
+    labels = plan.target_labels or plan.target_eval
+    if labels is None or not labels.has_labels:
+        return {}
+    matches = match_ids(image_ids, list(labels.image_ids))
+    position = {n: i for i, n in enumerate(plan.target_classes)}
+    lookup = np.full(IGNORE_INDEX + 1, IGNORE_INDEX, dtype=np.uint16)
+    for i, name in enumerate(labels.class_names):
+        lookup[i] = position.get(name, IGNORE_INDEX)
+    return {t: lookup[labels.read_label(e)] for t, e in matches.items()}
+
+
+def sample_size(array: np.ndarray, nearest: bool) -> np.ndarray:
+    """An (H, W[, 3]) picture or label map at a size a person reads: the longest side at most
+    SAMPLE_SIDE px (a 12-megapixel photo's panels made a 12210 x 3018 PNG), and small images
+    (the built-in world's 128 px) enlarged a whole number of times, nearest-neighbour, to at
+    least MIN_SIDE px. Label maps are resized nearest (no mixed class ids)."""
     h, w = array.shape[:2]
+    if max(h, w) < MIN_SIDE:
+        return upscale(array, -(-MIN_SIDE // max(h, w)))
     scale = SAMPLE_SIDE / max(h, w)
     if scale >= 1:
         return array

@@ -24,6 +24,7 @@ from ovseg_core.inference import evaluate
 from ovseg_core.launch import TrainJob, launch
 from ovseg_core.modeling.build import build_model
 from ovseg_core.profiling import phase
+from ovseg_core.progress import step_name
 from ovseg_core.train import TrainConfig, read_train_log, train
 from storage.query import connect
 from storage.records import LineageRecord, utc_now
@@ -121,7 +122,8 @@ def run_stage_one(cfg: RunConfig) -> dict:
     out = local_dir(cfg, "round=000", "train")
     result = train(model, plan.source, plan.source_classes, [True] * len(plan.source_classes),
                    train_config(cfg, retrain=False, seed=cfg.seed), out, runtime_for(cfg.device),
-                   on_step=lambda step, _loss: kill_point(f"train_step:0:{step}"))
+                   on_step=lambda step, _loss: kill_point(f"train_step:0:{step}"),
+                   desc=step_name(0, "train"))
     ckpt = ws.put_checkpoint(0, str(out))
     metrics = measure(cfg, model, round=0)
     record = lineage_record(cfg, "stage_one", 0, None, ckpt.uri, ckpt.sha256, started,
@@ -173,7 +175,7 @@ def retrain(cfg: RunConfig, round: int, parent: dict) -> dict:
             model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"],
                                     cached=False)
             train(model, samples, plan.target_classes, plan.target_seen, settings, out,
-                  runtime_for(cfg.device), on_step=on_step)
+                  runtime_for(cfg.device), on_step=on_step, desc=step_name(round, "retrain"))
     with phase("storage"):
         ckpt = ws.put_checkpoint(round, str(out))
     return {"uri": ckpt.uri, "sha256": ckpt.sha256}
@@ -189,12 +191,13 @@ def _measure(cfg: RunConfig, model, round: int) -> dict:
     plan, runtime, metrics = data_plan(cfg), runtime_for(cfg.device), {}
     model.eval()
     if round == 0 and plan.source_val is not None:
-        result = evaluate(model, plan.source_val, runtime, progress=False)
+        result = evaluate(model, plan.source_val, runtime,
+                          desc=step_name(round, "evaluate (source val)"))
         metrics["source_val_miou"] = result["miou"]
     if plan.target_eval is not None:  # in the labelled dataset's own vocabulary and ids
         names = plan.target_eval.class_names
-        result = evaluate(model, plan.target_eval, runtime, progress=False,
-                          seen=plan.seen(names))
+        result = evaluate(model, plan.target_eval, runtime, seen=plan.seen(names),
+                          desc=step_name(round, "evaluate (held-out target)"))
         metrics.update(target_miou=result["miou"], target_seen_miou=result["seen_miou"],
                        target_unseen_miou=result["unseen_miou"])
     return metrics

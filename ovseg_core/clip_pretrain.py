@@ -49,6 +49,7 @@ from ovseg_core.modeling.clip_encoder import (
     dense_visual,
     open_clip_config,
 )
+from ovseg_core.progress import Progress
 
 PRETRAIN_VERSION = 1
 """Bump when the objective or the training loop changes what a run produces."""
@@ -181,7 +182,7 @@ def train_steps(model: nn.Module, seed: int, steps: int, batch_size: int, image_
     visual = dense_visual(model)
     optimizer = make_optimizer(model, lr)
     losses: list[float] = []
-    start = time.perf_counter()
+    bar = Progress(steps, "CLIP pretraining", "steps", disable=not progress)
     for step in range(steps):
         for group in optimizer.param_groups:
             group["lr"] = lr * lr_factor(step, steps)
@@ -191,11 +192,10 @@ def train_steps(model: nn.Module, seed: int, steps: int, batch_size: int, image_
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-        if progress and (step % 20 == 0 or step == steps - 1):
-            recent = float(np.mean(losses[-20:]))
-            print(f"  step {step + 1:4d}/{steps}  loss {recent:.3f}  "
-                  f"temp 1/{model.logit_scale.exp().item():.1f}  "
-                  f"{time.perf_counter() - start:6.1f} s", file=sys.stderr, flush=True)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}",
+                        temp=f"1/{model.logit_scale.exp().item():.1f}")
+        bar.update(1)
+    bar.close()
     model.eval()
     return losses
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ovseg_core.data.io import write_label
 from ovseg_core.data.transforms import to_model_input
 from ovseg_core.device import Runtime
 from ovseg_core.metrics import ConfusionMatrix
 from ovseg_core.modeling.decoder import resize_bilinear
+from ovseg_core.progress import track
 
 
 def model_input_size(model) -> int:
@@ -149,7 +149,7 @@ def predict_label_map(model, image: np.ndarray, text: torch.Tensor, runtime: Run
 
 def evaluate(model, dataset, runtime: Runtime, seen: Sequence[bool] | None = None,
              save_predictions: Path | None = None, size: int | None = None, sliding: bool = False,
-             progress: bool = True, limit: int | None = None) -> dict:
+             progress: bool = True, limit: int | None = None, desc: str = "evaluate") -> dict:
     """mIoU of `model` on a labelled dataset (`class_names`, `image_ids`,
     `ds[i] -> (image, label)`).
 
@@ -164,7 +164,7 @@ def evaluate(model, dataset, runtime: Runtime, seen: Sequence[bool] | None = Non
         text = model.encode_vocabulary(names)
     matrix = ConfusionMatrix(len(names), names)
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    for index in tqdm(range(count), desc="evaluate", unit="img", disable=not progress):
+    for index in track(range(count), desc, unit="images", disable=not progress):
         image, label = dataset[index]
         pred = predict_label_map(model, image, text, runtime, size=size, sliding=sliding)
         matrix.update(pred, label)

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from ovseg_core import distributed
 from ovseg_core.checkpoint import WEIGHTS_FILE, file_sha256, save_model
@@ -40,6 +39,7 @@ from ovseg_core.data.workers import forget_parent_atexits
 from ovseg_core.device import Runtime
 from ovseg_core.errors import OvsegError
 from ovseg_core.loss import seen_unseen_weights, stseg_loss
+from ovseg_core.progress import Progress
 from ovseg_core.sam_features import SamFeatureCache, crop_features
 from ovseg_core.weights import load_file_into
 
@@ -163,11 +163,12 @@ class AugmentedStream(Dataset):
 
 def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen: Sequence[bool],
           cfg: TrainConfig, out_dir: Path, runtime: Runtime, resume: bool = True,
-          progress: bool = True,
+          progress: bool = True, desc: str = "train",
           on_step: Callable[[int, float], None] | None = None) -> TrainResult:
     """Train `model` in place and checkpoint it to `out_dir`; see the module docstring.
 
     seen: one bool per class of `class_names` (unseen classes get weight 1 - alpha).
+    progress, desc: show progress (on the main process) under the name `desc`.
     on_step(step, loss): called after each optimizer step and its checkpoint (1-based step;
     loss: the global batch's loss, on every rank).
     """
@@ -202,8 +203,7 @@ def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen:
     sam_crops = _sam_crops(model, samples, cfg.crop_size)
     log = (out_dir / LOG_NAME).open("a") if main else None
     window: list[float] = []
-    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and main), desc="train",
-               unit="step")
+    bar = Progress(cfg.steps, desc, "steps", initial=step, disable=not (progress and main))
     net.train()
     start_step, last_loss, sha = step, None, None
     for images, labels, indices, geometry in loader:

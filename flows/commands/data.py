@@ -57,10 +57,10 @@ def _synth(args) -> int:
 
 def _info(args) -> int:
     import numpy as np
-    from tqdm.auto import tqdm
 
     from ovseg_core.constants import IGNORE_INDEX
     from ovseg_core.data import open_dataset
+    from ovseg_core.progress import track
 
     ds = open_dataset(args.dataset, args.root, args.split)
     print(f"{args.dataset} at {args.root}: {len(ds)} images, {len(ds.class_names)} classes, "
@@ -69,7 +69,7 @@ def _info(args) -> int:
         return 0
     count = len(ds) if args.check == 0 else min(args.check, len(ds))
     pixels = np.zeros(len(ds.class_names) + 1, dtype=np.int64)
-    for i in tqdm(range(count), desc="check", unit="img"):
+    for i in track(range(count), "check", unit="images"):
         _, label = ds[i]
         ids = np.where(label == IGNORE_INDEX, len(ds.class_names), label)
         pixels += np.bincount(ids.ravel(), minlength=pixels.size)

@@ -25,7 +25,6 @@ def run(args) -> int:
     from pathlib import Path
 
     from PIL import Image
-    from tqdm.auto import tqdm
 
     from ovseg_core.checkpoint import load_model
     from ovseg_core.config import preset
@@ -33,6 +32,7 @@ def run(args) -> int:
     from ovseg_core.device import pick_runtime
     from ovseg_core.inference import predict_label_map
     from ovseg_core.modeling.build import build_model
+    from ovseg_core.progress import track
     from ovseg_core.visualize import overlay
 
     names = (parse_class_argument(args.classes) if args.classes is not None
@@ -49,8 +49,8 @@ def run(args) -> int:
     out = Path(args.out)
     text = model.encode_vocabulary(names)
     written = 0
-    for image_id, image in tqdm(images.iter_images(), total=len(images), desc="predict",
-                                unit="img"):
+    for image_id, image in track(images.iter_images(), "predict", total=len(images),
+                                 unit="images"):
         label = predict_label_map(model, image, text, runtime, size=args.size, sliding=args.sliding)
         stem = Path(image_id).with_suffix("")
         write_label(out / "labels" / stem, label, len(names))

@@ -6,15 +6,6 @@ import argparse
 
 from ovseg_core.constants import DEFAULT_WORKSPACE
 
-SQL_EXAMPLES = (
-    'ovseg sql "SELECT round, class_name, n_regions, n_gated, n_accepted, n_clip_rejected, '
-    'confidence_p50 FROM class_stats ORDER BY round, class_id"',
-    'ovseg sql "SELECT round, stage, status, metrics FROM rounds ORDER BY round"',
-    'ovseg sql "SELECT * FROM images_without_accepted LIMIT 10"',
-    'ovseg sql "SELECT class_name, avg(sam_iou) AS sam, avg(agreement_iou) AS agree '
-    'FROM pseudo_labels WHERE gated GROUP BY class_name"',
-)
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -51,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
     resolve_refs(cfg)
     _say(f"workspace {cfg.workspace} | preset {cfg.model.preset} | "
          f"{cfg.self_training.rounds} round(s) | Prefect home {home}")
+    _say("the job: stage one trains the model on the labelled source; each self-training "
+         "round then labels the target images with the last model (label), sharpens the "
+         "confident regions with SAM and checks their class with CLIP (refine), trains on "
+         "those pseudo-labels (retrain) and measures the new model (evaluate)")
     start = time.perf_counter()
     from flows.pipeline import self_training
 
@@ -104,26 +99,20 @@ def _say(message: str) -> None:
     print(f"[ovseg] {message}", flush=True)
 
 
-ROUND_COLUMNS = (("mIoU", "target_miou"), ("seen", "target_seen_miou"),
-                 ("unseen", "target_unseen_miou"), ("PL refined", "pl_refined_miou"),
-                 ("PL coarse", "pl_coarse_miou"), ("PL cover", "pl_refined_coverage"))
-"""Per-round figures of the summary: target mIoU (%) and pseudo-label quality (%)."""
-
-
 def round_table(records: list[dict]) -> list[str]:
     """Lines of a per-round table: target mIoU, seen / unseen, pseudo-label quality, and what
-    became of the gated regions: SAM trusted, CLIP rejected, painted with SAM's mask."""
-    head = f"{'round':>5}  " + "  ".join(f"{name:>10}" for name, _ in ROUND_COLUMNS)
-    lines = [head + "  gated  trusted  CLIP-rej  refined  SAM IoU"]
+    became of the gated regions (`flows.measures` names and explains each column)."""
+    from flows.measures import MODEL_MEASURES, PSEUDO_LABEL_MEASURES, REGION_MEASURES, round_label
+
+    figures = MODEL_MEASURES + PSEUDO_LABEL_MEASURES
+    head = f"{'round':>9}  " + "  ".join(f"{m.column:>10}" for m in figures)
+    lines = [head + "".join(f"  {m.column:>8}" for m in REGION_MEASURES)]
     for r in records:
         m, rows = r["metrics"], r["row_counts"]
-        cells = "  ".join(_cell(m.get(key)) for _, key in ROUND_COLUMNS)
-        sam = rows.get("sam_iou_mean")
-        rejected = rows.get("clip_rejected", "-")  # absent from older lineage records
-        extra = (f"  {rows['gated']:>5}  {rows['accepted']:>7}  {rejected!s:>8}"
-                 f"  {rows['refined']:>7}  {sam:7.3f}" if "gated" in rows
-                 and sam is not None else "")
-        lines.append(f"{r['round']:>5}  {cells}{extra}")
+        cells = "  ".join(_cell(m.get(f.key)) for f in figures)
+        counts = "".join(f"  {_count(rows.get(f.key)):>8}" for f in REGION_MEASURES) \
+            if "gated" in rows else ""
+        lines.append(f"{round_label(r['round']):>9}  {cells}{counts}")
     first = records[0]["metrics"]
     if "clip_crop_unseen_top1" in first:
         lines.append(f"pretrained tiny CLIP, zero-shot on held-out unseen-class crops: top-1 "
@@ -132,23 +121,68 @@ def round_table(records: list[dict]) -> list[str]:
     return lines
 
 
+def table_legend(cfg) -> list[str]:
+    """The lines under the table: what each column means and in what unit."""
+    from flows.measures import (
+        MODEL_MEASURES,
+        PSEUDO_LABEL_MEASURES,
+        REGION_MEASURES,
+        ROUND_NAME,
+        legend,
+    )
+
+    held_out = (f"the built-in world's {cfg.data.synthetic.target_val} held-out target images"
+                if cfg.data.source is None else "data.target_eval")
+    return ["Columns ('-': not measured in that round; [the lineage key]):", f"  {ROUND_NAME}",
+            *legend(MODEL_MEASURES), f"              target mIoU is measured on {held_out}",
+            *legend(PSEUDO_LABEL_MEASURES), "  region counts, over all the round's target "
+            "images:", *legend(REGION_MEASURES)]
+
+
 def _cell(value) -> str:
     return f"{'-':>10}" if value is None else f"{value:10.1f}"
 
 
+def _count(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def sql_examples(command: str, workspace_flag: str) -> list[str]:
+    """Queries worth a first look, each a command that runs as printed."""
+    queries = (
+        "SELECT round, class_name, n_regions, n_gated, n_accepted, n_clip_rejected, "
+        "confidence_p50 FROM class_stats ORDER BY round, class_id",
+        "SELECT round, stage, status, metrics FROM rounds ORDER BY round",
+        "SELECT * FROM images_without_accepted LIMIT 10",
+        "SELECT class_name, avg(sam_iou) AS sam, avg(agreement_iou) AS agree "
+        "FROM pseudo_labels WHERE gated GROUP BY class_name",
+    )
+    return [f'  {command} sql "{q}"{workspace_flag}' for q in queries]
+
+
 def _summary(cfg, records: list[dict], seconds: float) -> None:
+    import shlex
+
+    from flows.invocation import ovseg_command
     from storage.workspace import Workspace
 
     ws = Workspace(cfg.workspace)
     _say(f"done in {seconds:.0f} s")
     print("\n" + "\n".join(round_table(records)))
+    print("\n".join(table_legend(cfg)))
     last = records[-1]["round"]
-    print(f"\nResults in {ws.root}:\n"
-          f"  checkpoints   {ws.url('checkpoints')}\n"
+    report = ws.url(f"reports/round={last:03d}/index.md")
+    print(f"\nEverything the run made is in the workspace {ws.root}:\n"
+          f"  checkpoints   {ws.url('checkpoints')}  (one model per round)\n"
           f"  pseudo-labels {ws.url('pseudo_labels')}  (Parquet, one row per region)\n"
-          f"  lineage       {ws.url('lineage')}\n"
-          f"  report        {ws.url(f'reports/round={last:03d}/index.md')}\n")
-    flag = "" if cfg.workspace == DEFAULT_WORKSPACE else f" --workspace {cfg.workspace}"
-    print("Try:")
-    for example in SQL_EXAMPLES:
-        print(f"  {example}{flag}")
+          f"  lineage       {ws.url('lineage')}  (one JSON record per round: config, figures)\n"
+          f"  report        {report}\n"
+          f"                (Markdown with pictures; open it in a Markdown viewer or look at "
+          f"the PNGs beside it)\n")
+    command = ovseg_command()
+    flag = "" if cfg.workspace == DEFAULT_WORKSPACE else \
+        f" --workspace {shlex.quote(cfg.workspace)}"
+    print(f"Look inside with SQL ({command} sql --help lists the views and their columns):")
+    print("\n".join(sql_examples(command, flag)))

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
-from tqdm import tqdm
 
 from ovseg_core.errors import OvsegError
+from ovseg_core.progress import track
 from ovseg_core.selftrain.pseudo_label import paint_pseudo_labels
 from ovseg_core.selftrain.refiner import SamRefiner
 from ovseg_core.selftrain.regions import find_regions
@@ -239,7 +239,7 @@ def check_set(data: LabelledSet, refiner: SamRefiner, grid: int = 24, where: str
     names, samples = data.names, data.samples
     background = 0 if names[0].lower() in BACKGROUND_NAMES else None
     pairs, seconds = [], 0.0
-    for sample in tqdm(samples, desc="refine-check", unit="image", leave=False):
+    for sample in track(samples, "refine-check", unit="images"):
         try:
             p, s, coarse, refined = check_sample(refiner, sample, len(names), background, grid)
         except OvsegError as exc:

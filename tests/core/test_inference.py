@@ -19,7 +19,7 @@ from ovseg_core.inference import (
 )
 from ovseg_core.metrics import ConfusionMatrix
 from ovseg_core.modeling.build import build_model
-from ovseg_core.visualize import overlay, palette, panels
+from ovseg_core.visualize import ALPHA, _edges, class_colours, overlay, palette, panels
 
 CPU = pick_runtime("cpu")
 
@@ -136,9 +136,13 @@ def test_overlay_and_panels(target):
     assert picture.dtype == np.uint8 and picture.shape[0] >= 48 and picture.shape[1] > 48
     colours = palette(9)
     assert len({tuple(c) for c in colours}) == 9
+    named = class_colours(target.class_names)
     cls = int(label[label != 0][0]) if (label != 0).any() else 0
-    ys, xs = np.nonzero(label == cls)
-    expected = (0.5 * image[ys[0], xs[0]] + 0.5 * colours[cls]).astype(np.uint8)
+    inside = (label == cls) & ~_edges(label)
+    ys, xs = np.nonzero(inside)
+    expected = ((1 - ALPHA) * image[ys[0], xs[0]] + ALPHA * named[cls]).astype(np.uint8)
     np.testing.assert_allclose(picture[ys[0], xs[0]], expected, atol=1)
+    ys, xs = np.nonzero((label == cls) & _edges(label))
+    np.testing.assert_array_equal(picture[ys[0], xs[0]], named[cls])  # outlined at full colour
     row = panels([image, picture], ["image", "overlay"])
     assert row.shape[1] == image.shape[1] + picture.shape[1] + 4
