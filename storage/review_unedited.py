@@ -2,9 +2,10 @@
 
 Importing it would store pseudo-labels as human labels, and retraining would treat them as
 masks a person checked. A file counts as unedited when every mask in it is one of the round's
-pseudo-labels of the same image and class (pixel IoU >= SAME_IOU with the row's SAM mask or
-coarse mask, or with that mask as storage.polygons outlines it: holes filled, specks dropped,
-what a polygon export carries), each row matched once, and either it carries ovseg's marks
+pseudo-labels of the same image and class (pixel IoU >= SAME_IOU with the mask an export
+carries for the row), or one part of it as storage.polygons outlines it (holes filled, one
+polygon per 4-connected part, specks dropped: what a polygon export carries), each row or part
+matched once and every part of a row matched, and either it carries ovseg's marks
 (the "ovseg" field ovseg's COCO exports put on every annotation) or it keeps every row that
 paints of the images it covers (a deleted mask is a correction).
 """
@@ -26,19 +27,7 @@ trip moves a few border pixels)."""
 
 
 def _rle(counts: str, h: int, w: int) -> dict:
-    return {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str)
-            else counts}
-
-
-def _outlined(counts: str, h: int, w: int) -> str:
-    """The mask as a polygon export carries it: holes filled, parts of fewer than
-    MIN_PART_AREA pixels dropped."""
-    mask = ndimage.binary_fill_holes(decode_masks([counts], h, w)[0])
-    parts, n = ndimage.label(mask)
-    sizes = np.bincount(parts.ravel(), minlength=n + 1)
-    keep = sizes >= MIN_PART_AREA
-    keep[0] = False
-    return encode_masks([keep[parts]], h, w)[0]
+    return {"size": [h, w], "counts": counts.encode("ascii")}
 
 
 def _iou(a: str, b: str, h: int, w: int) -> float:
@@ -46,45 +35,76 @@ def _iou(a: str, b: str, h: int, w: int) -> float:
         return float(np.asarray(mask_utils.iou([_rle(a, h, w)], [_rle(b, h, w)], [0]))[0, 0])
 
 
-def _candidates(row: dict) -> list[str]:
-    return [c for c in (row["refined_rle"], row["coarse_rle"]) if c]
+class _Row:
+    """One pseudo-label row of an image: the mask an export carries (the SAM mask when the row
+    paints it, else the coarse mask: storage.samples) and what matched it so far."""
 
+    def __init__(self, row: dict):
+        self.class_id, self.paints = row["class_id"], row["paints"]
+        self.counts = row["refined_rle"] if self.paints == "refined" else row["coarse_rle"]
+        self.h, self.w = row["image_height"], row["image_width"]
+        self.whole = False
+        self.matched_parts: set[int] = set()
+        self._parts: list[str] | None = None
 
-def _matches(label: dict, row: dict) -> bool:
-    if label["class_id"] != row["class_id"]:
-        return False
-    h, w = label["image_height"], label["image_width"]
-    for counts in _candidates(row):
-        if counts == label["rle"]:
-            return True
-        iou = _iou(label["rle"], counts, h, w)
-        if iou >= SAME_IOU or (iou >= 0.5 and _iou(label["rle"], _outlined(counts, h, w), h, w)
-                               >= SAME_IOU):
-            return True
-    return False
+    def parts(self) -> list[str]:
+        """The mask's parts as a polygon export outlines them: holes filled, 4-connected
+        parts of at least MIN_PART_AREA pixels, each as RLE counts."""
+        if self._parts is None:
+            mask = ndimage.binary_fill_holes(decode_masks([self.counts], self.h, self.w)[0])
+            labels, n = ndimage.label(mask)
+            sizes = np.bincount(labels.ravel(), minlength=n + 1)
+            kept = [labels == i for i in range(1, n + 1) if sizes[i] >= MIN_PART_AREA]
+            self._parts = encode_masks(kept, self.h, self.w) if kept else []
+        return self._parts
 
+    def free(self) -> bool:
+        return not self.whole and not self.matched_parts
 
-def _image_unedited(labels: list[dict], rows: list[dict], marked: bool) -> bool:
-    free = list(rows)
-    for label in labels:
-        match = next((r for r in free if _matches(label, r)), None)
-        if match is None:
+    def take(self, counts: str) -> bool:
+        """Match an imported mask of this row's class to the row, or to one of its parts."""
+        if self.whole:
             return False
-        free.remove(match)
-    return marked or all(r["paints"] == "none" for r in free)
+        iou = 1.0 if counts == self.counts else _iou(counts, self.counts, self.h, self.w)
+        if iou >= SAME_IOU and self.free():
+            self.whole = True
+            return True
+        if iou == 0.0:
+            return False
+        for index, part in enumerate(self.parts()):
+            if index not in self.matched_parts and _iou(counts, part, self.h, self.w) >= SAME_IOU:
+                self.matched_parts.add(index)
+                return True
+        return False
+
+    def complete(self, marked: bool) -> bool:
+        """Matched whole or in all its parts; or unmatched and not needed: it paints nothing,
+        or the file carries ovseg's marks, or it has no part a polygon export would carry."""
+        if self.whole:
+            return True
+        if self.matched_parts:
+            return len(self.matched_parts) == len(self.parts())
+        return self.paints == "none" or marked or not self.parts()
+
+
+def _image_unedited(labels: list[dict], rows: list[_Row], marked: bool) -> bool:
+    for label in labels:
+        if not any(r.take(label["rle"]) for r in rows if r.class_id == label["class_id"]):
+            return False
+    return all(r.complete(marked) for r in rows)
 
 
 def unedited(ws: Workspace, round: int, labels: list[dict], marked: bool) -> bool:
-    """True when `labels` (the importer's label dicts: image_id, class_id, rle, sizes) are the
-    round's pseudo-labels unchanged (module docstring); `marked`: the file carries ovseg's
-    marks."""
+    """True when `labels` (the importer's label dicts: image_id, class_id, rle) are the round's
+    pseudo-labels unchanged (module docstring); `marked`: the file carries ovseg's marks."""
     ids = sorted({label["image_id"] for label in labels})
-    rows = run_sql(ws, "SELECT image_id, class_id, paints, coarse_rle, refined_rle FROM "
-                       "pseudo_labels WHERE round = $round AND list_contains($ids, image_id)",
+    rows = run_sql(ws, "SELECT image_id, class_id, paints, coarse_rle, refined_rle, "
+                       "image_height, image_width FROM pseudo_labels WHERE round = $round "
+                       "AND list_contains($ids, image_id) ORDER BY image_id, region_id",
                    {"round": int(round), "ids": ids}).to_pylist()
-    by_image: dict[str, list[dict]] = {}
+    by_image: dict[str, list[_Row]] = {}
     for row in rows:
-        by_image.setdefault(row["image_id"], []).append(row)
+        by_image.setdefault(row["image_id"], []).append(_Row(row))
     imported: dict[str, list[dict]] = {}
     for label in labels:
         imported.setdefault(label["image_id"], []).append(label)
