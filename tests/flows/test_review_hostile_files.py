@@ -7,7 +7,9 @@ import subprocess
 import sys
 import zipfile
 
+import numpy as np
 import pytest
+from pycocotools import mask as mask_utils
 
 from flows.cli import main
 from storage import review_limits
@@ -77,9 +79,6 @@ def test_rle_runs_longer_than_the_image_are_refused(exported, tmp_path):
 
 def test_a_compressed_rle_longer_than_the_image_is_refused(exported, tmp_path, capsys):
     ws, coco = exported
-    from pycocotools import mask as mask_utils
-    import numpy as np
-
     big = mask_utils.encode(np.ones((240, 320), np.uint8, order="F"))["counts"].decode()
     coco["annotations"][0]["segmentation"] = {"size": [24, 32], "counts": big}
     refused(ws, write(tmp_path, "big_rle.json", coco), capsys, "RLE runs cover 76800")
