@@ -16,8 +16,10 @@ Formats, recognised from the content:
 
 Image ids: COCO `file_name` or the task's `data.ovseg_image_id`, else its `data.image` URL,
 matched against the round's images: exactly, else by a unique path suffix or file name.
-Every mask is checked against the image's size and the vocabulary; any problem is one
-StorageError naming the file, and nothing is stored.
+Every mask is checked against the image's size and the vocabulary, and the file is held to
+the bounds of storage.review_limits before anything is rasterised; a file whose masks are the
+round's pseudo-labels unchanged (storage.review_unedited) is refused unless `allow_unedited`.
+Any problem is one StorageError naming the file, and nothing is stored.
 """
 
 from __future__ import annotations
