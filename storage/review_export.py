@@ -64,11 +64,16 @@ FROM_NAME, TO_NAME = "label", "image"
 
 
 def committed_round(ws: Workspace, round: int) -> None:
-    """StorageError unless `round` is committed in `ws` (naming the committed rounds)."""
-    if not ws.is_round_committed(round):
-        known = [r for r in ws.rounds() if ws.is_round_committed(r)]
+    """StorageError unless `round` is committed in `ws` (naming the committed rounds); round 0
+    is stage one, which makes no pseudo-labels, and the error says so."""
+    if round == 0 or not ws.is_round_committed(round):
+        known = ", ".join(str(r) for r in ws.rounds() if ws.is_round_committed(r)) or "none yet"
+        if round == 0:
+            raise StorageError("round 0 is stage one (supervised training on the labelled "
+                               "source): it makes no pseudo-labels. Rounds with pseudo-labels "
+                               f"in {ws.root}: {known}")
         raise StorageError(f"round {round} is not a committed round of {ws.root} (committed: "
-                           f"{', '.join(map(str, known)) or 'none'})")
+                           f"{known})")
 
 
 def store_vocabulary(ws: Workspace) -> list[str]:
