@@ -49,7 +49,7 @@ import numpy as np
 from storage.errors import StorageError
 from storage.fsio import local_path
 from storage.polygons import mask_polygons
-from storage.query import run_sql
+from storage.query import check_condition, run_sql
 from storage.rle import rle_areas, rle_boxes, rle_dict
 from storage.samples import DEFAULT_WHERE, ImageSelection, select_images
 from storage.workspace import Workspace
@@ -235,6 +235,8 @@ def export_review(workspace: Workspace | str, round: int, out_dir: str, tool: st
         raise StorageError(f"--limit {limit}: give at least 1 image")
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     committed_round(ws, round)
+    if where is not None:
+        check_condition(ws, where)
     selections = review_selection(ws, round, where, limit)
     if not selections:
         return {"images": 0, "masks": 0, "files": []}
