@@ -3,8 +3,7 @@ layout)."""
 
 from __future__ import annotations
 
-import argparse
-
+from flows.commands import SPLIT_HELP
 from ovseg_core.constants import DATASET_KINDS as KINDS
 
 
@@ -26,12 +25,12 @@ def add_parser(subparsers) -> None:
                        help="held-out labelled target images in OUT/target_val (default 0)")
     synth.set_defaults(handler=run)
     info = sub.add_parser(
-        "info", help="open a dataset, read some samples and print its vocabulary and label counts",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "info", help="open a dataset, read some samples and print its vocabulary and label counts")
     info.add_argument("--dataset", choices=KINDS, required=True)
     info.add_argument("--root", required=True)
-    info.add_argument("--split", default=None, help="split (default: the validation split)")
-    info.add_argument("--check", type=int, default=20, help="samples to read and check (0 = all)")
+    info.add_argument("--split", default=None, help=SPLIT_HELP)
+    info.add_argument("--check", type=int, default=20,
+                      help="samples to read and check (default 20; 0 = all)")
     info.set_defaults(handler=run)
 
 

@@ -21,10 +21,12 @@ class UnlabeledImages:
     `image_ids` are paths relative to `root` (the file name for a single file); images whose
     header cannot be decoded are left out of `image_ids` and listed in `skipped` as
     `(image_id, reason)` (and warned about, unless `warn=False`: the caller reports them).
+    No readable image at all is an OvsegError naming the unreadable ones.
     """
 
     def __init__(self, root: str | Path, recursive: bool = True, warn: bool = True):
         self.root = Path(root)
+        self.warn = warn
         self.skipped: list[tuple[str, str]] = []
         if self.root.is_file():
             files, self._base = [self.root], self.root.parent
@@ -46,7 +48,8 @@ class UnlabeledImages:
         if self.skipped and warn:
             warnings.warn(_skip_message(self.root, self.skipped), stacklevel=2)
         if not self.image_ids:
-            raise OvsegError(f"no readable images in {self.root}")
+            raise OvsegError(f"no readable images in {self.root}" + (
+                f" ({_skip_message(self.root, self.skipped)})" if self.skipped else ""))
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -59,15 +62,16 @@ class UnlabeledImages:
         return read_image(self.path(image_id))
 
     def iter_images(self):
-        """Yield `(image_id, image)`; images that fail to decode now are added to `skipped` and
-        warned."""
+        """Yield `(image_id, image)`; images that fail to decode now are added to `skipped` (and
+        warned about unless `warn` is False)."""
         for image_id in self.image_ids:
             try:
                 image = self.read(image_id)
             except OvsegError as exc:
                 self.skipped.append((image_id, str(exc)))
-                warnings.warn(f"skipping unreadable image {self.path(image_id)}: {exc}",
-                              stacklevel=2)
+                if self.warn:
+                    warnings.warn(f"skipping unreadable image {self.path(image_id)}: {exc}",
+                                  stacklevel=2)
                 continue
             yield image_id, image
 
