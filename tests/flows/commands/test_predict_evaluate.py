@@ -50,7 +50,7 @@ def test_predict_on_unreadable_files_is_one_line_before_torch(unreadable, tmp_pa
         ["predict", str(unreadable), "--classes", "cat, dog", "--out", str(tmp_path / "o")])
     assert rc == 2 and err.count("\n") == 1 and "Warning" not in err, err
     assert err.startswith(f"ovseg predict: error: no readable images in {unreadable} "
-                          "(skipped 2 unreadable images")
+                          "(skipped 2 files that are not readable images")
     assert "a.jpg (UnidentifiedImageError" in err and not torch_loaded
 
 
