@@ -12,7 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ovseg_core.constants import ALPHA, DEFAULT_WORKSPACE, PAPER_GATE
+from ovseg_core.constants import ALPHA, DEFAULT_WORKSPACE, PAPER_GATE, SYNTHETIC_WORLD
 
 GATE_DEFAULTS = {"paper": PAPER_GATE, "mobile": PAPER_GATE, "tiny": 0.3}
 
@@ -32,10 +32,12 @@ class DatasetRef(_Strict):
 class SyntheticSettings(_Strict):
     """Size of the built-in synthetic dataset (used when `data.source` is not set)."""
 
-    train: int = Field(default=48, ge=1)
-    val: int = Field(default=16, ge=1)
-    target: int = Field(default=16, ge=1, description="images the rounds self-train on")
-    target_val: int = Field(default=32, ge=1, description="held-out labelled target images: "
+    train: int = Field(default=SYNTHETIC_WORLD["train"], ge=1)
+    val: int = Field(default=SYNTHETIC_WORLD["val"], ge=1)
+    target: int = Field(default=SYNTHETIC_WORLD["target"], ge=1,
+                        description="images the rounds self-train on")
+    target_val: int = Field(default=SYNTHETIC_WORLD["target_val"], ge=1,
+                            description="held-out labelled target images: "
                             "mIoU per round is measured on these, never on the self-trained ones")
 
 
