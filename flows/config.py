@@ -179,6 +179,12 @@ class QualitySettings(_Strict):
         default_factory=list, description="rounds that go on to retraining even when a check "
         "fails (the failing checks are still recorded); `ovseg run --accept-round R` adds R")
 
+    @classmethod
+    def off(cls) -> QualitySettings:
+        """Every check off: what `quality: null` in a config means."""
+        return cls(**{name: None for name, field in cls.model_fields.items()
+                      if name != "accept_rounds"})
+
 
 class ClusterSettings(_Strict):
     """Where a round's shard tasks run: here, in order, or fanned out over a Dask cluster."""
@@ -206,8 +212,14 @@ class RunConfig(_Strict):
     model: ModelSettings = Field(default_factory=ModelSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     self_training: SelfTrainingSettings = Field(default_factory=SelfTrainingSettings)
-    quality: QualitySettings = Field(default_factory=QualitySettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings,
+                                     description="the quality gate; null = every check off")
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+
+    @field_validator("quality", mode="before")
+    @classmethod
+    def _quality_null_is_off(cls, value: object) -> object:
+        return QualitySettings.off() if value is None else value
 
     @model_validator(mode="after")
     def _preset_defaults(self) -> RunConfig:
