@@ -12,7 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ovseg_core.constants import ALPHA, DEFAULT_WORKSPACE, PAPER_GATE
+from ovseg_core.constants import ALPHA, DEFAULT_WORKSPACE, PAPER_GATE, SYNTHETIC_WORLD
 
 GATE_DEFAULTS = {"paper": PAPER_GATE, "mobile": PAPER_GATE, "tiny": 0.3}
 
@@ -32,10 +32,12 @@ class DatasetRef(_Strict):
 class SyntheticSettings(_Strict):
     """Size of the built-in synthetic dataset (used when `data.source` is not set)."""
 
-    train: int = Field(default=48, ge=1)
-    val: int = Field(default=16, ge=1)
-    target: int = Field(default=16, ge=1, description="images the rounds self-train on")
-    target_val: int = Field(default=32, ge=1, description="held-out labelled target images: "
+    train: int = Field(default=SYNTHETIC_WORLD["train"], ge=1)
+    val: int = Field(default=SYNTHETIC_WORLD["val"], ge=1)
+    target: int = Field(default=SYNTHETIC_WORLD["target"], ge=1,
+                        description="images the rounds self-train on")
+    target_val: int = Field(default=SYNTHETIC_WORLD["target_val"], ge=1,
+                            description="held-out labelled target images: "
                             "mIoU per round is measured on these, never on the self-trained ones")
 
 
@@ -180,6 +182,12 @@ class QualitySettings(_Strict):
         default_factory=list, description="rounds that go on to retraining even when a check "
         "fails (the failing checks are still recorded); `ovseg run --accept-round R` adds R")
 
+    @classmethod
+    def off(cls) -> QualitySettings:
+        """Every check off: what `quality: null` in a config means."""
+        return cls(**{name: None for name, field in cls.model_fields.items()
+                      if name != "accept_rounds"})
+
 
 class ClusterSettings(_Strict):
     """Where a round's shard tasks run: here, in order, or fanned out over a Dask cluster."""
@@ -207,8 +215,14 @@ class RunConfig(_Strict):
     model: ModelSettings = Field(default_factory=ModelSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     self_training: SelfTrainingSettings = Field(default_factory=SelfTrainingSettings)
-    quality: QualitySettings = Field(default_factory=QualitySettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings,
+                                     description="the quality gate; null = every check off")
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+
+    @field_validator("quality", mode="before")
+    @classmethod
+    def _quality_null_is_off(cls, value: object) -> object:
+        return QualitySettings.off() if value is None else value
 
     @model_validator(mode="after")
     def _preset_defaults(self) -> RunConfig:

@@ -20,3 +20,8 @@ DATASET_KINDS = ("generic", "coco-stuff", "ade150", "ade847", "pc59", "pc459", "
 
 DEFAULT_WORKSPACE = "ovseg-workspace"
 """Where `ovseg run` and `ovseg sql` work when no --workspace is given."""
+
+SYNTHETIC_WORLD = {"train": 48, "val": 16, "target": 16, "target_val": 32}
+"""Images of each split of the built-in synthetic world that the main job makes and
+`ovseg data synth` writes by default: labelled source train / val, target images to
+self-train on, held-out labelled target images that every round is measured on."""

@@ -36,8 +36,8 @@ from PIL import Image
 from storage.errors import StorageError
 from storage.formats import EXPORT_FORMATS
 from storage.polygons import mask_polygons
-from storage.query import run_sql
-from storage.review_export import store_vocabulary
+from storage.query import check_condition, run_sql
+from storage.review_export import committed_round, store_vocabulary
 from storage.rle import rle_areas, rle_boxes, rle_dict
 from storage.samples import ImageSelection, select_images
 from storage.schema import IGNORE_INDEX
@@ -153,8 +153,9 @@ def export_round(workspace: Workspace | str, round: int, out_dir: str, fmt: str 
     if fmt not in EXPORT_FORMATS:
         raise StorageError(f"unknown export format {fmt!r}; choose one of {EXPORT_FORMATS}")
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    if not ws.is_round_committed(round):
-        raise StorageError(f"round {round} is not committed in {ws.root}")
+    committed_round(ws, round)
+    if where is not None:
+        check_condition(ws, where, params)
     images = _images(ws, round)
     selections = select_images(ws, round, where, params)
     fs, out = fsspec.core.url_to_fs(out_dir)

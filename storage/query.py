@@ -1,14 +1,21 @@
 """In-process DuckDB over the workspace's Parquet, and read-only SQL for users.
 
 Views of a connection (a snapshot of the manifests when it was opened):
-    pseudo_labels   one row per (round, image, region) of every committed shard
+    pseudo_labels   one row per (round, image, region) of every committed shard, with
+                    `clip_class_name`: the name of `clip_class_id` (the class CLIP picked)
     images          one row per (round, image), also images without regions
     shards          committed shards: round, shard, key, rows, images, committed_at, round_committed
-    rounds          the lineage records (one per stage and round)
+    rounds          the lineage records (one per stage and round); `config`, `row_counts` and
+                    `metrics` are JSON
     class_stats, confidence_histogram, sam_vs_agreement, class_coverage_drift,
     images_without_accepted   quality views (storage.views)
     quarantine                target files that could not be read, with the reason
     human_labels    masks corrected by people and imported (`ovseg review import`)
+
+Query results carry DuckDB's JSON type into Arrow as field metadata (JSON_TYPE_KEY), so a
+reader can tell JSON columns from text. A user's error names the user's own text: a condition
+(`check_condition`) is checked alone before it is put into a larger query, and a column that
+does not exist is answered with the columns of the views the query reads.
 
 No DuckDB database file is created: another process can always read the same store. Once the
 views exist, the connection is locked: no file access outside the workspace root, no
@@ -51,6 +58,8 @@ _ROUNDS_SCHEMA = pa.schema([
     ("metrics", pa.string()),
 ])
 _JSON_FIELDS = ("config", "row_counts", "metrics")
+JSON_TYPE_KEY = b"duckdb_type"
+"""Arrow field metadata key set to b"JSON" on a result column of DuckDB's JSON type."""
 _TIME_FIELDS = ("started_at", "ended_at")
 
 
@@ -93,6 +102,15 @@ def _parquet_view(con, name: str, files: list[str], empty: pa.Table) -> None:
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM _empty_{name}")
 
 
+_PSEUDO_LABELS = """
+    CREATE VIEW pseudo_labels AS
+    SELECT p.*, n.class_name AS clip_class_name FROM _pseudo_label_rows p
+    LEFT JOIN (SELECT class_id, any_value(class_name) AS class_name FROM _pseudo_label_rows
+               GROUP BY class_id) n ON n.class_id = p.clip_class_id"""
+"""The pseudo_labels view: the shards' rows and the name of the class CLIP picked (the name
+its id has as a row's class; NULL when no row of the store has that class)."""
+
+
 def _lock(con, ws: Workspace) -> None:
     root = ws.root.rstrip("/") + "/"
     con.execute("SET python_enable_replacements = false")
@@ -129,15 +147,17 @@ def connect(workspace: Workspace | str) -> duckdb.DuckDBPyConnection:
     by_round = {r: ws.shard_entries(r) for r in ws.rounds()}
     entries = [e for round_entries in by_round.values() for e in round_entries]
     _check_versions(ws, entries)
-    _parquet_view(con, "pseudo_labels", [ws.url(e["pseudo_labels"]) for e in entries],
+    _parquet_view(con, "_pseudo_label_rows", [ws.url(e["pseudo_labels"]) for e in entries],
                   PSEUDO_LABEL_SCHEMA.empty_table())
+    con.execute(_PSEUDO_LABELS)
     _parquet_view(con, "images", [ws.url(e["images_file"]) for e in entries],
                   IMAGES_SCHEMA.empty_table())
     _parquet_view(con, "human_labels", human_labels.files(ws), HUMAN_LABEL_SCHEMA.empty_table())
     con.register("_shards", _shards_table(ws, by_round))
     con.execute("CREATE VIEW shards AS SELECT * FROM _shards")
     con.register("_rounds", _rounds_table(ws))
-    con.execute("CREATE VIEW rounds AS SELECT * FROM _rounds")
+    con.execute("CREATE VIEW rounds AS SELECT * REPLACE ("
+                + ", ".join(f"{n}::JSON AS {n}" for n in _JSON_FIELDS) + ") FROM _rounds")
     for name, sql in QUALITY_VIEWS.items():
         con.execute(f"CREATE VIEW {name} AS {sql}")
     _lock(con, ws)
@@ -187,15 +207,62 @@ def execute(con: duckdb.DuckDBPyConnection, query: str,
     """Run one read-only statement on `con` with bound `params`; user errors -> StorageError."""
     check_read_only(query, params)
     try:
-        return con.sql(query, params=params).to_arrow_table()
+        relation = con.sql(query, params=params)
+        return _mark_json(relation.to_arrow_table(), [str(t) for t in relation.types])
     except duckdb.PermissionException as exc:
         raise StorageError(f"refused: the query reads files outside the workspace "
                            f"({_first_line(exc)})") from None
     except duckdb.CatalogException as exc:
         raise StorageError(f"{_first_line(exc)} (the views: {', '.join(view_names(con))})"
                            ) from None
+    except duckdb.BinderException as exc:
+        raise StorageError(_first_line(exc) + _columns_hint(con, exc, query)) from None
     except duckdb.Error as exc:
         raise StorageError(_first_line(exc)) from None
+
+
+def _mark_json(table: pa.Table, types: list[str]) -> pa.Table:
+    """`table` with JSON_TYPE_KEY metadata on the columns DuckDB typed JSON."""
+    if "JSON" not in types:
+        return table
+    fields = [f.with_metadata({**(f.metadata or {}), JSON_TYPE_KEY: b"JSON"}) if t == "JSON"
+              else f for f, t in zip(table.schema, types, strict=True)]
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
+def _columns_hint(con, exc: Exception, query: str) -> str:
+    """For a column that does not exist: the columns of the views `query` names."""
+    if "Referenced column" not in str(exc):
+        return ""
+    named = [v for v in view_names(con) if re.search(rf"\b{v}\b", query, re.IGNORECASE)]
+    parts = [f"{v}: {', '.join(con.sql(f'SELECT * FROM {v} LIMIT 0').columns)}" for v in named]
+    return f" (the columns of {'; of '.join(parts)})" if parts else ""
+
+
+def check_condition(store: Store, condition: str, params: list | dict | None = None,
+                    view: str = "pseudo_labels", name: str = "--where") -> None:
+    """StorageError naming `condition` as the user wrote it (and `name`, the option it came
+    from) unless it is one valid SQL condition over `view` (with its bound `params`): checked
+    alone, so that an error points at the user's text, not at the query ovseg builds around
+    it."""
+    query = f"SELECT * FROM {view} WHERE {condition}"
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise StorageError(f"{name} {condition!r}: {_without_kind(exc)}") from None
+    if len(statements) != 1:
+        raise StorageError(f"{name} {condition!r}: give one condition, not statements")
+    with opened(store) as con:
+        try:
+            execute(con, query + "\nLIMIT 0", params)
+        except StorageError as exc:
+            raise StorageError(f"{name} {condition!r}: {_without_kind(exc)}") from None
+
+
+def _without_kind(exc: Exception) -> str:
+    """DuckDB's first error line without its "Parser Error: " prefix."""
+    return re.sub(r"^\w+ Error: ", "", _first_line(exc) if isinstance(exc, duckdb.Error)
+                  else str(exc))
 
 
 def view_names(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -49,7 +49,7 @@ import numpy as np
 from storage.errors import StorageError
 from storage.fsio import local_path
 from storage.polygons import mask_polygons
-from storage.query import run_sql
+from storage.query import check_condition, run_sql
 from storage.rle import rle_areas, rle_boxes, rle_dict
 from storage.samples import DEFAULT_WHERE, ImageSelection, select_images
 from storage.workspace import Workspace
@@ -64,11 +64,16 @@ FROM_NAME, TO_NAME = "label", "image"
 
 
 def committed_round(ws: Workspace, round: int) -> None:
-    """StorageError unless `round` is committed in `ws` (naming the committed rounds)."""
-    if not ws.is_round_committed(round):
-        known = [r for r in ws.rounds() if ws.is_round_committed(r)]
+    """StorageError unless `round` is committed in `ws` (naming the committed rounds); round 0
+    is stage one, which makes no pseudo-labels, and the error says so."""
+    if round == 0 or not ws.is_round_committed(round):
+        known = ", ".join(str(r) for r in ws.rounds() if ws.is_round_committed(r)) or "none yet"
+        if round == 0:
+            raise StorageError("round 0 is stage one (supervised training on the labelled "
+                               "source): it makes no pseudo-labels. Rounds with pseudo-labels "
+                               f"in {ws.root}: {known}")
         raise StorageError(f"round {round} is not a committed round of {ws.root} (committed: "
-                           f"{', '.join(map(str, known)) or 'none'})")
+                           f"{known})")
 
 
 def store_vocabulary(ws: Workspace) -> list[str]:
@@ -230,6 +235,8 @@ def export_review(workspace: Workspace | str, round: int, out_dir: str, tool: st
         raise StorageError(f"--limit {limit}: give at least 1 image")
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     committed_round(ws, round)
+    if where is not None:
+        check_condition(ws, where)
     selections = review_selection(ws, round, where, limit)
     if not selections:
         return {"images": 0, "masks": 0, "files": []}

@@ -16,15 +16,16 @@ Formats, recognised from the content:
 
 Image ids: COCO `file_name` or the task's `data.ovseg_image_id`, else its `data.image` URL,
 matched against the round's images: exactly, else by a unique path suffix or file name.
-Every mask is checked against the image's size and the vocabulary; any problem is one
-StorageError naming the file, and nothing is stored.
+Every mask is checked against the image's size and the vocabulary, and the file is held to
+the bounds of storage.review_limits before anything is rasterised; a file whose masks are the
+round's pseudo-labels unchanged (storage.review_unedited) is refused unless `allow_unedited`.
+Any problem is one StorageError naming the file, and nothing is stored.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 import posixpath
 import re
 import zipfile
@@ -33,12 +34,13 @@ from urllib.parse import unquote, urlparse
 import fsspec
 import pyarrow as pa
 
-from storage import human_labels
+from storage import human_labels, review_limits
 from storage.errors import StorageError
 from storage.hashing import dataset_manifest_hash
 from storage.query import run_sql
 from storage.records import utc_now
 from storage.review_export import committed_round
+from storage.review_unedited import unedited
 from storage.rle import polygons_rle, rle_areas, uncompressed_rle
 from storage.schema import HUMAN_LABEL_SCHEMA
 from storage.workspace import Workspace
@@ -47,25 +49,19 @@ _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes uploaded 
 
 
 def _read(path: str) -> tuple[bytes, object]:
-    """(file bytes, parsed JSON) of a .json file or a CVAT export .zip."""
+    """(file bytes, parsed JSON) of a .json file or a CVAT export .zip, within the bounds of
+    storage.review_limits."""
     try:
         with fsspec.open(path, "rb") as f:
-            data = f.read()
+            data = review_limits.read_bounded(f)
+        text = review_limits.zip_member(data) if zipfile.is_zipfile(io.BytesIO(data)) else data
+        return data, review_limits.parse_json(text)
     except (FileNotFoundError, IsADirectoryError):
         raise StorageError(f"{path}: no such file") from None
-    text = data
-    if zipfile.is_zipfile(io.BytesIO(data)):
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            names = [n for n in z.namelist() if n.endswith(".json")]
-            if len(names) != 1:
-                raise StorageError(f"{path}: a zip should hold one annotation JSON (CVAT's "
-                                   f"annotations/instances_default.json); found {names}")
-            text = z.read(names[0])
-    try:
-        return data, json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise StorageError(f"{path}: not JSON; give a COCO JSON (CVAT 'COCO 1.0' export) or a "
-                           "Label Studio JSON export") from None
+    except ValueError as exc:
+        hint = ("; give a COCO JSON (CVAT 'COCO 1.0' export) or a Label Studio JSON export"
+                if str(exc).startswith("not JSON") else "")
+        raise StorageError(f"{path}: {exc}{hint}") from None
 
 
 def detect_format(document) -> str | None:
@@ -138,14 +134,20 @@ def _label(image_id: str, h: int, w: int, rle: dict, class_name: str, classes: l
             "annotated_at": when or None}
 
 
-def _coco_mask(segmentation, h: int, w: int) -> dict | None:
+def _coco_mask(segmentation, h: int, w: int, budget: review_limits.VertexBudget
+               ) -> dict | None:
+    """The COCO RLE of an annotation's segmentation, checked first (storage.review_limits);
+    None for no mask. ValueError naming what is wrong."""
     if isinstance(segmentation, list):
-        return polygons_rle(segmentation, h, w)
+        return polygons_rle([review_limits.checked_polygon(p, h, w, budget)
+                             for p in segmentation], h, w)
     if isinstance(segmentation, dict) and "counts" in segmentation:
         if list(segmentation.get("size", [])) != [h, w]:
             raise ValueError(f"mask size {segmentation.get('size')} is not {[h, w]}")
         if isinstance(segmentation["counts"], list):
-            return uncompressed_rle(segmentation, h, w)
+            review_limits.check_runs(segmentation["counts"], h, w)
+            return uncompressed_rle({"size": [h, w], "counts": segmentation["counts"]}, h, w)
+        review_limits.check_compressed(segmentation["counts"], h, w)
         return {"size": [h, w], "counts": segmentation["counts"]}
     return None
 
@@ -154,7 +156,9 @@ def parse_coco(document: dict, images: _Images, classes: list[str], source: str)
     """Label dicts (image_id, class, rle counts, who/when) of a COCO document."""
     categories = {c["id"]: c["name"] for c in document["categories"]}
     info = document.get("info") or {}
-    by_id = {}
+    review_limits.check_count(len(document["annotations"]))
+    review_limits.check_count(len(document["images"]), "images")
+    budget, by_id = review_limits.VertexBudget(), {}
     for image in document["images"]:
         image_id = images.match(image["file_name"])
         images.check_size(image_id, image["height"], image["width"])
@@ -167,7 +171,7 @@ def parse_coco(document: dict, images: _Images, classes: list[str], source: str)
                                "category the file does not list")
         image_id, h, w = by_id[ann["image_id"]]
         try:
-            rle = _coco_mask(ann.get("segmentation"), h, w)
+            rle = _coco_mask(ann.get("segmentation"), h, w, budget)
         except ValueError as exc:
             raise StorageError(f"{source}: annotation {ann.get('id')}: {exc}") from None
         if rle is None:
@@ -195,10 +199,21 @@ def _task_image(task: dict, images: _Images) -> str:
     return images.match(name)
 
 
+def _percent_points(points, h: int, w: int) -> list[float]:
+    """Label Studio's [[x%, y%], ...] as a flat pixel polygon; ValueError when not so shaped."""
+    if not isinstance(points, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in p)
+            for p in points):
+        raise ValueError("polygon points are not a list of [x, y] percentages")
+    return [c for x, y in points for c in (x * w / 100.0, y * h / 100.0)]
+
+
 def parse_label_studio(tasks: list[dict], images: _Images, classes: list[str],
                        source: str) -> list[dict]:
     """Label dicts of a Label Studio JSON export (polygonlabels; see the module docstring)."""
-    labels = []
+    review_limits.check_count(len(tasks), "tasks")
+    labels, budget = [], review_limits.VertexBudget()
     for task in tasks:
         annotation = _latest_annotation(task)
         if annotation is None:
@@ -216,9 +231,13 @@ def parse_label_studio(tasks: list[dict], images: _Images, classes: list[str],
                     "polygonlabels (the labeling config `ovseg review export` wrote)")
             images.check_size(image_id, result.get("original_height", h),
                               result.get("original_width", w))
+            review_limits.check_count(len(labels) + 1)
             value = result["value"]
-            flat = [c for x, y in value["points"] for c in (x * w / 100.0, y * h / 100.0)]
-            rle = polygons_rle([flat], h, w)
+            flat = _percent_points(value["points"], h, w)
+            try:
+                rle = polygons_rle([review_limits.checked_polygon(flat, h, w, budget)], h, w)
+            except ValueError as exc:
+                raise StorageError(f"{source}: task {task.get('id')}: {exc}") from None
             if rle is None:
                 continue  # fewer than three points enclose nothing
             labels.append(_label(image_id, h, w, rle, value["polygonlabels"][0], classes,
@@ -250,10 +269,32 @@ def latest_round(ws: Workspace) -> int:
     return committed[-1]
 
 
+def _marked(document) -> bool:
+    """Whether a COCO document carries the "ovseg" field ovseg's exports put on annotations."""
+    return isinstance(document, dict) and any(
+        isinstance(a, dict) and isinstance(a.get("ovseg"), dict)
+        for a in document.get("annotations") or [])
+
+
+def _refuse_unedited(ws: Workspace, round: int, labels: list[dict], document, path: str
+                     ) -> None:
+    if unedited(ws, round, labels, _marked(document)):
+        images = len({label["image_id"] for label in labels})
+        raise StorageError(
+            f"{path}: its {len(labels)} mask(s) on {images} image(s) are round {round}'s "
+            "pseudo-labels unchanged (ovseg's own export, not yet corrected?); stored as human "
+            "labels, retraining would take them as checked by a person. Correct them in CVAT "
+            "or Label Studio and import that tool's export, or pass --allow-unedited if a "
+            "person checked these masks and changed nothing")
+
+
 def import_review(workspace: Workspace | str, path: str, classes: list[str],
-                  round: int | None = None) -> dict:
+                  round: int | None = None, allow_unedited: bool = False) -> dict:
     """Store the corrected masks of `path` (see the module docstring) as human labels of
     `round` (default: the newest committed round); `classes` is the vocabulary.
+
+    A file whose masks are the round's pseudo-labels unchanged (storage.review_unedited) is
+    refused with a StorageError unless `allow_unedited`.
 
     Returns {"tool", "sha256", "round", "rows", "images", "new": bool, "without_masks"};
     `new` is False, and nothing is written, when a file with the same content was imported
@@ -275,11 +316,15 @@ def import_review(workspace: Workspace | str, path: str, classes: list[str],
     parse = parse_coco if fmt == "coco" else parse_label_studio
     try:
         labels = parse(document, images, classes, path)
-    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+    except ValueError as exc:
+        raise StorageError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, IndexError, AttributeError, OverflowError) as exc:
         raise StorageError(f"{path}: not shaped as a {tool} {fmt} export ({type(exc).__name__}: "
                            f"{exc})") from None
     if not labels:
         raise StorageError(f"{path}: holds no annotated mask to import")
+    if not allow_unedited:
+        _refuse_unedited(ws, round, labels, document, path)
     covered = sorted({label["image_id"] for label in labels})
     new = human_labels.write(ws, _table(labels, round, tool, path, sha256), sha256)
     if not _recorded(ws, sha256):

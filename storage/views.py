@@ -83,3 +83,15 @@ _VIEWS = {
 }
 
 QUALITY_VIEWS = {name: sql.replace("PAINTED_AREA", PAINTED_AREA) for name, sql in _VIEWS.items()}
+
+BASE_VIEWS = {
+    "pseudo_labels": "one row per (round, image, region); clip_class_name names clip_class_id",
+    "images": "one row per (round, image), also images without regions",
+    "shards": "the committed shards of each round",
+    "rounds": "the lineage records (config, row_counts and metrics are JSON)",
+    "human_labels": "masks people corrected and imported (ovseg review import)",
+}
+"""The views storage.query makes from the store's files, with what one row is."""
+
+VIEW_NAMES = (*BASE_VIEWS, *QUALITY_VIEWS)
+"""Every view a query can read."""

@@ -3,9 +3,9 @@ layout)."""
 
 from __future__ import annotations
 
-import argparse
-
+from flows.commands import SPLIT_HELP
 from ovseg_core.constants import DATASET_KINDS as KINDS
+from ovseg_core.constants import SYNTHETIC_WORLD as W
 
 
 def add_parser(subparsers) -> None:
@@ -15,23 +15,31 @@ def add_parser(subparsers) -> None:
     synth = sub.add_parser(
         "synth", help="write the small synthetic dataset (seen source, target with unseen classes)",
         description="Write a deterministic synthetic dataset in the generic layout: "
-                    "OUT/source/{train,val}, OUT/target, OUT/dataset.json.")
+                    "OUT/source/{train,val}, OUT/target, OUT/target_val, OUT/dataset.json. "
+                    "The defaults make the main job's world (`ovseg run` without data "
+                    f"settings): {W['train']} + {W['val']} labelled source images, "
+                    f"{W['target']} target images to self-train on and {W['target_val']} "
+                    "held-out labelled target images.")
     synth.add_argument("out", help="output folder (must not hold a dataset yet)")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=int, default=0, help="default 0, the main job's seed")
     synth.add_argument("--size", type=int, default=128, help="image side in px (default 128)")
-    synth.add_argument("--train", type=int, default=48, help="source training images (default 48)")
-    synth.add_argument("--val", type=int, default=16, help="source validation images (default 16)")
-    synth.add_argument("--target", type=int, default=32, help="target images (default 32)")
-    synth.add_argument("--target-val", type=int, default=0,
-                       help="held-out labelled target images in OUT/target_val (default 0)")
+    synth.add_argument("--train", type=int, default=W["train"],
+                       help=f"source training images (default {W['train']})")
+    synth.add_argument("--val", type=int, default=W["val"],
+                       help=f"source validation images (default {W['val']})")
+    synth.add_argument("--target", type=int, default=W["target"],
+                       help=f"target images to self-train on (default {W['target']})")
+    synth.add_argument("--target-val", type=int, default=W["target_val"],
+                       help="held-out labelled target images in OUT/target_val (default "
+                       f"{W['target_val']})")
     synth.set_defaults(handler=run)
     info = sub.add_parser(
-        "info", help="open a dataset, read some samples and print its vocabulary and label counts",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "info", help="open a dataset, read some samples and print its vocabulary and label counts")
     info.add_argument("--dataset", choices=KINDS, required=True)
     info.add_argument("--root", required=True)
-    info.add_argument("--split", default=None, help="split (default: the validation split)")
-    info.add_argument("--check", type=int, default=20, help="samples to read and check (0 = all)")
+    info.add_argument("--split", default=None, help=SPLIT_HELP)
+    info.add_argument("--check", type=int, default=20,
+                      help="samples to read and check (default 20; 0 = all)")
     info.set_defaults(handler=run)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flows.commands import SPLIT_HELP
 from ovseg_core.constants import DATASET_KINDS as KINDS
 
 
@@ -12,9 +13,10 @@ def add_parser(subparsers) -> None:
                     "paper preset) or sliding windows; prints per-class IoU and mIoU.")
     parser.add_argument("--dataset", choices=KINDS, required=True)
     parser.add_argument("--root", required=True)
-    parser.add_argument("--split", default=None, help="split (default: the validation split)")
+    parser.add_argument("--split", default=None, help=SPLIT_HELP)
     parser.add_argument("--checkpoint", required=True,
-                        help="checkpoint folder (model.safetensors + config.json)")
+                        help="checkpoint folder (model.safetensors + config.json), or its "
+                        "model.safetensors")
     parser.add_argument("--save-predictions", metavar="DIR", help="write predicted label maps here")
     parser.add_argument("--json", metavar="FILE", help="write the numbers as JSON")
     parser.add_argument("--seen-classes", metavar="FILE",
@@ -49,15 +51,24 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from ovseg_core.checkpoint import load_model
+    from flows.commands.paths import checkpoint_folder, existing
+
+    existing(args.root, "--root", "dataset folder")
+    if args.seen_classes:
+        existing(args.seen_classes, "--seen-classes", "file")
+    checkpoint = checkpoint_folder(args.checkpoint)
+
     from ovseg_core.data import open_dataset
+
+    dataset = open_dataset(args.dataset, args.root, args.split)
+
+    from ovseg_core.checkpoint import load_model
     from ovseg_core.device import pick_runtime
     from ovseg_core.inference import evaluate
     from ovseg_core.metrics import format_table
 
     runtime = pick_runtime(args.device)
-    dataset = open_dataset(args.dataset, args.root, args.split)
-    model = load_model(args.checkpoint)
+    model = load_model(checkpoint)
     seen = seen_mask(dataset.class_names, args.seen_classes, args.root)
     save = Path(args.save_predictions) if args.save_predictions else None
     result = evaluate(model, dataset, runtime, seen=seen, save_predictions=save, size=args.size,

@@ -44,6 +44,10 @@ def add_parser(subparsers) -> None:
                           "Studio JSON export")
     importer.add_argument("--round", type=int, default=None,
                           help="the round that was reviewed (default: the newest committed)")
+    importer.add_argument("--allow-unedited", action="store_true",
+                          help="store the file even when its masks are the round's "
+                          "pseudo-labels unchanged (refused without it: such a file is "
+                          "usually ovseg's own export, not a person's corrections)")
     for p in (export, importer):
         p.add_argument("--workspace", default=DEFAULT_WORKSPACE, help="workspace root, a path "
                        f"or fsspec URL (default {DEFAULT_WORKSPACE})")
@@ -102,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
                   "project has a Local files storage (Settings > Cloud Storage > Add Source "
                   f"Storage, not synced) with the absolute path {folder}")
         return 0
-    done = import_review(ws, args.file, classes, round=args.round)
+    done = import_review(ws, args.file, classes, round=args.round,
+                         allow_unedited=args.allow_unedited)
     if not done["new"]:
         print(f"{args.file} was imported before (sha256 {done['sha256'][:12]}): nothing added")
         return 0

@@ -32,7 +32,8 @@ def open_dataset(kind: str, root: str | Path, split: str | None = None) -> Label
 
     `split` defaults to the benchmark's validation split ("validation", "val2017", "val");
     "val" / "train" are accepted for every kind. For "generic" it names a sub-folder
-    (`root/<split>/images`) or, when None, `root/images`.
+    (`root/<split>/images`) or, when None, `root/images` (`root/val/images` when there is no
+    `root/images`).
     """
     if kind not in DATASET_KINDS:
         raise OvsegError(f"unknown dataset kind {kind!r}; choose from {', '.join(DATASET_KINDS)}")

@@ -158,8 +158,11 @@ def find_root(root: Path, candidates: tuple[str, ...], marker: str) -> Path:
 
 
 def open_generic(root: Path, split: str | None = None) -> LabeledDataset:
-    """`[split/]images/`, optional `[split/]labels/`, `classes.txt` in the split folder or root."""
+    """`[split/]images/`, optional `[split/]labels/`, `classes.txt` in the split folder or root.
+    Without a split: `root/images`, else the validation split `root/val` when it exists."""
     root = Path(root)
+    if split is None and not (root / "images").is_dir() and (root / "val" / "images").is_dir():
+        split = "val"
     base = root / split if split else root
     require_dir(base, f"split {split!r}" if split else "dataset folder")
     classes = base / "classes.txt"

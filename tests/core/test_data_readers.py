@@ -205,8 +205,17 @@ def test_unlabeled_images_skip_and_report_unreadable(tmp_path):
     save_image(tmp_path / "sub" / "b.png")
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8garbage")
     (tmp_path / "notes.txt").write_text("not an image")
-    with pytest.warns(UserWarning, match="skipped 1 unreadable images"):
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "moved-away.jpg")
+    (tmp_path / "link.png").symlink_to(tmp_path / "sub" / "b.png")
+    (tmp_path / ".DS_Store").write_bytes(b"\0")
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "x.png").write_bytes(b"\0")
+    with pytest.warns(UserWarning, match="skipped 3 files that are not readable images"):
         images = UnlabeledImages(tmp_path)
-    assert images.image_ids == ["a.jpg", "sub/b.png"]
-    assert [i for i, _ in images.skipped] == ["broken.jpg"]
+    assert images.image_ids == ["a.jpg", "link.png", "sub/b.png"]
+    reasons = dict(images.skipped)
+    assert sorted(reasons) == ["broken.jpg", "gone.jpg", "notes.txt"]
+    assert reasons["gone.jpg"].startswith("dangling symbolic link (to ")
+    assert "moved-away.jpg, which does not exist" in reasons["gone.jpg"]
+    assert reasons["notes.txt"].startswith("not an image file type ovseg reads (.txt;")
     assert images.read("sub/b.png").shape == (6, 5, 3)

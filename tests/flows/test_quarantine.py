@@ -20,6 +20,8 @@ def test_unreadable_target_files_are_recorded_not_lost(prefect_api, synthetic_ro
     (target / "empty.png").write_bytes(b"")
     (target / "page.jpg").write_text("<html>not an image</html>")
     (target / "truncated.png").write_bytes(good[0].read_bytes()[:200])  # header only
+    (target / "moved.png").symlink_to(tmp_path / "elsewhere" / "moved.png")  # dangling
+    (target / "notes.txt").write_text("the camera's settings")
     ws = tmp_path / "ws"
     shutil.copytree(stage_one_workspace, ws)
     cfg = small_config(synthetic_root, ws, rounds=1)
@@ -29,8 +31,12 @@ def test_unreadable_target_files_are_recorded_not_lost(prefect_api, synthetic_ro
     round_flow(cfg)(cfg, 1)
 
     quarantined = run_sql(str(ws), "SELECT image_id, problem FROM quarantine").to_pylist()
-    assert [q["image_id"] for q in quarantined] == ["empty.png", "page.jpg", "truncated.png"]
+    assert [q["image_id"] for q in quarantined] == ["empty.png", "moved.png", "notes.txt",
+                                                     "page.jpg", "truncated.png"]
     assert all(q["problem"] for q in quarantined)
+    problems = {q["image_id"]: q["problem"] for q in quarantined}
+    assert problems["moved.png"].startswith("dangling symbolic link")
+    assert problems["notes.txt"].startswith("not an image file type")
     counts = run_sql(str(ws), "SELECT count(*) AS n, count(*) FILTER (WHERE problem IS NULL) "
                               "AS ok FROM images WHERE round = 1").to_pylist()[0]
-    assert counts == {"n": len(good) + 3, "ok": len(good)}  # every file found is in the round
+    assert counts == {"n": len(good) + 5, "ok": len(good)}  # every file found is in the round

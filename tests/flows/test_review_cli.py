@@ -122,3 +122,49 @@ def test_the_installed_command_prints_no_traceback(round_one, tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().startswith("ovseg review: error:")
     assert out.stderr.count("\n") == 1
+
+
+def _nothing_imported(root) -> bool:
+    from storage.workspace import Workspace
+
+    return not any(r.stage == "review_import" for r in Workspace(root).lineage())
+
+
+def test_ovseg_s_own_unedited_exports_are_refused_without_the_flag(round_one, tmp_path, capsys):
+    root, _ = round_one
+    ws = ["--workspace", root]
+    assert main(["review", "export", "--round", "1", "--tool", "cvat", "--out",
+                 str(tmp_path / "cvat"), *ws]) == 0
+    assert main(["export", "--round", "1", "--format", "coco", "--out", str(tmp_path / "coco"),
+                 *ws]) == 0
+    capsys.readouterr()
+    review = str(tmp_path / "cvat" / "annotations.json")
+    for path in (review, str(tmp_path / "coco" / "pseudo_labels_round=001.json")):
+        one_line_error(["review", "import", path, *ws], capsys,
+                       "pass --allow-unedited if a person checked these masks")
+        assert _nothing_imported(root)
+    assert main(["review", "import", review, "--allow-unedited", *ws]) == 0
+    assert "imported 9 mask(s) on 3 image(s)" in capsys.readouterr().out
+
+
+def test_a_tool_s_export_of_unchanged_masks_is_refused_a_deletion_is_not(round_one, tmp_path,
+                                                                         capsys):
+    """Without ovseg's marks (what CVAT and Label Studio write back): the same masks, as
+    Label Studio polygons, are refused; deleting a mask that paints is a correction."""
+    root, _ = round_one
+    ws = ["--workspace", root]
+    assert main(["review", "export", "--round", "1", "--tool", "label-studio", "--out",
+                 str(tmp_path / "ls"), *ws]) == 0
+    capsys.readouterr()
+    tasks = json.loads((tmp_path / "ls" / "tasks.json").read_text())
+    exported = [dict(task, id=n, annotations=[{"id": n, "result": task["predictions"][0]["result"],
+                                               "completed_by": 1}])
+                for n, task in enumerate(tasks, start=1)]
+    (tmp_path / "same.json").write_text(json.dumps(exported))
+    one_line_error(["review", "import", str(tmp_path / "same.json"), *ws], capsys,
+                   "pseudo-labels unchanged")
+    assert _nothing_imported(root)
+    exported[0]["annotations"][0]["result"] = exported[0]["annotations"][0]["result"][1:]
+    (tmp_path / "deleted.json").write_text(json.dumps(exported))
+    assert main(["review", "import", str(tmp_path / "deleted.json"), *ws]) == 0
+    assert "imported" in capsys.readouterr().out

@@ -140,4 +140,4 @@ def test_export_command_writes_a_coco_file_pycocotools_loads(workspace, tmp_path
     assert sorted(coco.getCatIds()) == [3, 5, 7]  # the rows that paint, not the ungated one
     assert main(["export", "--round", "9", "--format", "png", "--out", str(out),
                  "--workspace", workspace.root]) == 2
-    assert "round 9 is not committed" in capsys.readouterr().err
+    assert "round 9 is not a committed round" in capsys.readouterr().err
