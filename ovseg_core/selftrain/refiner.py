@@ -270,7 +270,7 @@ class SamRefiner:
                  jobs: list[tuple[int, int]]) -> RegionPrompts:
         """The prompts of every (image, region) job, in job order (images in ascending order,
         as `refine_batch` lists the jobs). embeddings: (B, C, s, s), for prompt rules that look
-        at the image (benchmarks/samrefiner_parts.py); these prompts do not."""
+        at the image (studies/samrefiner_parts.py); these prompts do not."""
         per_image = [build_prompts([regions[i][j] for ii, j in jobs if ii == i], frames[i],
                                    self.settings.prompts, embeddings.device)
                      for i in sorted({i for i, _ in jobs})]
@@ -300,7 +300,7 @@ class SamRefiner:
 
     def _threshold(self, logits: Tensor, regions: list[Region]) -> np.ndarray:
         """(k, T, h, w) bool host masks of SAM's logits (k, T, h, w) for `regions` (k): above
-        `mask_threshold` (the regions are for rules that depend on them; benchmarks/)."""
+        `mask_threshold` (the regions are for rules that depend on them; studies/)."""
         return (logits > self.settings.mask_threshold).cpu().numpy()
 
     @staticmethod

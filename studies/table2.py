@@ -6,7 +6,7 @@ mIoU) and then the self-training rounds (the +ST / DEA+ST rows: the last round's
 through the real Prefect flows. Prints mean +- std over seeds of seen, unseen and all mIoU (%)
 and writes every run's figures to `<workdir>/table2.json`.
 
-    uv run python benchmarks/bench_table2.py --seeds 0 1 2 --rounds 2
+    uv run python studies/table2.py --seeds 0 1 2 --rounds 2
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ Each image is encoded once. Sets: the dev extra's voc / arc2017 / quokka and the
 first two, and any VOC folders or COCO files given (for example those the `*_voc.py` scripts
 write):
 
-    uv run --extra dev python benchmarks/samrefiner_parts.py out/nuclei out/scenetext \\
+    uv run --extra dev python studies/samrefiner_parts.py out/nuclei out/scenetext \\
         out/radiomics out/labelme/voc out/labelme/apc
 """
 
