@@ -17,6 +17,7 @@ import argparse
 import json
 
 from ovseg_core.memory_estimate import GPU_GIB, check, estimate
+from storage.results import figure, record
 
 
 def _row(r: dict) -> str:
@@ -54,6 +55,30 @@ def main() -> None:
                           args.top_k, args.kept)
         line = _row(result)
     print(json.dumps(result) if args.json else line)
+    _record(args, result)
+
+
+def _record(args, r: dict) -> None:
+    """results/memory_<case>.json: the estimate's peak and its split (GiB)."""
+    if args.check:
+        record("memory_tracker_check", [
+            figure("fake-tensor estimate", round(r["fake_peak_mib"], 2), "MiB"),
+            figure("real run", round(r["real_peak_mib"], 2), "MiB"),
+            figure("real run's rise, tracker", round(r["tracker_rise_mib"], 2), "MiB"),
+            figure("real run's rise, CPU allocator (profiler)", round(r["allocator_rise_mib"], 2),
+                   "MiB"),
+            figure("loss gap", f"{r['loss_gap']:.1e}")],
+            title="Memory tracker check (tiny preset, 2 training steps, CPU)")
+        return
+    top = f"_top{r['top_k']}_kept{r['kept']}" if r["top_k"] else ""
+    unit = f"memory_{r['mode']}_{r['preset']}_b{r['batch']}_crop{r['crop']}_c{r['classes']}{top}"
+    parts = ("parameters", "gradients", "optimizer_state", "activations_temporaries")
+    record(unit, [figure("ESTIMATED peak", round(r["peak_gib"], 2), "GiB", f"< {GPU_GIB}"),
+                  *[figure(p.replace("_", " "), round(r[p], 2), "GiB") for p in parts],
+                  figure("peak at", r["peak_at"])],
+           title=f"ESTIMATED GPU memory: {r['mode']}, {r['preset']} preset, batch {r['batch']}, "
+                 f"crop {r['crop']}, {r['classes']} classes"
+                 + (f", top-K {r['top_k']} with {r['kept']} kept" if r["top_k"] else ""))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,157 @@
+"""Measured figures as data: one small JSON file per benchmark or study under `results/`, and
+`docs/results.md` rendered from them.
+
+A script records its figures with `record(unit, figures, ...)`; the file says what was
+measured, the command that measured it, when, on what machine and at which code version (git
+sha, `-dirty` when tracked files differed from it). `render()` turns every file into the
+results document; `python -m storage.results` rewrites it and `--check` fails when it is stale.
+
+    {"unit": "storage_write", "kind": "benchmark", "title": "...",
+     "command": "uv run python benchmarks/bench_storage_write.py",
+     "date": "2026-12-07", "machine": "x86_64, 2 cores, no GPU", "code_version": "4514525",
+     "figures": [{"name": "ratio", "value": 0.99, "unit": "x", "target": "< 1.25"}],
+     "conclusion": "..."}
+
+A figure whose `value` is null is a placeholder: it is shown as "to be measured".
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "results"
+DOCUMENT = REPO / "docs" / "results.md"
+KINDS = ("benchmark", "study", "placeholder")
+HEADER = """# Measured results
+
+Rendered from `results/*.json` by `uv run python -m storage.results`; do not edit by hand.
+Each section is one benchmark or study: its figures, the command that measured them, the date,
+the machine and the code version (git sha). A rerun of the command rewrites its JSON file;
+re-render this document afterwards (a test fails while it is stale).
+Figures shown as "to be measured" have no measurement at this code version yet.
+"""
+
+
+def code_version(repo: Path = REPO) -> str:
+    """Short git sha of `repo`'s HEAD, `-dirty` when tracked files differ from it."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+
+    sha = git("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
+    dirty = git("diff", "--quiet", "HEAD").returncode != 0
+    return sha + ("-dirty" if dirty else "")
+
+
+def machine() -> str:
+    """CPU architecture, cores, memory and the GPU (when torch is already imported and sees
+    one), e.g. "x86_64, 2 cores, 24 GiB, no GPU"."""
+    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") \
+        else 0
+    gpu = "no GPU"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name(0)
+    return f"{platform.machine()}, {os.cpu_count()} cores, {round(pages / 2**30)} GiB, {gpu}"
+
+
+def invoked_command() -> str:
+    """How this process was started, as a user would type it (`uv run python script args`)."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(".py"):
+        script = Path(argv[0]).resolve()
+        argv[0] = str(script.relative_to(REPO)) if script.is_relative_to(REPO) else argv[0]
+        return "uv run python " + shlex.join(argv)
+    return shlex.join([Path(sys.executable).name, *argv])
+
+
+def figure(name: str, value, unit: str = "", target: str = "") -> dict:
+    """One measured figure; `value` a number, a short text, or None (to be measured)."""
+    return {"name": name, "value": value, "unit": unit, "target": target}
+
+
+def record(unit: str, figures: list[dict], *, title: str, kind: str = "benchmark",
+           command: str | None = None, conclusion: str = "", folder: Path = RESULTS_DIR,
+           ) -> Path:
+    """Write results/<unit>.json (replacing the last one) and return its path."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    entry = {"unit": unit, "kind": kind, "title": title,
+             "command": command or invoked_command(),
+             "date": dt.date.today().isoformat(), "machine": machine(),
+             "code_version": code_version(), "figures": figures, "conclusion": conclusion}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{unit}.json"
+    path.write_text(json.dumps(entry, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def load(folder: Path = RESULTS_DIR) -> list[dict]:
+    """Every results file, by kind (benchmarks, studies, placeholders) and unit name."""
+    entries = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    return sorted(entries, key=lambda e: (KINDS.index(e["kind"]), e["unit"]))
+
+
+def _value(fig: dict) -> str:
+    value = fig["value"]
+    if value is None:
+        return "to be measured"
+    if isinstance(value, float):
+        value = f"{value:.4g}"
+    return f"{value} {fig['unit']}".strip()
+
+
+def _section(entry: dict) -> str:
+    lines = [f"### {entry['title']} (`{entry['unit']}`)", ""]
+    if entry["figures"]:
+        lines += ["| figure | value | target |", "|---|---|---|"]
+        lines += [f"| {f['name']} | {_value(f)} | {f.get('target') or ''} |"
+                  for f in entry["figures"]]
+        lines.append("")
+    if entry.get("conclusion"):
+        lines += [entry["conclusion"], ""]
+    lines += [f"- command: `{entry['command']}`",
+              f"- measured: {entry['date']} on {entry['machine']}, code {entry['code_version']}",
+              ""]
+    return "\n".join(lines)
+
+
+def render(entries: list[dict]) -> str:
+    """The results document (Markdown) of `entries`."""
+    parts = [HEADER]
+    titles = {"benchmark": "## Benchmarks (speed and memory)", "study": "## Studies",
+              "placeholder": "## To be measured"}
+    for kind in KINDS:
+        chosen = [e for e in entries if e["kind"] == kind]
+        if chosen:
+            parts.append(titles[kind] + "\n")
+            parts += [_section(e) for e in chosen]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Render docs/results.md from results/*.json.")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when docs/results.md differs from the rendering")
+    args = parser.parse_args(argv)
+    text = render(load())
+    if args.check:
+        stale = not DOCUMENT.exists() or DOCUMENT.read_text() != text
+        if stale:
+            print("docs/results.md is stale: run `uv run python -m storage.results`")
+        return int(stale)
+    DOCUMENT.write_text(text)
+    print(f"wrote {DOCUMENT.relative_to(REPO)} from {len(load())} results files")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
