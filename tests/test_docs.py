@@ -1,0 +1,44 @@
+"""The generated documents match their sources: docs/configuration.md is rendered from the
+run configuration's model and docs/results.md from results/*.json; a change to either source
+without re-rendering fails here."""
+
+import json
+
+import pytest
+
+from flows import config_doc
+from flows.config import RunConfig
+from storage import results
+
+
+def test_configuration_reference_is_current():
+    assert config_doc.DOCUMENT.read_text() == config_doc.render(), (
+        "docs/configuration.md is stale: run `uv run python -m flows.config_doc`")
+
+
+def test_every_setting_is_documented_with_a_meaning():
+    for key, model in config_doc.sections(RunConfig):
+        for name, field in model.model_fields.items():
+            assert field.description, f"{key}.{name} has no description"
+    text = config_doc.render()
+    assert "`self_training.gate_threshold`" in text and "`quality.max_class_shift`" in text
+
+
+def test_results_document_is_current():
+    assert results.DOCUMENT.read_text() == results.render(results.load()), (
+        "docs/results.md is stale: run `uv run python -m storage.results`")
+
+
+def test_results_render_every_file_and_flag_placeholders(tmp_path):
+    results.record("a_bench", [results.figure("ratio", 0.991, "x", "< 1.25")],
+                   title="A bench", command="uv run python benchmarks/a.py", folder=tmp_path)
+    results.record("b_later", [results.figure("mIoU", None, "%")], title="Later",
+                   kind="placeholder", command="uv run ovseg run", folder=tmp_path)
+    entry = json.loads((tmp_path / "a_bench.json").read_text())
+    assert {"command", "date", "machine", "code_version", "figures"} <= set(entry)
+    text = results.render(results.load(tmp_path))
+    assert "| ratio | 0.991 x | < 1.25 |" in text
+    assert "| mIoU | to be measured |" in text
+    assert "`uv run python benchmarks/a.py`" in text
+    with pytest.raises(ValueError, match="kind"):
+        results.record("c", [], title="C", kind="guess", folder=tmp_path)
