@@ -3,7 +3,7 @@
 
 A script records its figures with `record(unit, figures, ...)`; the file says what was
 measured, the command that measured it, when, on what machine and at which code version (git
-sha, `-dirty` when tracked files differed from it). `render()` turns every file into the
+sha, `-dirty` when tracked code differed from it). `render()` turns every file into the
 results document; `python -m storage.results` rewrites it and `--check` fails when it is stale.
 
     {"unit": "storage_write", "kind": "benchmark", "title": "...",
@@ -42,12 +42,14 @@ Figures shown as "to be measured" have no measurement at this code version yet.
 
 
 def code_version(repo: Path = REPO) -> str:
-    """Short git sha of `repo`'s HEAD, `-dirty` when tracked files differ from it."""
+    """Short git sha of `repo`'s HEAD, `-dirty` when tracked code differs from it (Markdown
+    and tests/ excluded: they do not change a measurement)."""
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
 
     sha = git("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
-    dirty = git("diff", "--quiet", "HEAD").returncode != 0
+    dirty = git("diff", "--quiet", "HEAD", "--", ".", ":(exclude)*.md",
+                ":(exclude)tests/").returncode != 0
     return sha + ("-dirty" if dirty else "")
 
 
