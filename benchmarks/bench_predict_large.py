@@ -27,6 +27,7 @@ from ovseg_core.data.transforms import to_model_input
 from ovseg_core.device import pick_runtime
 from ovseg_core.inference import predict_label_map
 from ovseg_core.modeling.build import build_model
+from storage.results import figure, record
 
 
 def main() -> None:
@@ -48,6 +49,11 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
     print(f"{h}x{w}, {args.classes} classes: {seconds:.1f} s, label checksum "
           f"{int(label.astype(np.int64).sum())}, peak RSS {peak:.2f} GiB")
+    record(f"predict_large_{h}x{w}_c{args.classes}",
+           [figure("predict_label_map", round(seconds, 1), "s"),
+            figure("peak RSS", round(peak, 2), "GiB")],
+           title=f"`ovseg predict`'s label map of one {h}x{w} image, {args.classes} classes "
+                 "(tiny preset, CPU)")
     if args.compare:
         compare(model, image, text, torch.from_numpy(label.astype(np.int64)))
 

@@ -46,6 +46,7 @@ from pathlib import Path
 from bench_round import bench_config, timed_round
 
 from ovseg_core.round_costs import ratios, table_row
+from storage.results import figure, record
 
 
 def main() -> None:
@@ -88,6 +89,7 @@ def main() -> None:
         print_table(rows)
     summary = ratios(rows)
     print_summary(summary)
+    _record(rows, summary)
     if args.out:
         Path(args.out).write_text(json.dumps({"args": vars(args), "rows": rows,
                                               "summary": summary}, indent=2) + "\n")
@@ -183,6 +185,21 @@ def print_summary(summary: dict) -> None:
           " (target <= 1.2)")
     print(f"peak RSS, largest size / the size before: {shown(summary['peak_rss_ratio'])} "
           "(target <= 1.2)")
+
+
+def _record(rows: list[dict], summary: dict) -> None:
+    """results/scale.json: the growth ratios and each size's wall time and peak RSS."""
+    figures = [figure("marginal s/img, largest size / the size before", summary["marginal_ratio"]
+                      and round(summary["marginal_ratio"], 2), "x", "<= 1.2"),
+               figure("peak RSS, largest size / the size before", summary["peak_rss_ratio"]
+                      and round(summary["peak_rss_ratio"], 2), "x", "<= 1.2")]
+    for row in rows:
+        n = row["images"]
+        figures += [figure(f"{n} images: wall", round(row["wall_s"], 1), "s"),
+                    figure(f"{n} images: orchestration", round(row["orchestration_pct"], 1), "%",
+                           "< 5 at 1,000 images"),
+                    figure(f"{n} images: peak RSS", round(row["peak_rss_mb"]), "MB")]
+    record("scale", figures, title="A round's cost and memory as its images grow")
 
 
 # ---- child: one round, then the queries, in a fresh process
