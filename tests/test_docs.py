@@ -42,3 +42,16 @@ def test_results_render_every_file_and_flag_placeholders(tmp_path):
     assert "`uv run python benchmarks/a.py`" in text
     with pytest.raises(ValueError, match="kind"):
         results.record("c", [], title="C", kind="guess", folder=tmp_path)
+
+
+def test_sql_guide_lists_every_view_and_column(tmp_path):
+    from storage.query import connect, view_names
+    from storage.workspace import Workspace
+
+    text = (config_doc.DOCUMENT.parent / "sql.md").read_text()
+    con = connect(Workspace(str(tmp_path / "ws")))
+    for view in view_names(con):
+        assert f"## `{view}`" in text, f"docs/sql.md has no section for the view {view}"
+        section = text.split(f"## `{view}`")[1].split("\n## ")[0]
+        for (column, *_) in con.sql(f"DESCRIBE {view}").fetchall():
+            assert f"| `{column}` |" in section, f"docs/sql.md: {view}.{column} is missing"
