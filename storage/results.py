@@ -4,7 +4,8 @@
 A script records its figures with `record(unit, figures, ...)`; the file says what was
 measured, the command that measured it, when, on what machine and at which code version (git
 sha, `-dirty` when tracked code differed from it). `render()` turns every file into the
-results document; `python -m storage.results` rewrites it and `--check` fails when it is stale.
+results document and `refresh()` sets the "last figure" cells of benchmarks/README.md and
+studies/README.md; `python -m storage.results` rewrites them, `--check` fails when one is stale.
 
     {"unit": "storage_write", "kind": "benchmark", "title": "...",
      "command": "uv run python benchmarks/bench_storage_write.py",
@@ -22,6 +23,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -30,7 +32,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "results"
 DOCUMENT = REPO / "docs" / "results.md"
-KINDS = ("benchmark", "study", "placeholder")
+INDEXES = (REPO / "benchmarks" / "README.md", REPO / "studies" / "README.md")
+"""Tables whose last cell, "`unit`: figure", shows a unit's headline figure (`refresh`)."""
+LAST_CELL = re.compile(r"`([a-z0-9_]+)`: [^|]*\|$", flags=re.MULTILINE)
+KINDS = ("benchmark", "study", "conclusion", "placeholder")
+"""benchmark: speed or memory; study: a question about the method; conclusion: a rejected
+idea's outcome, its script removed (`command` shows it from git); placeholder: figures that
+have no measurement at this code version yet."""
 HEADER = """# Measured results
 
 Rendered from `results/*.json` by `uv run python -m storage.results`; do not edit by hand.
@@ -120,16 +128,36 @@ def _section(entry: dict) -> str:
         lines.append("")
     if entry.get("conclusion"):
         lines += [entry["conclusion"], ""]
-    lines += [f"- command: `{entry['command']}`",
-              f"- measured: {entry['date']} on {entry['machine']}, code {entry['code_version']}",
-              ""]
+    if entry["kind"] == "placeholder":
+        lines += [f"- to be measured with: `{entry['command']}`", ""]
+    elif entry["kind"] == "conclusion":
+        lines += [f"- the removed script: `{entry['command']}`", ""]
+    else:
+        lines += [f"- command: `{entry['command']}`",
+                  f"- measured: {entry['date']} on {entry['machine']}, "
+                  f"code {entry['code_version']}", ""]
     return "\n".join(lines)
+
+
+def headline(entries: list[dict], unit: str) -> str:
+    """The unit's first figure as the results document shows it, or "not recorded yet"."""
+    entry = next((e for e in entries if e["unit"] == unit), None)
+    if entry is None or not entry["figures"]:
+        return "not recorded yet"
+    first = entry["figures"][0]
+    return f"{first['name']} {_value(first)}"
+
+
+def refresh(text: str, entries: list[dict]) -> str:
+    """`text` with every table row's last cell "`unit`: ..." set to the unit's headline."""
+    return LAST_CELL.sub(lambda m: f"`{m.group(1)}`: {headline(entries, m.group(1))} |", text)
 
 
 def render(entries: list[dict]) -> str:
     """The results document (Markdown) of `entries`."""
     parts = [HEADER]
     titles = {"benchmark": "## Benchmarks (speed and memory)", "study": "## Studies",
+              "conclusion": "## Ideas measured and not adopted",
               "placeholder": "## To be measured"}
     for kind in KINDS:
         chosen = [e for e in entries if e["kind"] == kind]
@@ -144,14 +172,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when docs/results.md differs from the rendering")
     args = parser.parse_args(argv)
-    text = render(load())
+    entries = load()
+    wanted = {DOCUMENT: render(entries)}
+    wanted.update({index: refresh(index.read_text(), entries) for index in INDEXES
+                   if index.exists()})
+    stale = [path for path, text in wanted.items()
+             if not path.exists() or path.read_text() != text]
     if args.check:
-        stale = not DOCUMENT.exists() or DOCUMENT.read_text() != text
-        if stale:
-            print("docs/results.md is stale: run `uv run python -m storage.results`")
-        return int(stale)
-    DOCUMENT.write_text(text)
-    print(f"wrote {DOCUMENT.relative_to(REPO)} from {len(load())} results files")
+        for path in stale:
+            print(f"{path.relative_to(REPO)} is stale: run `uv run python -m storage.results`")
+        return int(bool(stale))
+    for path in stale:
+        path.write_text(wanted[path])
+    print(f"rendered {len(entries)} results files; rewrote "
+          f"{', '.join(str(p.relative_to(REPO)) for p in stale) or 'nothing'}")
     return 0
 
 
