@@ -24,9 +24,8 @@ def test_every_setting_is_documented_with_a_meaning():
     assert "`self_training.gate_threshold`" in text and "`quality.max_class_shift`" in text
 
 
-def test_results_document_is_current():
-    assert results.DOCUMENT.read_text() == results.render(results.load()), (
-        "docs/results.md is stale: run `uv run python -m storage.results`")
+def test_results_document_and_indexes_are_current(capsys):
+    assert results.main(["--check"]) == 0, capsys.readouterr().out
 
 
 def test_results_render_every_file_and_flag_placeholders(tmp_path):
@@ -40,6 +39,10 @@ def test_results_render_every_file_and_flag_placeholders(tmp_path):
     assert "| ratio | 0.991 x | < 1.25 |" in text
     assert "| mIoU | to be measured |" in text
     assert "`uv run python benchmarks/a.py`" in text
+    index = "| `x.py` | what | `cmd` | `a_bench`: old |\n| `y.py` | | | `nothing`: old |\n"
+    assert results.refresh(index, results.load(tmp_path)) == (
+        "| `x.py` | what | `cmd` | `a_bench`: ratio 0.991 x |\n"
+        "| `y.py` | | | `nothing`: not recorded yet |\n")
     with pytest.raises(ValueError, match="kind"):
         results.record("c", [], title="C", kind="guess", folder=tmp_path)
 
