@@ -35,6 +35,7 @@ DOCUMENT = REPO / "docs" / "results.md"
 INDEXES = (REPO / "benchmarks" / "README.md", REPO / "studies" / "README.md")
 """Tables whose last cell, "`unit`: figure", shows a unit's headline figure (`refresh`)."""
 LAST_CELL = re.compile(r"`([a-z0-9_]+)`: [^|]*\|$", flags=re.MULTILINE)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 KINDS = ("benchmark", "study", "conclusion", "placeholder")
 """benchmark: speed or memory; study: a question about the method; conclusion: a rejected
 idea's outcome, its script removed (`command` shows it from git); placeholder: figures that
@@ -74,13 +75,15 @@ def machine() -> str:
 
 
 def invoked_command() -> str:
-    """How this process was started, as a user would type it (`uv run python script args`)."""
+    """How this process was started, as a user would type it (`uv run python script args`),
+    with the thread-count variables that shape a timing (`OMP_NUM_THREADS=1 ...`) in front."""
+    env = "".join(f"{k}={os.environ[k]} " for k in THREAD_VARIABLES if k in os.environ)
     argv = list(sys.argv)
     if argv and argv[0].endswith(".py"):
         script = Path(argv[0]).resolve()
         argv[0] = str(script.relative_to(REPO)) if script.is_relative_to(REPO) else argv[0]
-        return "uv run python " + shlex.join(argv)
-    return shlex.join([Path(sys.executable).name, *argv])
+        return env + "uv run python " + shlex.join(argv)
+    return env + shlex.join([Path(sys.executable).name, *argv])
 
 
 def figure(name: str, value, unit: str = "", target: str = "") -> dict:
