@@ -26,6 +26,7 @@ import argparse
 import numpy as np
 
 from ovseg_core.selftrain.polygon_labels import polygon_label
+from storage.results import figure, record
 
 
 def score_set(refiner, names: list[str], samples, tolerances: list[float],
@@ -86,6 +87,7 @@ def main() -> None:
     refiner = SamRefiner(build_sam("vit_t", None))  # the real MobileSAM, refine-check's defaults
     print("set, tolerance px, vertices per (image, class) | coarse -> refined mIoU: exact "
           "label | same masks vs polygons | polygon label degraded and refined")
+    figures = []
     with torch.inference_mode():
         for name, (names, samples) in labelled_sets(args.builtin, args.voc).items():
             for tolerance, r in score_set(refiner, names, samples, args.tolerances).items():
@@ -93,6 +95,12 @@ def main() -> None:
                          f"({r[k + '_r'] - r[k + '_c']:+.3f})" for k in ("exact", "same", "poly")]
                 print(f"{name} {tolerance:g} {r['vertices']:.0f} | " + " | ".join(cells),
                       flush=True)
+                figures.append(figure(
+                    f"{name} at {tolerance:g} px: refined - coarse, exact label / polygon label",
+                    f"{100 * (r['exact_r'] - r['exact_c']):+.1f} / "
+                    f"{100 * (r['poly_r'] - r['poly_c']):+.1f}", "points"))
+    record("polygon_labels", figures, kind="study",
+           title="Does a polygon label by itself turn SAM's gain into a loss?")
 
 
 if __name__ == "__main__":
