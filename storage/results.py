@@ -63,15 +63,18 @@ def code_version(repo: Path = REPO) -> str:
 
 
 def machine() -> str:
-    """CPU architecture, cores, memory and the GPU (when torch is already imported and sees
-    one), e.g. "x86_64, 2 cores, 24 GiB, no GPU"."""
+    """CPU architecture, cores, memory, the GPU (when torch is already imported and sees one)
+    and the 1-minute load average when recorded (timings taken under load are noisy), e.g.
+    "x86_64, 2 cores, 24 GiB, no GPU, load 0.3"."""
     pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") \
         else 0
     gpu = "no GPU"
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         gpu = torch.cuda.get_device_name(0)
-    return f"{platform.machine()}, {os.cpu_count()} cores, {round(pages / 2**30)} GiB, {gpu}"
+    load = f", load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return (f"{platform.machine()}, {os.cpu_count()} cores, {round(pages / 2**30)} GiB, {gpu}"
+            f"{load}")
 
 
 def invoked_command() -> str:
