@@ -35,6 +35,8 @@ DOCUMENT = REPO / "docs" / "results.md"
 INDEXES = (REPO / "benchmarks" / "README.md", REPO / "studies" / "README.md")
 """Tables whose last cell, "`unit`: figure", shows a unit's headline figure (`refresh`)."""
 LAST_CELL = re.compile(r"`([a-z0-9_]+)`: [^|]*\|$", flags=re.MULTILINE)
+FIELDS = ("unit", "kind", "title", "command", "date", "machine", "code_version", "figures",
+          "conclusion")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 KINDS = ("benchmark", "study", "conclusion", "placeholder")
 """benchmark: speed or memory; study: a question about the method; conclusion: a rejected
@@ -111,8 +113,17 @@ def record(unit: str, figures: list[dict], *, title: str, kind: str = "benchmark
 
 
 def load(folder: Path = RESULTS_DIR) -> list[dict]:
-    """Every results file, by kind (benchmarks, studies, placeholders) and unit name."""
-    entries = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    """Every results file, by kind (benchmarks, studies, conclusions, placeholders) and unit
+    name; a file without the fields `record` writes is an error naming it."""
+    entries = []
+    for path in sorted(folder.glob("*.json")):
+        entry = json.loads(path.read_text())
+        missing = sorted(set(FIELDS) - set(entry))
+        if missing or entry["kind"] not in KINDS or entry["unit"] != path.stem:
+            raise ValueError(f"{path}: not a results file (missing {missing}, kind "
+                             f"{entry.get('kind')!r}, unit {entry.get('unit')!r}); write it "
+                             "with storage.results.record")
+        entries.append(entry)
     return sorted(entries, key=lambda e: (KINDS.index(e["kind"]), e["unit"]))
 
 

@@ -45,6 +45,9 @@ def test_results_render_every_file_and_flag_placeholders(tmp_path):
         "| `y.py` | | | `nothing`: not recorded yet |\n")
     with pytest.raises(ValueError, match="kind"):
         results.record("c", [], title="C", kind="guess", folder=tmp_path)
+    (tmp_path / "hand.json").write_text(json.dumps({"unit": "hand", "figures": []}))
+    with pytest.raises(ValueError, match="hand.json: not a results file"):
+        results.load(tmp_path)
 
 
 def test_sql_guide_lists_every_view_and_column(tmp_path):
