@@ -102,6 +102,10 @@ def record(unit: str, figures: list[dict], *, title: str, kind: str = "benchmark
     """Write results/<unit>.json (replacing the last one) and return its path."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    if hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1):
+        busy = (f"Recorded while the machine was busy (load {os.getloadavg()[0]:.1f} on "
+                f"{os.cpu_count()} cores): its timings are not comparable with an idle run's.")
+        conclusion = f"{conclusion} {busy}".strip()
     entry = {"unit": unit, "kind": kind, "title": title,
              "command": command or invoked_command(),
              "date": dt.date.today().isoformat(), "machine": machine(),

@@ -61,3 +61,11 @@ def test_sql_guide_lists_every_view_and_column(tmp_path):
         section = text.split(f"## `{view}`")[1].split("\n## ")[0]
         for (column, *_) in con.sql(f"DESCRIBE {view}").fetchall():
             assert f"| `{column}` |" in section, f"docs/sql.md: {view}.{column} is missing"
+
+
+def test_a_busy_machine_is_said_next_to_its_timings(tmp_path, monkeypatch):
+    monkeypatch.setattr(results.os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    results.record("busy", [results.figure("t", 1.0, "s")], title="Busy", command="c",
+                   folder=tmp_path)
+    entry = json.loads((tmp_path / "busy.json").read_text())
+    assert "busy (load 64.0" in entry["conclusion"] and "load 64.0" in entry["machine"]
