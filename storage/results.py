@@ -37,6 +37,8 @@ INDEXES = (REPO / "benchmarks" / "README.md", REPO / "studies" / "README.md")
 LAST_CELL = re.compile(r"`([a-z0-9_]+)`: [^|]*\|$", flags=re.MULTILINE)
 FIELDS = ("unit", "kind", "title", "command", "date", "machine", "code_version", "figures",
           "conclusion")
+DEV_MODULES = ("imgviz", "imgaug", "moto", "pytest")
+"""Modules only the dev extra installs: a script that imported one ran with `--extra dev`."""
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 KINDS = ("benchmark", "study", "conclusion", "placeholder")
 """benchmark: speed or memory; study: a question about the method; conclusion: a rejected
@@ -87,7 +89,8 @@ def invoked_command() -> str:
     if argv and argv[0].endswith(".py"):
         script = Path(argv[0]).resolve()
         argv[0] = str(script.relative_to(REPO)) if script.is_relative_to(REPO) else argv[0]
-        return env + "uv run python " + shlex.join(argv)
+        dev = any(m in sys.modules for m in DEV_MODULES)  # it needed the dev extra
+        return env + f"uv run {'--extra dev ' if dev else ''}python " + shlex.join(argv)
     return env + shlex.join([Path(sys.executable).name, *argv])
 
 
