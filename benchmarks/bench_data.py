@@ -89,9 +89,10 @@ def main() -> None:
             samples = open_dataset(args.dataset, args.root, args.split)
         print(f"torch threads {torch.get_num_threads()}; {len(samples)} samples; crop {crop}; "
               f"batch {args.batch}")
+        rates = {}
         for workers in args.workers:
-            rate = loader_images_per_s(samples, crop, args.batch, workers, args.batches)
-            print(f"loader  workers={workers}: {rate:8.1f} images/s")
+            rates[workers] = loader_images_per_s(samples, crop, args.batch, workers, args.batches)
+            print(f"loader  workers={workers}: {rates[workers]:8.1f} images/s")
         if args.skip_model:
             return
         seconds = step_seconds(args.preset, crop, args.batch, len(samples.class_names),
@@ -100,6 +101,13 @@ def main() -> None:
     name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
     print(f"model   {args.preset} train step on {name}: {1000 * seconds:8.1f} ms/step = "
           f"{args.batch / seconds:8.1f} images/s")
+    from storage.results import figure, record
+
+    record(f"data_{args.preset}_{args.dataset or 'synthetic'}", [
+        figure("training step", round(args.batch / seconds, 1), "images/s"),
+        *[figure(f"loader, {w} workers", round(r, 1), "images/s", "> the training step")
+          for w, r in rates.items()]],
+        title=f"Data loading beside the {args.preset} training step ({name}, crop {crop})")
 
 
 if __name__ == "__main__":

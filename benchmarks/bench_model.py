@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ovseg_core.config import preset
 from ovseg_core.device import pick_runtime
 from ovseg_core.modeling.build import build_skeleton
+from storage.results import figure, record
 
 PAPER_GFLOP_PER_IMAGE = 361.0 + 972.0  # ConvNeXt-B at 768 + SAM ViT-B at 1024
 PAPER_DECODER_GFLOP_PER_CLASS = 3.35
@@ -125,6 +126,13 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
+    device = str(rows[0]["device"]) if rows else str(runtime.device)
+    record(f"model_{runtime.device.type}", [
+        figure(f"{r['preset']} batch {r['batch']}: images/s", round(r["images_per_s"], 2),
+               "img/s") for r in rows] + [
+        figure(f"{r['preset']} batch {r['batch']}: share of the GPU's peak FLOP/s",
+               round(100 * r["peak_fraction"], 1), "%") for r in rows if "peak_fraction" in r],
+        title=f"STSeg forward speed per preset ({device}, {args.num_classes} classes)")
 
 
 if __name__ == "__main__":

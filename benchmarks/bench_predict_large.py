@@ -1,14 +1,13 @@
 """`ovseg predict`'s label map of one large image with a large vocabulary: time and peak memory.
 
 `predict_label_map` takes the model's logits at the decoder's resolution and resizes them to
-the image a few classes at a time, keeping a running argmax (`inference.upsampled_argmax`).
-Until it did, the model returned N x H x W logits and the label map was the argmax of their
-softmax, another N x H x W. Prints the seconds of one `predict_label_map` call (the tiny random
-preset, `N` class names, a random `H` x `W` photo), a checksum of the label map (to compare two
-versions of the code) and the process's peak RSS. With `--compare`, also the earlier
-definition (argmax of the softmax of the full-size logits; it needs N x H x W x 8 bytes more):
-how many pixels differ and the largest logit gap between the two labels there (float ties of
-the softmax, where argmax of the logits is the exact one).
+the image a few classes at a time, keeping a running argmax (`inference.upsampled_argmax`),
+so it never holds N x H x W logits. Prints the seconds of one `predict_label_map` call (the
+tiny random preset, `N` class names, a random `H` x `W` photo), a checksum of the label map
+(to compare two versions of the code) and the process's peak RSS. With `--compare`, also the
+argmax of the softmax of the full-size logits (N x H x W x 8 bytes more): how many pixels
+differ and the largest logit gap between the two labels there (float ties of the softmax,
+where argmax of the logits is the exact one).
 
     uv run python benchmarks/bench_predict_large.py [--size 3000x4000] [--classes 150] [--compare]
 """
@@ -27,6 +26,7 @@ from ovseg_core.data.transforms import to_model_input
 from ovseg_core.device import pick_runtime
 from ovseg_core.inference import predict_label_map
 from ovseg_core.modeling.build import build_model
+from storage.results import figure, record
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--size", default="3000x4000", help="H x W of the photo (px)")
     parser.add_argument("--classes", type=int, default=150)
     parser.add_argument("--compare", action="store_true",
-                        help="also the argmax of the full-size softmax (the earlier definition)")
+                        help="also the argmax of the full-size softmax")
     args = parser.parse_args()
     h, w = (int(v) for v in args.size.lower().split("x"))
     torch.manual_seed(0)
@@ -48,6 +48,11 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
     print(f"{h}x{w}, {args.classes} classes: {seconds:.1f} s, label checksum "
           f"{int(label.astype(np.int64).sum())}, peak RSS {peak:.2f} GiB")
+    record(f"predict_large_{h}x{w}_c{args.classes}",
+           [figure("predict_label_map", round(seconds, 1), "s"),
+            figure("peak RSS", round(peak, 2), "GiB")],
+           title=f"`ovseg predict`'s label map of one {h}x{w} image, {args.classes} classes "
+                 "(tiny preset, CPU)")
     if args.compare:
         compare(model, image, text, torch.from_numpy(label.astype(np.int64)))
 

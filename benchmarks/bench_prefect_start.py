@@ -26,6 +26,12 @@ def main() -> None:
     noop()
     called = time.perf_counter() - imported
     print(f"import {imported - start:.1f} s, first flow call {called:.1f} s")
+    from storage.results import figure, record
+
+    record("prefect_start", [figure("first flow call (temporary server start)", round(called, 1),
+                                    "s"),
+                             figure("import", round(imported - start, 1), "s")],
+           title="Prefect's temporary server start (first flow call of a process)")
 
 
 if __name__ == "__main__":

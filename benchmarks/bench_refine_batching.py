@@ -23,6 +23,7 @@ from ovseg_core.selftrain import SamRefiner
 from ovseg_core.selftrain.prompts import SamFrame, build_prompts
 from ovseg_core.selftrain.refiner import RefinerSettings, prompts_per_pass, sam_decode
 from ovseg_core.selftrain.regions import Region, mask_bbox
+from storage.results import figure, record
 
 H, W = 375, 500
 
@@ -92,6 +93,7 @@ def main() -> None:
           f"best of {args.repeats}; auto = {prompts_per_pass(parts, device)}")
     print("ms per region, by max_prompts")
     print(f"{'images x regions':>16} |" + "".join(f"{p or 'auto':>7}" for p in passes))
+    figures = []
     with torch.inference_mode():
         for b, m in ((1, 8), (1, 32), (4, 32)):
             emb = torch.randn(b, parts.embed_dim, s, s, device=device)
@@ -100,6 +102,11 @@ def main() -> None:
                                         emb, regions, args.repeats) for p in passes]
             print(f"{f'{b} x {m}':>16} |" + "".join(f"{t * 1e3:>7.1f}" for t in times),
                   flush=True)
+            figures += [figure(f"{b} x {m} images x regions, {p or 'auto'} per pass",
+                               round(t * 1e3, 1), "ms/region")
+                        for p, t in zip(passes, times, strict=True) if p in (None, 64)]
+    record(f"refine_batching_{args.device.replace(':', '')}", figures,
+           title=f"SAM decoding per region by prompts per pass ({args.sam}, {args.device})")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,10 @@
 """SAM refinement of large images: per-region work on a window vs over the whole image.
 
 The refiner's per-region geometry (positive points at distance-transform peaks, the band around
-the coarse edge) ran scipy's Euclidean distance transform over the whole image, for every
-region, and the labeller resized every region's masks from SAM's working size (longest side
-1024) to the photo with torch's bilinear over the whole photo. Both now work on the region's
-window (the same points, masks and pixels: tests/core/test_selftrain_prompts.py,
-test_selftrain_refiner.py, test_labeling.py). Printed:
+the coarse edge: scipy's Euclidean distance transform) and the labeller's resize of every
+region's masks from SAM's working size (longest side 1024) to the photo run on the region's
+window; the whole-image computation gives the same points, masks and pixels
+(tests/core/test_selftrain_prompts.py, test_selftrain_refiner.py, test_labeling.py). Printed:
 
 1. milliseconds per region for both ways, side by side (alternating, median of `--repeats`):
    the distance transforms on blob regions of `--sizes` images; the resize of a region from
@@ -21,7 +20,7 @@ test_selftrain_refiner.py, test_labeling.py). Printed:
 
 `--write-run DIR` instead writes three such photos (DIR/photos), the built-in world (DIR/world)
 and DIR/run.yaml: one self-training round of the tiny preset with the photos as its target
-(`uv run ovseg run --config DIR/run.yaml`; selftrain/README.md, "Large images").
+(`uv run ovseg run --config DIR/run.yaml`).
 """
 
 from __future__ import annotations

@@ -86,6 +86,15 @@ def report(phases: dict[str, float], wall: float, args) -> None:
         print(f"  {name:22s} {seconds:8.2f} s  {100 * seconds / wall:5.1f}%")
     overhead = rest + phases.get("storage", 0.0)
     print(f"  orchestration + storage: {100 * overhead / wall:.1f}% of the round")
+    from storage.results import figure, record
+
+    record(f"round_{args.preset}_{args.refiner}", [
+        figure("orchestration + storage", round(100 * overhead / wall, 1), "% of the round",
+               "< 5 once model work is realistic"),
+        figure("round wall", round(wall, 1), "s"),
+        *[figure(name, round(seconds, 2), "s") for name, seconds in rows]],
+        title=f"Where round 1's time goes ({args.images} images, {args.preset} preset, "
+              f"refiner {args.refiner})")
 
 
 if __name__ == "__main__":

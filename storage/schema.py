@@ -15,10 +15,7 @@ import pyarrow as pa
 
 SCHEMA_VERSION = 4
 """Bumped on any change of the columns below; stored in every file's metadata and manifest entry.
-Readers refuse shards of another version (`storage.query.connect`). History: 2 added `paints`,
-made `accepted` mean "SAM's mask is trusted" and keeps SAM's mask even when it is not; 3 added
-`images.problem` (quarantine: target files that could not be read); 4 added
-`clip_class_id` (CLIP's check of a gated region's class)."""
+Readers refuse shards of another version (`storage.query.connect`)."""
 
 PAINTS = ("refined", "coarse", "none")
 """What paints the label map for a row: its SAM mask, its coarse mask, or nothing."""

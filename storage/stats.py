@@ -7,6 +7,7 @@ Every function takes a workspace or an open connection (`storage.query.Store`).
 
 from __future__ import annotations
 
+import posixpath
 from typing import TYPE_CHECKING
 
 from storage.query import opened, run_sql
@@ -14,6 +15,7 @@ from storage.views import PAINTED_AREA
 
 if TYPE_CHECKING:
     from storage.query import Store
+    from storage.workspace import Workspace
 
 ROUND_COUNTS = """SELECT count(*) AS regions, count(DISTINCT image_id) AS images,
     count(*) FILTER (WHERE gated) AS gated, count(*) FILTER (WHERE accepted) AS accepted,
@@ -111,3 +113,14 @@ def first_images(store: Store, round: int, limit: int) -> list[str]:
 
 def _value(value):
     return int(value) if float(value).is_integer() else round(float(value), 4)
+
+
+def round_files(store: Workspace, round: int) -> dict:
+    """Shards, rows, images and Parquet bytes (pseudo_labels + images files) of the round's
+    committed shards, read from their manifest entries; `committed`: the round's commit."""
+    entries = store.shard_entries(round)
+    files = [e[kind] for e in entries for kind in ("pseudo_labels", "images_file")]
+    return {"shards": len(entries), "rows": sum(e["rows"] for e in entries),
+            "images": sum(e["images"] for e in entries),
+            "parquet_bytes": sum(store.fs.size(posixpath.join(store.path, f)) for f in files),
+            "committed": store.is_round_committed(round)}

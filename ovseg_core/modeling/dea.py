@@ -8,7 +8,7 @@ projected to width D, the paper writes (post-norm):
 Taken literally, the residual Q = F_c W_Q and the LayerNorms replace CLIP's features by a random
 projection at initialisation, so the cost volume no longer matches CLIP's text space (the tiny
 preset's DEA-on cost volume correlates -0.06 with the DEA-off one,
-benchmarks/bench_dea_init.py) and the model must relearn image-text alignment from the seen
+`dea_init` in docs/results.md) and the model must relearn image-text alignment from the seen
 classes alone, the opposite of what open-vocabulary transfer needs. ovseg keeps the same three
 blocks (cross-attention with queries from CLIP and keys/values from SAM, self-attention, FFN)
 but as pre-norm residual blocks on F_c itself, each block's output projection initialised to

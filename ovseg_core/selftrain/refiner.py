@@ -12,8 +12,8 @@ IoU(SAM mask, coarse) >= `min_agreement`. A trusted mask only moves the region's
 taken inside a band of `band` x the image's longest side around the coarse edge, the coarse
 region is kept elsewhere (a coarse region from a 24 x 24 cost volume is off by less than a cell,
 so SAM pixels further away are leaks or holes). An untrusted mask falls back to `fallback`:
-"coarse" (the region itself becomes the pseudo-label, the default; see README for the measured
-comparison) or "ignore" (the region's pixels stay unlabelled).
+"coarse" (the region itself becomes the pseudo-label, the default; refine-check's figures:
+docs/results.md) or "ignore" (the region's pixels stay unlabelled).
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ CPU_PASS_ELEMENTS = 2 * 256 * 64 * 64
 """Off CUDA a pass's prompts are limited to this many elements of image-side activations
 (prompts x embed_dim x (image_size / 16)^2): 2 prompts of the real SAMs (256 x 64 x 64), 64 of
 the tiny test SAM (32 x 16 x 16). On 2 CPU cores a pass over many real-SAM prompts is
-memory-bound: `refine_batch` takes 40-51 ms per region at 2 per pass against 67-95 at 64,
-while the tiny SAM is fastest in large passes (`benchmarks/bench_refine_batching.py`,
-`benchmarks/bench_scale.py`; figures in selftrain/README.md)."""
+memory-bound, so small passes are faster per region, while the tiny SAM is fastest in large
+passes (`benchmarks/bench_refine_batching.py`, `benchmarks/bench_scale.py`; figures in
+docs/results.md)."""
 HOST_LOGITS = 16 * 1024 * 1024
 """Refined masks are resized to their image and copied to the host in groups of at most this
 many float logits (64 MiB; 16 single-token masks of a 1024 x 1024 image, one of a 12-megapixel
@@ -96,12 +96,12 @@ class RefinedRegion:
 
 @dataclass
 class RefinerSettings:
-    """Acceptance and decoding settings of `SamRefiner` (defaults measured in selftrain/README.md).
+    """Acceptance and decoding settings of `SamRefiner` (defaults: ovseg_core/selftrain/README.md).
 
     output: "single" keeps SAM's single-mask token (token 0, the default: best on every measured
         image); "best" keeps, of SAM's 4 tokens, the one with the highest sam_iou x agreement.
     mask_threshold: SAM logit above which a pixel is in the mask (SAM's own is 0.0; -1.0
-        measured better, README table 2).
+        measured better, studies/refine_quality.py).
     band: a trusted SAM mask replaces the region only within this distance of the region's
         edge, as a fraction of the image's longest side (default 1/24: one cost-volume cell);
         None takes SAM's whole mask.
@@ -270,7 +270,7 @@ class SamRefiner:
                  jobs: list[tuple[int, int]]) -> RegionPrompts:
         """The prompts of every (image, region) job, in job order (images in ascending order,
         as `refine_batch` lists the jobs). embeddings: (B, C, s, s), for prompt rules that look
-        at the image (benchmarks/samrefiner_parts.py); these prompts do not."""
+        at the image (studies/samrefiner_parts.py); these prompts do not."""
         per_image = [build_prompts([regions[i][j] for ii, j in jobs if ii == i], frames[i],
                                    self.settings.prompts, embeddings.device)
                      for i in sorted({i for i, _ in jobs})]
@@ -300,7 +300,7 @@ class SamRefiner:
 
     def _threshold(self, logits: Tensor, regions: list[Region]) -> np.ndarray:
         """(k, T, h, w) bool host masks of SAM's logits (k, T, h, w) for `regions` (k): above
-        `mask_threshold` (the regions are for rules that depend on them; benchmarks/)."""
+        `mask_threshold` (the regions are for rules that depend on them; studies/)."""
         return (logits > self.settings.mask_threshold).cpu().numpy()
 
     @staticmethod

@@ -1,16 +1,12 @@
-"""The memory estimate's parts (benchmarks/estimate_memory.py): the live-bytes tracker on fake
+"""The memory estimate's parts (`ovseg_core.memory_estimate`): the live-bytes tracker on fake
 tensors equals the same tracker on real tensors and, up to kernels' scratch space, the CPU
 allocator's own count, and the
 emulated CUDA autocast policy applies inside its context only."""
 
-import sys
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
-import estimate_memory  # noqa: E402
+from ovseg_core import memory_estimate as estimate_memory
 
 
 def test_fake_estimate_equals_real_run_and_allocator():

@@ -1,14 +1,10 @@
-"""benchmarks/polygon_labels.py redraws exact labels as polygons: a square with a square hole
-comes back exactly at tolerance 0 (even-odd filling keeps the hole), with 4 + 4 vertices once
-simplified, and a class drawn later (smaller) stays on top of a larger one."""
-
-import sys
-from pathlib import Path
+"""`ovseg_core.selftrain.polygon_labels` redraws exact labels as polygons: a square with a
+square hole comes back exactly at tolerance 0 (even-odd filling keeps the hole), with 4 + 4
+vertices once simplified, and a class drawn later (smaller) stays on top of a larger one."""
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))  # as the scripts run
-from polygon_labels import polygon_label, polygon_mask  # noqa: E402
+from ovseg_core.selftrain.polygon_labels import polygon_label, polygon_mask
 
 
 def ring() -> np.ndarray:

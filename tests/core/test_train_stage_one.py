@@ -1,4 +1,4 @@
-"""The README's measurement: a short stage-one training of the tiny preset on the synthetic
+"""A short stage-one training of the tiny preset on the synthetic
 source learns it clearly better than chance (slow: minutes on 2 CPU cores)."""
 
 import json

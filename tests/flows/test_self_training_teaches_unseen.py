@@ -5,7 +5,7 @@ masks they came from.
 
 Slow (pretrains the tiny CLIP, trains stage one, labels and retrains: minutes on 2 cores).
 Measured on the 32 held-out target images. The margins are the smallest round-1 figures
-measured across seeds 0-2 with DEA on (`benchmarks/bench_table2.py`), halved: unseen mIoU
+measured across seeds 0-2 with DEA on (`studies/table2.py`), halved: unseen mIoU
 rose 13.8, 1.6 and 7.5 points; the unseen pseudo-labels' precision-style mIoU beat the
 coarse masks' by 13.3-19.4 points in all six runs (DEA on and off). Seed 0 with DEA, which
 this test runs, rose 13.8 and 14.3.

@@ -1,4 +1,4 @@
-"""`ovseg review import` on files the real tools wrote (README "Review loop"), trimmed.
+"""`ovseg review import` on files the real tools wrote (docs/review.md), trimmed.
 
 fixtures/label_studio_1.23.2_export.json: Label Studio 1.23.2's JSON export (snapshot export,
 the UI's Export > JSON) of a project made from `ovseg review export --tool label-studio` of the

@@ -16,8 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 N_SHARDS, N_IMAGES, REGIONS = 4, 24, [4, 0, 3]
 
 WRITER = f"""
-import sys
-sys.path.insert(0, {str(ROOT)!r})
+import sys  # run with `-c` in ROOT, so the checkout is importable
 from storage.workspace import Workspace
 from tests.storage.conftest import make_images
 ws = Workspace(sys.argv[1])

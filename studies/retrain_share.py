@@ -8,9 +8,9 @@ of one class's labelled pixels set to ignore (in the pseudo-labels and the mixed
 alike; a fixed random subset per image), then prints held-out mIoU and per-class IoU of both.
 Nothing in the workspace changes (checkpoints go to a temporary folder).
 
-    uv run python benchmarks/retrain_share.py ovseg-workspace --round 2 --thin ground --keep 0.35
-    uv run python benchmarks/retrain_share.py ovseg-workspace --round 2 --keep --balance 0.5 1
-    uv run python benchmarks/retrain_share.py ovseg-workspace --round 2 --keep --memory
+    uv run python studies/retrain_share.py ovseg-workspace --round 2 --thin ground --keep 0.35
+    uv run python studies/retrain_share.py ovseg-workspace --round 2 --keep --balance 0.5 1
+    uv run python studies/retrain_share.py ovseg-workspace --round 2 --keep --memory
 
 `--memory`: also retrain with the previous round's pseudo-labels where this round's paint
 nothing (an image's label as stored, its ignored pixels filled from the round before; images

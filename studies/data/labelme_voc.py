@@ -13,48 +13,26 @@ the examples) ships, under `examples/`, labelme's own demo annotations and their
 The labels are polygons, not pixel masks: 3 to 41 vertices per object (people 4 to 41, the sofa
 parts 3 to 9, the buses 27 and 11); the APC boxes (9 and 10 vertices) and the ball (28) follow
 their edges closely (`ovseg refine-check out/labelme/apc --pictures DIR` shows them). A coarse
-polygon label can erase SAM's measured gain by itself (`benchmarks/polygon_labels.py`). The
+polygon label can erase SAM's measured gain by itself (`studies/polygon_labels.py`). The
 originally annotated JPEGs are used (the exports' copies are re-encoded). Held out: no refiner
 setting was chosen on them. pip cannot download this sdist here (it requires Python 3.12), so it
 is fetched from PyPI's simple index, its sha256 checked.
 
-    uv run python benchmarks/labelme_voc.py out/labelme
+    uv run python studies/data/labelme_voc.py out/labelme
     uv run ovseg refine-check out/labelme/voc out/labelme/apc
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import tarfile
 import tempfile
 from pathlib import Path
 
-from PIL import Image
-from voc_sources import pypi_file, voc_folder
+from voc_sources import pypi_file
 
-SDIST = "labelme-7.9.1.tar.gz"
-VOC_IDS = ("2011_000003", "2011_000006", "2011_000025")
-SEMANTIC = "examples/semantic_segmentation/"
-APC = "examples/tutorial/apc2016_obj3/"
-
-
-def write_voc_examples(read, out: Path) -> None:
-    """The three VOC photos and labelme's class PNGs of them (__ignore__ listed first, 255)."""
-    voc_folder(out, read(SEMANTIC + "data_dataset_voc/class_names.txt").decode())
-    for image_id in VOC_IDS:
-        (out / f"JPEGImages/{image_id}.jpg").write_bytes(
-            read(f"{SEMANTIC}data_annotated/{image_id}.jpg"))
-        (out / f"SegmentationClassPNG/{image_id}.png").write_bytes(
-            read(f"{SEMANTIC}data_dataset_voc/SegmentationClass/{image_id}.png"))
-
-
-def write_apc_example(read, out: Path) -> None:
-    """The APC2016 shelf photo (a PNG, saved as JPEG) and its class PNG."""
-    voc_folder(out, read(APC + "label_names.txt").decode())
-    Image.open(io.BytesIO(read(APC + "img.png"))).convert("RGB").save(
-        out / "JPEGImages/apc2016_obj3.jpg", quality=95)
-    (out / "SegmentationClassPNG/apc2016_obj3.png").write_bytes(read(APC + "label.png"))
+from ovseg_core.data.voc_sets import LABELME_SDIST as SDIST
+from ovseg_core.data.voc_sets import write_labelme_apc, write_labelme_voc
 
 
 def main() -> None:
@@ -69,8 +47,8 @@ def main() -> None:
             """The bytes of one file of the sdist, by its path under the sdist's root."""
             return tar.extractfile(f"{root}/{member}").read()
 
-        write_voc_examples(read, args.out / "voc")
-        write_apc_example(read, args.out / "apc")
+        write_labelme_voc(read, args.out / "voc")
+        write_labelme_apc(read, args.out / "apc")
     print(f"wrote {args.out}/voc (3 images) and {args.out}/apc (1 image); now: "
           f"uv run ovseg refine-check {args.out}/voc {args.out}/apc")
 

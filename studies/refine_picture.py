@@ -7,8 +7,8 @@ where the mask adds pixels the label does not have, blue where it drops label pi
 `ovseg refine-check --pictures` paints them). Prints those counts per class and the IoUs with
 a band of 0, 2, 3, 5 and 8 px around the label's edge ignored (is the loss at the edge?).
 
-    uv run --extra dev python benchmarks/refine_picture.py --set quokka --out out/pictures
-    uv run python benchmarks/refine_picture.py --voc out/scenetext --image word01
+    uv run --extra dev python studies/refine_picture.py --set quokka --out out/pictures
+    uv run python studies/refine_picture.py --voc out/scenetext --image word01
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ Each image is encoded once. Sets: the dev extra's voc / arc2017 / quokka and the
 first two, and any VOC folders or COCO files given (for example those the `*_voc.py` scripts
 write):
 
-    uv run --extra dev python benchmarks/samrefiner_parts.py out/nuclei out/scenetext \\
+    uv run --extra dev python studies/samrefiner_parts.py out/nuclei out/scenetext \\
         out/radiomics out/labelme/voc out/labelme/apc
 """
 
@@ -60,6 +60,7 @@ from ovseg_core.selftrain.refine_check import (
 )
 from ovseg_core.selftrain.refiner import RefinedRegion, RefinerSettings, mask_iou
 from ovseg_core.selftrain.regions import DEFAULT_GATE, Region, mask_bbox
+from storage.results import figure, record
 
 MULTIMASK = [1, 2, 3]
 """SAM's multimask tokens (token 0 is its single-mask output)."""
@@ -296,6 +297,11 @@ def main() -> None:
               + moved, flush=True)
         refiner.moved = [0, 0, 0]
     print_table(rows, coarse)
+    record("samrefiner_parts", [
+        figure(f"{label}: refined - coarse per set",
+               ", ".join(f"{n} {d:+.1f}" for n, d in deltas.items()), "points")
+        for label, deltas in rows.items()], kind="study",
+        title="SAMRefiner's token choice, IoU adaptation, iteration and elastic box")
 
 
 def set_variant(refiner: StudyRefiner, variant: dict) -> None:

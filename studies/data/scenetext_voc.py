@@ -14,26 +14,23 @@ strokes are thin (words 16 to 75 pixels high), so this is a hard case for a 24 x
 SAM alike: the two small words (848 and 2197 pixels, 18 and 16 pixels high) vanish from the
 coarse mask, scoring 0 coarse and refined.
 
-    uv run python benchmarks/scenetext_voc.py out/scenetext
+    uv run python studies/data/scenetext_voc.py out/scenetext
     uv run ovseg refine-check out/scenetext
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-from voc_sources import save_label, voc_folder
+from ovseg_core.data.voc_sets import SCENETEXT_WORDS as WORDS
+from ovseg_core.data.voc_sets import write_scenetext_voc
 
 PACKAGE = "opencv-doc=4.6.0+dfsg-12"
 TEXT_DIR = "./usr/share/doc/opencv-doc/examples/text/"
-WORDS = [f"scenetext_segmented_word{i:02d}" for i in range(1, 6)]
 
 
 def download_deb(folder: Path) -> Path:
@@ -59,25 +56,12 @@ def read_members(deb: Path) -> dict[str, bytes]:
     return found
 
 
-def write_voc(files: dict[str, bytes], out: Path) -> int:
-    """Write out/{class_names.txt, JPEGImages/, SegmentationClassPNG/}; returns text pixels."""
-    voc_folder(out, ["background", "text"])
-    total = 0
-    for word in WORDS:
-        name = word.removeprefix("scenetext_segmented_")
-        (out / f"JPEGImages/{name}.jpg").write_bytes(files[word + ".jpg"])  # RGB JPEG as shipped
-        mask = np.asarray(Image.open(io.BytesIO(files[word + "_mask.png"])).convert("L")) > 127
-        save_label(out, name, mask)
-        total += int(mask.sum())
-    return total
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the VOC folder to write (e.g. out/scenetext)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        pixels = write_voc(read_members(download_deb(Path(tmp))), args.out)
+        pixels = write_scenetext_voc(read_members(download_deb(Path(tmp))), args.out)
     print(f"wrote {args.out}: {len(WORDS)} images, {pixels} text pixels; now: "
           f"uv run ovseg refine-check {args.out}")
 

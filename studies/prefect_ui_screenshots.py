@@ -4,7 +4,7 @@ flow graph with its logs, its task runs, and its report artifact (pictures inlin
 Needs a browser (Debian: `apt-get install -y chromium`) and the server the round ran on:
 
     export PREFECT_API_URL=http://127.0.0.1:4200/api
-    uv run python benchmarks/prefect_ui_screenshots.py --out prefect-ui [--round 2]
+    uv run python studies/prefect_ui_screenshots.py --out prefect-ui [--round 2]
 
 Writes <out>/round-R-graph-and-logs.png, round-R-task-runs.png and round-R-report.png.
 """

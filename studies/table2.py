@@ -6,7 +6,7 @@ mIoU) and then the self-training rounds (the +ST / DEA+ST rows: the last round's
 through the real Prefect flows. Prints mean +- std over seeds of seen, unseen and all mIoU (%)
 and writes every run's figures to `<workdir>/table2.json`.
 
-    uv run python benchmarks/bench_table2.py --seeds 0 1 2 --rounds 2
+    uv run python studies/table2.py --seeds 0 1 2 --rounds 2
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def main() -> None:
              for row, dea, rnd in table_rows() if dea in settings}
     (root / "table2.json").write_text(json.dumps(table, indent=2) + "\n")
     print_table(table, args)
+    record_table(table, args)
 
 
 def pretrained_clip(root: Path) -> str:
@@ -95,17 +96,33 @@ def metrics(run_metrics: dict[int, dict], round: int | None) -> dict:
     return {name: chosen[key] for name, key in KEYS}
 
 
+def mean_std(values: list[dict], name: str) -> str:
+    """"mean +- std" of one column over the seeds."""
+    xs = [v[name] for v in values]
+    std = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{statistics.mean(xs):.1f} +- {std:.1f}"
+
+
+def record_table(table: dict, args) -> None:
+    """results/table2.json (or table2_target<N>.json): each row's seen / unseen / all."""
+    from storage.results import figure, record
+
+    unit = "table2" if args.target is None else f"table2_target{args.target}"
+    record(unit, [figure(f"{row}: seen / unseen / all mIoU, mean +- std over seeds "
+                         f"{' '.join(map(str, args.seeds))}",
+                         " / ".join(mean_std(values, name) for name, _ in KEYS), "%")
+                  for row, values in table.items()],
+           title=f"The paper's Table 2 on the built-in world ({args.rounds} rounds, "
+                 f"{args.target or 16} self-trained images)", kind="study")
+
+
 def print_table(table: dict, args) -> None:
     print(f"\nTable 2 on the built-in world: seeds {args.seeds}, {args.rounds} rounds, "
           f"{args.target or 'default'} self-trained target images, target mIoU % on the "
           "held-out images (mean +- std over seeds)")
     print(f"{'row':10s} " + " ".join(f"{name:>14s}" for name, _ in KEYS))
     for row, values in table.items():
-        cells = []
-        for name, _ in KEYS:
-            xs = [v[name] for v in values]
-            std = statistics.stdev(xs) if len(xs) > 1 else 0.0
-            cells.append(f"{statistics.mean(xs):7.1f} +- {std:4.1f}")
+        cells = [mean_std(values, name) for name, _ in KEYS]
         print(f"{row:10s} " + " ".join(f"{c:>14s}" for c in cells))
 
 

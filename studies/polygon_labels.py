@@ -15,8 +15,8 @@ steps (`check_sample`, real MobileSAM, defaults):
 
 Prints the polygons' vertices per (image, class) and the coarse and refined mIoU of each.
 
-    uv run --extra dev python benchmarks/polygon_labels.py --tolerances 0 2 4 8 16 \
-        --voc out/scenetext out/radiomics out/nuclei    # folders: benchmarks/*_voc.py
+    uv run --extra dev python studies/polygon_labels.py --tolerances 0 2 4 8 16 \
+        --voc out/scenetext out/radiomics out/nuclei    # folders: studies/data/*_voc.py
 """
 
 from __future__ import annotations
@@ -25,38 +25,8 @@ import argparse
 
 import numpy as np
 
-
-def polygon_mask(mask: np.ndarray, tolerance: float) -> tuple[np.ndarray, list[int]]:
-    """(H, W) bool: `mask`'s contours simplified to polygons within `tolerance` px, filled by
-    the even-odd rule (holes stay holes); and each polygon's vertex count."""
-    from skimage.draw import polygon2mask
-    from skimage.measure import approximate_polygon, find_contours
-
-    padded = np.pad(mask.astype(np.float32), 1)  # contours at the border close
-    canvas = np.zeros(mask.shape, bool)
-    vertices = []
-    for contour in find_contours(padded, 0.5):  # (K, 2) row, col; on half-pixel edges
-        polygon = approximate_polygon(contour - 1, tolerance) if tolerance > 0 else contour - 1
-        if len(polygon) < 4:  # a closed polygon repeats its first point
-            continue
-        canvas ^= polygon2mask(mask.shape, polygon)  # pixel centres inside the polygon
-        vertices.append(len(polygon) - 1)
-    return canvas, vertices
-
-
-def polygon_label(label: np.ndarray, classes: list[int], tolerance: float, void: int,
-                  ) -> tuple[np.ndarray, list[int]]:
-    """(H, W) uint8: `label` with each class in `classes` redrawn as polygons (largest class
-    first, so smaller ones are drawn over it), 0 elsewhere and `void` where `label` is void;
-    and the vertex counts of all polygons."""
-    out = np.zeros_like(label)
-    vertices = []
-    for c in sorted(classes, key=lambda c: -int((label == c).sum())):
-        mask, v = polygon_mask(label == c, tolerance)
-        out[mask] = c
-        vertices += v
-    out[label == void] = void
-    return out, vertices
+from ovseg_core.selftrain.polygon_labels import polygon_label
+from storage.results import figure, record
 
 
 def score_set(refiner, names: list[str], samples, tolerances: list[float],
@@ -117,6 +87,7 @@ def main() -> None:
     refiner = SamRefiner(build_sam("vit_t", None))  # the real MobileSAM, refine-check's defaults
     print("set, tolerance px, vertices per (image, class) | coarse -> refined mIoU: exact "
           "label | same masks vs polygons | polygon label degraded and refined")
+    figures = []
     with torch.inference_mode():
         for name, (names, samples) in labelled_sets(args.builtin, args.voc).items():
             for tolerance, r in score_set(refiner, names, samples, args.tolerances).items():
@@ -124,6 +95,12 @@ def main() -> None:
                          f"({r[k + '_r'] - r[k + '_c']:+.3f})" for k in ("exact", "same", "poly")]
                 print(f"{name} {tolerance:g} {r['vertices']:.0f} | " + " | ".join(cells),
                       flush=True)
+                figures.append(figure(
+                    f"{name} at {tolerance:g} px: refined - coarse, exact label / polygon label",
+                    f"{100 * (r['exact_r'] - r['exact_c']):+.1f} / "
+                    f"{100 * (r['poly_r'] - r['poly_c']):+.1f}", "points"))
+    record("polygon_labels", figures, kind="study",
+           title="Does a polygon label by itself turn SAM's gain into a loss?")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ pixels nothing paints): the map retraining uses ("refined": the rows of the run'
 and every gated region's coarse mask ("coarse", what SAM and CLIP were given). The figures
 behind `pl_*` in the lineage and the report (`flows.quality`).
 
-    uv run python benchmarks/pl_confusion.py ovseg-workspace --round 1
+    uv run python studies/pl_confusion.py ovseg-workspace --round 1
 """
 
 from __future__ import annotations

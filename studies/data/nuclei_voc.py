@@ -9,7 +9,7 @@ contrast-stretched between its 1st and 99.8th intensity percentiles (the usual d
 normalisation of such images) as a grey JPEG, and the label as class 1 "nucleus" on class 0
 "background". It is held out: no refiner setting was chosen on it.
 
-    uv run python benchmarks/nuclei_voc.py out/nuclei
+    uv run python studies/data/nuclei_voc.py out/nuclei
     uv run ovseg refine-check out/nuclei
 """
 
@@ -19,15 +19,11 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-from voc_sources import save_pair, stretch, voc_folder
+from ovseg_core.data.voc_sets import write_nuclei_voc
 
 WHEEL = "stardist==0.9.2"
-MEMBERS = ("stardist/data/images/img2d.tif", "stardist/data/images/mask2d.tif")
 
 
 def download_wheel(folder: Path) -> Path:
@@ -41,24 +37,12 @@ def download_wheel(folder: Path) -> Path:
     return next(folder.glob("stardist-*.whl"))
 
 
-def write_voc(wheel: Path, out: Path) -> int:
-    """Write out/{class_names.txt, JPEGImages/nuclei.jpg, SegmentationClassPNG/nuclei.png};
-    returns the number of labelled nuclei."""
-    with zipfile.ZipFile(wheel) as z, tempfile.TemporaryDirectory() as tmp:
-        image_tif, mask_tif = (Path(z.extract(m, tmp)) for m in MEMBERS)
-        image = np.asarray(Image.open(image_tif))
-        instances = np.asarray(Image.open(mask_tif))
-    save_pair(voc_folder(out, ["background", "nucleus"]), "nuclei",
-              stretch(image, 1.0, 99.8), instances > 0)
-    return len(np.unique(instances)) - 1
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the VOC folder to write (e.g. out/nuclei)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        count = write_voc(download_wheel(Path(tmp)), args.out)
+        count = write_nuclei_voc(download_wheel(Path(tmp)), args.out)
     print(f"wrote {args.out}: 1 image, {count} labelled nuclei; now: "
           f"uv run ovseg refine-check {args.out}")
 
