@@ -4,20 +4,18 @@ Each (seed, DEA setting) trains stage one through the real Prefect flow (`ovseg 
 `self_training.rounds: 0`, the tiny preset: real frozen MobileSAM at 256 px inside the model when
 DEA is on) and measures seen, unseen and all mIoU (%) on the world's held-out target images.
 One pretrained tiny CLIP (made once, as `ovseg run` makes it) is the CLIP of every run.
-Each run writes `<out>/runs/seed<S>-dea<0|1>.json`, so an interrupted study resumes where it
+Each run writes `<runs>/seed<S>-dea<0|1>.json`, so an interrupted study resumes where it
 stopped; the summary (per setting: mean, std and a 95% bootstrap interval over seeds; the paired
-difference on - off with its interval and how many seeds it is positive on) is written to
-`<out>/dea_stage_one.json` and printed.
+difference on - off with its interval and how many seeds it is positive on) is printed and
+recorded as the `dea_stage_one` results unit (docs/results.md).
 
-    uv run python studies/dea_stage_one.py --seeds 100 101 102 103 104 --out results/dea_stage_one
+    uv run python studies/dea_stage_one.py --seeds 100 101 102 103 104
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -81,33 +79,55 @@ def summarise(runs: dict[tuple[int, bool], dict], seeds: list[int]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102, 103, 104])
-    parser.add_argument("--out", default="results/dea_stage_one")
+    parser.add_argument("--runs", default="results/dea_stage_one/runs",
+                        help="one JSON per finished run (the study resumes from them)")
     parser.add_argument("--workdir", default="ovseg-studies/dea_stage_one",
                         help="workspaces of the runs (generated data; not committed)")
     args = parser.parse_args()
     from flows.prefect_env import configure_prefect
 
     configure_prefect()
-    out, workdir = Path(args.out), Path(args.workdir)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    runs_dir, workdir = Path(args.runs), Path(args.workdir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     clip = pretrained_clip(workdir)
     runs = {}
     for seed in args.seeds:
         for dea in (True, False):
-            path = out / "runs" / f"seed{seed}-dea{int(dea)}.json"
+            path = runs_dir / f"seed{seed}-dea{int(dea)}.json"
             if not path.exists():
                 result = run_one(workdir, clip, seed, dea)
                 path.write_text(json.dumps(result, indent=2) + "\n")
             runs[(seed, dea)] = json.loads(path.read_text())
             print(f"seed {seed} DEA {'on' if dea else 'off'}: {runs[(seed, dea)]}", flush=True)
-    summary = summarise(runs, args.seeds) | {
-        "command": "uv run python studies/dea_stage_one.py --seeds "
-                   + " ".join(map(str, args.seeds)) + f" --out {args.out}",
-        "date": time.strftime("%Y-%m-%d"), "machine": machine(), "code_version": code_version(),
-        "study_wall_s": round(time.perf_counter() - started, 1)}
-    (out / "dea_stage_one.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = summarise(runs, args.seeds)
     print(json.dumps(summary, indent=2))
+    print(record_summary(summary, time.perf_counter() - started))
+
+
+def record_summary(summary: dict, wall_s: float):
+    """The summary as the `dea_stage_one` results unit (mIoU in %)."""
+    from storage.results import figure, record
+
+    rows = []
+    for label, metrics in summary["settings"].items():
+        for name, m in metrics.items():
+            low, high = m["ci95"]
+            rows.append(figure(f"{label}: {name} mIoU, mean (95% CI {low}-{high}; std "
+                               f"{m['std']})", m["mean"], "%"))
+    for name, d in summary["on_minus_off"].items():
+        low, high = d["ci95"]
+        rows.append(figure(f"on - off: {name} mIoU, paired mean (95% CI {low} to {high}; "
+                           f"positive on {d['positive_seeds']} of {len(summary['seeds'])} "
+                           "seeds)", d["mean"], "points"))
+    rows += [figure(f"stage one wall time, {k}", v, "s")
+             for k, v in summary["stage_one_wall_s"].items()]
+    rows.append(figure("study wall time", round(wall_s, 1), "s"))
+    seeds = " ".join(map(str, summary["seeds"]))
+    return record("dea_stage_one", rows, kind="study",
+                  command=f"uv run python studies/dea_stage_one.py --seeds {seeds}",
+                  title="DEA on vs off: stage one on the built-in world (tiny preset, real "
+                        "MobileSAM at 256 px), held-out target mIoU over seeds")
 
 
 def pretrained_clip(root: Path) -> str:
@@ -118,20 +138,6 @@ def pretrained_clip(root: Path) -> str:
     cfg = RunConfig.model_validate({"workspace": str(root / "clip-ws")})
     ensure_clip(cfg)
     return clip_weights(cfg)
-
-
-def machine() -> str:
-    import os
-
-    return f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}"
-
-
-def code_version() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 if __name__ == "__main__":
