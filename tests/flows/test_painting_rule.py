@@ -55,7 +55,7 @@ def test_per_class_gates_gate_and_are_recorded_per_row(tmp_path):
     names = ["ground", "disk", "star"]
     cfg = RunConfig.model_validate({"self_training": {"gate_threshold": 0.9,
                                                       "class_gates": {"star": 0.5}}})
-    thresholds = gates(cfg, names)
+    thresholds = gates(cfg.self_training, names)
     assert thresholds == [0.9, 0.9, 0.5]
     regions = [_region(1, _rect(0, 4, 0, 4), 0.7, "none"), _region(2, _rect(4, 8, 4, 8), 0.7,
                                                                      "none")]
@@ -68,4 +68,4 @@ def test_per_class_gates_gate_and_are_recorded_per_row(tmp_path):
                                 {"class_name": "star", "gate_threshold": pytest.approx(0.5)}]
     bad = RunConfig.model_validate({"self_training": {"class_gates": {"stra": 0.5}}})
     with pytest.raises(OvsegError, match="stra"):
-        gates(bad, names)
+        gates(bad.self_training, names)
