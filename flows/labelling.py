@@ -31,6 +31,7 @@ from ovseg_core.selftrain.regions import class_balanced_gates, threshold_of
 from ovseg_core.selftrain.verify import ClipVerifier
 from storage.hashing import config_hash, shard_key
 from storage.records import ImageRegions, RegionRecord
+from storage.terms import REFINED
 
 
 # ---- the refiner and the labeller (kept per process)
@@ -226,7 +227,7 @@ def label_shard(ctx: TaskContext, shard: ShardPlan, parent: ParentRef) -> Labell
     return LabelledShard(round, info.shard, skipped=False, rows=info.rows, images=info.images,
                          unreadable=sum(record.problem is not None for record in records),
                          regions=len(regions), gated=sum(row.gated for row in regions),
-                         refined=sum(row.paints == "refined" for row in regions))
+                         refined=sum(row.paints == REFINED for row in regions))
 
 
 def loader_workers(st: SelfTrainingSettings, runtime: Runtime) -> int:
@@ -253,10 +254,6 @@ def read_images(plan, image_ids: list[str]) -> tuple[dict, dict[str, str]]:
     return images, problems
 
 
-PAINTS = {"sam": "refined", "coarse": "coarse", "none": "none"}
-"""RefinedRegion.label_source -> the store's `paints` value."""
-
-
 def image_regions(image_id: str, size: tuple[int, int], regions: list[RefinedRegion],
                   class_names: list[str], gates: float | list[float], image_gate: float,
                   checkpoint_sha: str) -> ImageRegions:
@@ -268,7 +265,7 @@ def image_regions(image_id: str, size: tuple[int, int], regions: list[RefinedReg
     rows = [RegionRecord(class_id=r.region.class_id, class_name=class_names[r.region.class_id],
                          confidence=r.region.confidence, gated=r.gated, sam_iou=r.sam_iou,
                          agreement_iou=r.agreement_iou, accepted=r.accepted,
-                         paints=PAINTS[r.label_source], clip_class_id=r.clip_class,
+                         paints=r.paints, clip_class_id=r.clip_class,
                          coarse_mask=r.region.mask,
                          refined_mask=r.refined_mask, bbox=r.region.bbox,
                          gate_threshold=threshold_of(gates, r.region.class_id))

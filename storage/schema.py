@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from storage.terms import IGNORE_INDEX, PAINTS  # noqa: F401  (the schema's terms)
+
 SCHEMA_VERSION = 4
 """Bumped on any change of the columns below; stored in every file's metadata and manifest entry.
 Readers refuse shards of another version (`storage.query.connect`). History: 2 added `paints`,
@@ -20,12 +22,6 @@ made `accepted` mean "SAM's mask is trusted" and keeps SAM's mask even when it i
 `images.problem` (quarantine: target files that could not be read); 4 added
 `clip_class_id` (CLIP's check of a gated region's class)."""
 
-PAINTS = ("refined", "coarse", "none")
-"""What paints the label map for a row: its SAM mask, its coarse mask, or nothing."""
-
-IGNORE_INDEX = 65535
-"""The ignore label of painted label maps (uint16 max). Equals `ovseg_core.constants.IGNORE_INDEX`;
-storage does not import ovseg_core, so the value is repeated here and a test checks they agree."""
 
 MASK_COLUMNS = ("coarse_rle", "refined_rle")
 

@@ -1,6 +1,7 @@
 """The terms ovseg_core and storage share, and the painting rule, written once.
 
-This module imports only numpy, so both layers import it (`tests/test_boundaries.py` lets
+It imports nothing at load time (numpy only inside `paint_label_map`), so both layers import
+it, and so can the command line without slowing `ovseg --help` (`tests/test_boundaries.py` lets
 ovseg_core import `storage.terms` and nothing else of storage):
 - the ignore label of every label map;
 - what paints a region's pixels in a round's label map (`PAINTS`): the model's refiner says
@@ -11,7 +12,10 @@ ovseg_core import `storage.terms` and nothing else of storage):
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 IGNORE_INDEX = 65535
 """The one ignore label inside ovseg (uint16 max); readers map dataset-specific ignore values
@@ -47,7 +51,7 @@ def paint_score(confidence: float, paints: str, sam_iou: float | None,
     SAM's predicted IoU for its SAM mask (`paints` REFINED), else the agreement IoU of SAM's
     and the coarse mask; confidence alone when that quality is missing (never gated)."""
     quality = sam_iou if paints == REFINED else agreement_iou
-    return confidence * (1.0 if quality is None else quality)
+    return float(confidence) * (1.0 if quality is None else float(quality))
 
 
 def paint_label_map(height: int, width: int, class_ids: np.ndarray, scores: np.ndarray,
@@ -58,6 +62,8 @@ def paint_label_map(height: int, width: int, class_ids: np.ndarray, scores: np.n
     order: `(N,)` tie-breakers (the store's region ids; default the list order). Returns uint16
     `(H, W)`; IGNORE_INDEX where no mask covers a pixel.
     """
+    import numpy as np
+
     label = np.full((height, width), IGNORE_INDEX, dtype=np.uint16)
     ties = np.arange(len(scores)) if order is None else np.asarray(order)
     for i in np.lexsort((ties, np.asarray(scores, dtype=np.float64))):

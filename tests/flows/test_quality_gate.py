@@ -123,7 +123,7 @@ def test_the_gate_values_of_hand_made_rounds(tmp_path):
     sha = "s" * 64
     first = [  # a.png paints 42 (SAM) + 10 (coarse) px; b.png paints nothing; c.png unreadable
         image_regions("a.png", (8, 10), [
-            _region(1, _rect(0, 5, 0, 6), 0.95, "sam", 0.9, 0.7, refined=_rect(0, 6, 0, 7)),
+            _region(1, _rect(0, 5, 0, 6), 0.95, "refined", 0.9, 0.7, refined=_rect(0, 6, 0, 7)),
             _region(2, _rect(6, 8, 0, 5), 0.97, "coarse", 0.3, 0.2, refined=_rect(0, 1, 0, 1)),
             _region(3, _rect(0, 3, 6, 10), 0.92, "none", 0.6, 0.1, refined=_rect(0, 8, 0, 10)),
         ], names, 0.9, 0.9, sha),
@@ -133,7 +133,7 @@ def test_the_gate_values_of_hand_made_rounds(tmp_path):
     ]
     second = [  # a.png paints 80 + 10 px, capped at its 80; b.png paints 40 px of class 5
         image_regions("a.png", (8, 10), [
-            _region(1, _rect(0, 5, 0, 6), 0.95, "sam", 0.9, 0.7, refined=_rect(0, 8, 0, 10)),
+            _region(1, _rect(0, 5, 0, 6), 0.95, "refined", 0.9, 0.7, refined=_rect(0, 8, 0, 10)),
             _region(2, _rect(6, 8, 0, 5), 0.97, "coarse", 0.5, 0.2, refined=_rect(0, 1, 0, 1)),
         ], names, 0.9, 0.9, sha),
         image_regions("b.png", (8, 10), [_region(5, _rect(0, 4, 0, 10), 0.95, "coarse", 0.25,
