@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from flows.config import RunConfig
+from flows.defaults import ResolvedSettings, resolve
 from flows.plan import DataPlan, local_dir, open_plan
 from ovseg_core.device import Runtime, pick_runtime
 from ovseg_core.errors import OvsegError
@@ -73,7 +75,7 @@ def plan_key(cfg: RunConfig) -> str:
 @dataclass
 class TaskContext:
     """One task's view of the run: the config, the store, the runtime, the process's
-    resources; the data plan is opened on first use."""
+    resources; the data plan and the config's computed defaults on first use."""
 
     cfg: RunConfig
     store: Workspace
@@ -83,6 +85,11 @@ class TaskContext:
     @classmethod
     def open(cls, cfg: RunConfig, resources: WorkerResources = RESOURCES) -> TaskContext:
         return cls(cfg, Workspace(cfg.workspace), resources.runtime(cfg.device), resources)
+
+    @cached_property
+    def resolved(self) -> ResolvedSettings:
+        """The config's computed defaults (`flows.defaults`), resolved once per context."""
+        return resolve(self.cfg, self.runtime)
 
     @property
     def plan(self) -> DataPlan:

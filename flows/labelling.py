@@ -19,7 +19,6 @@ from flows.records import Gates, LabelledShard, ParentRef, RoundPlan, ShardPlan
 from flows.steps import parent_ref
 from ovseg_core.config import ClipConfig
 from ovseg_core.data.prefetch import read_ahead
-from ovseg_core.device import Runtime
 from ovseg_core.errors import OvsegError
 from ovseg_core.labeling import LABELING_VERSION, EmbeddingCache, RoundLabeler, weights_digest
 from ovseg_core.modeling.clip_encoder import build_open_clip, open_clip_config
@@ -85,8 +84,7 @@ def verifier_for(ctx: TaskContext, model, class_names: list[str]) -> ClipVerifie
     file the model started from (built once per process); None when it is off (by default:
     when the CLIP is random)."""
     weights = model.config.clip.pretrained
-    verify = ctx.cfg.self_training.clip_verify
-    if verify is False or (verify is None and weights is None):
+    if not ctx.resolved.clip_verify:
         return None
     if weights is None:
         raise OvsegError("self_training.clip_verify is on but the model's CLIP is random "
@@ -201,7 +199,7 @@ def label_shard(ctx: TaskContext, shard: ShardPlan, parent: ParentRef) -> Labell
     gate, sha = st.gate_threshold, parent.checkpoint_sha256
     records, ids, size = [], list(shard.image_ids), st.batch_size
     batches = [ids[start:start + size] for start in range(0, len(ids), size)]
-    loaded = read_ahead(partial(read_images, plan), batches, loader_workers(st, ctx.runtime))
+    loaded = read_ahead(partial(read_images, plan), batches, ctx.resolved.loader_workers)
     bar = tqdm(total=len(ids), desc=f"label round {round} shard {shard.shard}", unit="img")
     for batch_ids in batches:
         with phase("data"):  # with loader workers: the wait for a batch they decoded
@@ -228,14 +226,6 @@ def label_shard(ctx: TaskContext, shard: ShardPlan, parent: ParentRef) -> Labell
                          unreadable=sum(record.problem is not None for record in records),
                          regions=len(regions), gated=sum(row.gated for row in regions),
                          refined=sum(row.paints == REFINED for row in regions))
-
-
-def loader_workers(st: SelfTrainingSettings, runtime: Runtime) -> int:
-    """`st.loader_workers`, or by default 2 on a GPU and 0 on the CPU."""
-    workers = st.loader_workers
-    if workers is None:
-        workers = 2 if runtime.device.type == "cuda" else 0
-    return workers
 
 
 def read_images(plan, image_ids: list[str]) -> tuple[dict, dict[str, str]]:

@@ -169,7 +169,7 @@ def finish_round(ctx: TaskContext, parent: ParentRef, ckpt: StoredCheckpoint,
     model = ctx.load_checkpoint(round, ckpt.sha256)
     with phase("storage"), connect(ctx.store) as con:  # one snapshot for both
         rows = round_counts(con, round)
-        quality = round_quality(con, round, ctx.plan, ctx.cfg.self_training.selection)
+        quality = round_quality(con, round, ctx.plan, ctx.resolved.selection)
     record = lineage_record(ctx, SELF_TRAINING_ROUND, round, ckpt, started, rows=rows,
                             metrics=measure(ctx.plan, ctx.runtime, model, round) | quality,
                             parent=parent,
@@ -195,7 +195,7 @@ def lineage_record(ctx: TaskContext, stage: str, round: int, ckpt: StoredCheckpo
         dataset_manifest_hash=manifest_hash or ctx.plan.target_manifest_hash(),
         gate_threshold=cfg.self_training.gate_threshold if stage != STAGE_ONE else None,
         started_at=started, ended_at=utc_now(), status=COMPLETED, row_counts=rows,
-        metrics=metrics)
+        metrics=metrics, resolved=ctx.resolved.as_dict())
 
 
 def train_summary(ctx: TaskContext, round: int) -> dict:

@@ -41,7 +41,8 @@ def retrain_samples(ctx: TaskContext, round: int) -> SegmentationSamples:
     """What round `round` retrains on: its selected pseudo-labels, mixed with the labelled
     source by `self_training.source_share`."""
     st, plan = ctx.cfg.self_training, ctx.plan
-    samples = PseudoLabelSamples(ctx.store, round, plan.read_target, where=st.selection)
+    samples = PseudoLabelSamples(ctx.store, round, plan.read_target,
+                                 where=ctx.resolved.selection)
     if len(samples) == 0:
         raise OvsegError(f"round {round} selected no pseudo-labels to retrain on; lower "
                          "self_training.gate_threshold, set self_training.class_balance (a "

@@ -109,6 +109,9 @@ class LineageRecord:
     row_counts: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     config_hash: str = ""
+    resolved: dict = field(default_factory=dict)
+    """The config's computed defaults as the stage resolved them (what each None setting
+    became: `flows.defaults.ResolvedSettings`); empty for stages that train nothing."""
 
     def __post_init__(self):
         from storage.errors import StorageError
