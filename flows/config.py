@@ -12,9 +12,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ovseg_core.constants import ALPHA, DEFAULT_WORKSPACE, PAPER_GATE
-
-GATE_DEFAULTS = {"paper": PAPER_GATE, "mobile": PAPER_GATE, "tiny": 0.3}
+from ovseg_core.config import PRESET_NAMES, PRESETS
+from ovseg_core.constants import ALPHA, DEFAULT_WORKSPACE
 
 
 class _Strict(BaseModel):
@@ -63,7 +62,7 @@ class DataSettings(_Strict):
 class ModelSettings(_Strict):
     """Which model to build and which weight files to load (never downloaded)."""
 
-    preset: Literal["tiny", "mobile", "paper"] = "tiny"
+    preset: Literal[PRESET_NAMES] = "tiny"  # the names of ovseg_core.config.PRESETS
     clip_weights: str | None = Field(default=None, description="local open_clip checkpoint file")
     sam_checkpoint: str | None = Field(default=None, description="local SAM .pth / mobile_sam.pt")
     pretrain_clip: bool = Field(
@@ -76,7 +75,7 @@ class ModelSettings(_Strict):
 
 class TrainSettings(_Strict):
     """Optimisation for stage one and every retraining; None = the preset's default
-    (`ovseg_core.train.PRESET_DEFAULTS`; crop = the model's input size)."""
+    (`ovseg_core.config.PRESETS`; crop = the model's input size)."""
 
     steps: int | None = Field(default=None, ge=1)
     retrain_steps: int | None = Field(default=None, ge=1, description="None = steps / 3")
@@ -210,7 +209,7 @@ class RunConfig(_Strict):
     @model_validator(mode="after")
     def _preset_defaults(self) -> RunConfig:
         if self.self_training.gate_threshold is None:
-            self.self_training.gate_threshold = GATE_DEFAULTS[self.model.preset]
+            self.self_training.gate_threshold = PRESETS[self.model.preset].gate
         return self
 
     @field_validator("workspace")

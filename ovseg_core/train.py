@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from ovseg_core import distributed
 from ovseg_core.checkpoint import WEIGHTS_FILE, file_sha256, save_model
+from ovseg_core.config import PRESETS
 from ovseg_core.constants import ALPHA
 from ovseg_core.data import SegmentationSamples
 from ovseg_core.data.transforms import AugmentConfig, augment
@@ -97,16 +98,8 @@ class TrainResult:
     checkpoint_sha256: str
 
 
-PRESET_DEFAULTS = {
-    "tiny": dict(steps=400, batch_size=4, lr=1e-3, clip_lr_mult=1.0, warmup_steps=15,
-                 scale_range=(0.75, 1.5), num_workers=0, log_every=10, checkpoint_every=50),
-    "paper": dict(steps=80_000, batch_size=4, warmup_steps=1500, num_workers=4,
-                  log_every=20, checkpoint_every=2000),
-    "mobile": dict(steps=80_000, batch_size=4, warmup_steps=1500, num_workers=4,
-                   log_every=20, checkpoint_every=2000),
-}
-"""Training defaults per model preset. The tiny preset's CLIP is random, so its visual tower
-trains at the full rate (clip_lr_mult 1.0) and a higher lr makes it learn in minutes on a CPU."""
+PRESET_DEFAULTS = {name: p.train for name, p in PRESETS.items()}
+"""Training defaults per model preset (defined with the preset: `ovseg_core.config.PRESETS`)."""
 
 
 def preset_train_config(preset: str, **overrides) -> TrainConfig:
