@@ -34,7 +34,8 @@ def stage_one(config: RunConfig) -> dict:
 
 @flow(name="ovseg-self-training-round", flow_run_name="round-{round}", log_prints=True)
 def self_training_round(config: RunConfig, round: int, redo: bool = False) -> dict:
-    """Label the target with the parent checkpoint, commit the shards, retrain, record.
+    """One round: plan it, label each shard with the parent checkpoint, commit, check the
+    quality gate, retrain, measure and record, report; returns its lineage record.
 
     redo: forget what the round and every later round committed, and compute this round
     again (the next `self_training` run computes the later ones from it).
@@ -49,7 +50,7 @@ def self_training_round(config: RunConfig, round: int, redo: bool = False) -> di
         get_run_logger().info("round %d already completed; nothing to do", round)
         return done.to_dict()
     started = utc_now()
-    plan = tasks.plan_round_task(config, round)
+    plan = tasks.plan_round(config, round)
     _, label, retrain = tasks.gpu_tasks(config)
     if config.cluster.task_runner == "local":  # in order, on this process's device
         for shard in plan.shards:
@@ -59,7 +60,7 @@ def self_training_round(config: RunConfig, round: int, redo: bool = False) -> di
         for future in futures:
             future.result()
     tasks.commit_round(config, plan)
-    tasks.quality_gate_task(config, round)  # OvsegError: the round stops before retraining
+    tasks.quality_gate(config, round)  # OvsegError: the round stops before retraining
     checkpoint = retrain(config, round, plan.parent)
     record = tasks.finish_round(config, plan.parent, checkpoint, started)
     tasks.report(config, round)

@@ -18,9 +18,10 @@ from __future__ import annotations
 from prefect import task as _task
 from prefect.cache_policies import NO_CACHE
 
-from flows import labelling, quality_gate, steps
+from flows import labelling, steps
 from flows.config import RunConfig
 from flows.context import RESOURCES, TaskContext
+from flows.quality_gate import check_round
 from flows.records import (
     GateOutcome,
     LabelledShard,
@@ -67,7 +68,7 @@ def train_stage_one(config: RunConfig) -> LineageRecord:
     return record
 
 
-def plan_round(config: RunConfig, round: int) -> RoundPlan:
+def plan_and_log(config: RunConfig, round: int) -> RoundPlan:
     """`labelling.plan_round`, logging the round's parent, images and gates."""
     plan = labelling.plan_round(TaskContext.open(config), round)
     gates = plan.gates if isinstance(plan.gates, float) else f"{len(plan.gates)} per class"
@@ -97,7 +98,7 @@ def commit_and_log(config: RunConfig, plan: RoundPlan) -> None:
 
 def gate_and_log(config: RunConfig, round: int) -> GateOutcome:
     """`quality_gate.check_round`: fails (OvsegError) when the gate stops the round."""
-    outcome = quality_gate.check_round(TaskContext.open(config), round)
+    outcome = check_round(TaskContext.open(config), round)
     if outcome.skipped:
         _log().info("round %d: quality gate passed before", round)
     else:
@@ -144,13 +145,12 @@ def _pct(value) -> str:
 
 
 stage_one = task(train_stage_one, name="stage-one-train")
-plan_round_task = task(plan_round, name="plan-round", task_run_name="plan-round{round}")
+plan_round = task(plan_and_log, name="plan-round", task_run_name="plan-round{round}")
 label_shard = task(label_and_commit, name="label-shard",
                    task_run_name="label-round{shard.round}-shard{shard.shard}")
 commit_round = task(commit_and_log, name="commit-round", task_run_name="commit-round{plan.round}",
                     retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
-quality_gate_task = task(gate_and_log, name="quality-gate",
-                         task_run_name="quality-gate-round{round}")
+quality_gate = task(gate_and_log, name="quality-gate", task_run_name="quality-gate-round{round}")
 retrain = task(retrain_and_log, name="retrain", task_run_name="retrain-round{round}")
 finish_round = task(finish_and_log, name="measure-and-record",
                     task_run_name="finish-round{checkpoint.round}", retries=2,
