@@ -32,7 +32,7 @@ def clip_weights(cfg: RunConfig) -> str | None:
 
     key = cp.corpus_key(CLIP_PRETRAIN_SEED, cp.DEFAULT_STEPS, cp.DEFAULT_BATCH,
                         cp.DEFAULT_IMAGE_SIZE, cp.DEFAULT_LR)
-    return str(local_dir(cfg, "clip") / f"ovseg-tiny-{key[:16]}.pt")
+    return str(local_dir(cfg.workspace, "clip") / f"ovseg-tiny-{key[:16]}.pt")
 
 
 def ensure_clip(cfg: RunConfig) -> dict:

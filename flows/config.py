@@ -12,9 +12,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ovseg_core.constants import ALPHA, DEFAULT_WORKSPACE, PAPER_GATE, SYNTHETIC_WORLD
-
-GATE_DEFAULTS = {"paper": PAPER_GATE, "mobile": PAPER_GATE, "tiny": 0.3}
+from ovseg_core.config import PRESET_NAMES, PRESETS
+from ovseg_core.constants import ALPHA, DEFAULT_WORKSPACE, SYNTHETIC_WORLD
 
 
 class _Strict(BaseModel):
@@ -73,7 +72,7 @@ class DataSettings(_Strict):
 class ModelSettings(_Strict):
     """Which model to build and which weight files to load (never downloaded)."""
 
-    preset: Literal["tiny", "mobile", "paper"] = Field(
+    preset: Literal[PRESET_NAMES] = Field(  # the names of ovseg_core.config.PRESETS
         default="tiny", description="model size: paper (CLIP ConvNeXt-B + SAM ViT-B), mobile "
         "(MobileSAM) or tiny (a small CLIP with the real MobileSAM at 256 px: runs on a CPU)")
     clip_weights: str | None = Field(default=None, description="local open_clip checkpoint file")
@@ -93,7 +92,7 @@ class ModelSettings(_Strict):
 
 class TrainSettings(_Strict):
     """Optimisation for stage one and every retraining; None = the preset's default
-    (`ovseg_core.train.PRESET_DEFAULTS`; crop = the model's input size)."""
+    (`ovseg_core.config.PRESETS`; crop = the model's input size)."""
 
     steps: int | None = Field(default=None, ge=1, description="stage one's training steps")
     retrain_steps: int | None = Field(default=None, ge=1, description="None = steps / 3")
@@ -243,7 +242,7 @@ class RunConfig(_Strict):
     @model_validator(mode="after")
     def _preset_defaults(self) -> RunConfig:
         if self.self_training.gate_threshold is None:
-            self.self_training.gate_threshold = GATE_DEFAULTS[self.model.preset]
+            self.self_training.gate_threshold = PRESETS[self.model.preset].gate
         return self
 
     @field_validator("workspace")

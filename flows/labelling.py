@@ -1,23 +1,24 @@
-"""A round's labelling as steps: its shards and their gates, one shard labelled and committed.
+"""A round's labelling as steps: its plan (shards and gates), one shard labelled and committed.
 
 The refiner and the labeller are built here from the run's settings (`ovseg_core.labeling`
-does the model work); `flows.steps` holds the rest of a run (stage one, retraining,
-measuring, lineage).
+does the model work) and kept in the process's resources (`flows.context.WorkerResources`);
+`flows.steps` holds the rest of a run (stage one, retraining, measuring, lineage).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from functools import cache, partial
+from functools import partial
 
-from flows.config import RunConfig
+from flows.config import RunConfig, SelfTrainingSettings
+from flows.context import TaskContext
 from flows.faults import kill_point
-from flows.plan import data_plan, rescan_target, workspace
-from flows.steps import load_checkpoint, runtime_for
+from flows.records import Gates, LabelledShard, ParentRef, RoundPlan, ShardPlan
+from flows.steps import parent_ref
 from ovseg_core.config import ClipConfig
 from ovseg_core.data.prefetch import read_ahead
 from ovseg_core.errors import OvsegError
-from ovseg_core.labeling import LABELING_VERSION, RoundLabeler, shared_cache, weights_digest
+from ovseg_core.labeling import LABELING_VERSION, EmbeddingCache, RoundLabeler, weights_digest
 from ovseg_core.modeling.clip_encoder import build_open_clip, open_clip_config
 from ovseg_core.modeling.sam_encoder import build_sam
 from ovseg_core.profiling import phase
@@ -28,12 +29,12 @@ from ovseg_core.selftrain.regions import class_balanced_gates, threshold_of
 from ovseg_core.selftrain.verify import ClipVerifier
 from storage.hashing import config_hash, shard_key
 from storage.records import ImageRegions, RegionRecord
+from storage.terms import REFINED
 
 
-# ---- the refiner and the labeller (per process)
-@cache
-def _refiner(variant: str, checkpoint: str | None, device: str, fallback: str,
-             prompts_per_pass: int | None) -> SamRefiner:
+# ---- the refiner and the labeller (kept per process)
+def build_refiner(variant: str, checkpoint: str | None, device: str, fallback: str,
+                  prompts_per_pass: int | None) -> SamRefiner:
     """A refiner on real weights: `checkpoint`, else the variant's default file (never random,
     except the `tiny` variant, which has none); a missing file names the setting."""
     parts = build_sam(variant, checkpoint, setting="self_training.refiner_checkpoint")
@@ -48,58 +49,61 @@ def refiner_settings(fallback: str, prompts_per_pass: int | None) -> RefinerSett
     return dataclasses.replace(RefinerSettings(), fallback=fallback, max_prompts=prompts_per_pass)
 
 
-def refiner_for(cfg: RunConfig, model) -> tuple[SamRefiner, str]:
-    """The SAM refiner of the rounds and the tag of its embeddings cache (its weights)."""
-    st = cfg.self_training
-    device = str(runtime_for(cfg.device).device)
+def refiner_for(ctx: TaskContext, model) -> tuple[SamRefiner, str]:
+    """The SAM refiner of the rounds and the tag of its embeddings cache (its weights); a
+    refiner on a weights file is built once per process."""
+    st = ctx.cfg.self_training
+    device = str(ctx.runtime.device)
     if st.refiner_sam == "model" and model.sam is not None:
         return (SamRefiner(model.sam.parts, refiner_settings(st.fallback, st.prompts_per_pass)),
                 f"model:{weights_digest(model.sam)}")
     variant, checkpoint = st.refiner_sam, st.refiner_checkpoint
     if variant == "model":  # DEA off: the model has no SAM encoder, so the refiner brings one
         variant, checkpoint = model.config.sam.variant, model.config.sam.checkpoint
-    return (_refiner(variant, checkpoint, device, st.fallback, st.prompts_per_pass),
-            f"{variant}:{checkpoint}")
+    args = (variant, checkpoint, device, st.fallback, st.prompts_per_pass)
+    refiner = ctx.resources.once(("refiner", *args), lambda: build_refiner(*args))
+    return refiner, f"{variant}:{checkpoint}"
 
 
-def labeler_for(cfg: RunConfig, model, thresholds: float | list[float] | None = None
-                ) -> RoundLabeler:
+def labeler_for(ctx: TaskContext, model, thresholds: Gates | None = None) -> RoundLabeler:
     """The round's labeller: the parent model, the target vocabulary, the refiner, the gate
-    (`thresholds`, the round's `round_gates`; default the configured `gates`), CLIP's check."""
-    refiner, tag = refiner_for(cfg, model)
-    names = data_plan(cfg).target_classes
-    thresholds = gates(cfg, names) if thresholds is None else thresholds
-    return RoundLabeler(model, refiner, names, runtime_for(cfg.device), thresholds,
-                        shared_cache(tag), verifier_for(cfg, model, names))
+    (`thresholds`, the round's planned gates; default the configured `gates`), CLIP's check.
+    The refiner's embeddings are kept per process and refiner, so a run of several rounds
+    encodes each target image once."""
+    refiner, tag = refiner_for(ctx, model)
+    names = ctx.plan.target_classes
+    thresholds = gates(ctx.cfg.self_training, names) if thresholds is None else thresholds
+    cache = ctx.resources.once(("embeddings", tag), EmbeddingCache)
+    return RoundLabeler(model, refiner, names, ctx.runtime, thresholds, cache,
+                        verifier_for(ctx, model, names))
 
 
-def verifier_for(cfg: RunConfig, model, class_names: list[str]) -> ClipVerifier | None:
+def verifier_for(ctx: TaskContext, model, class_names: list[str]) -> ClipVerifier | None:
     """CLIP's check of the gated regions (`self_training.clip_verify`), by the CLIP weights
-    file the model started from; None when it is off (by default: when the CLIP is random)."""
+    file the model started from (built once per process); None when it is off (by default:
+    when the CLIP is random)."""
     weights = model.config.clip.pretrained
-    verify = cfg.self_training.clip_verify
-    if verify is False or (verify is None and weights is None):
+    if not ctx.resolved.clip_verify:
         return None
     if weights is None:
         raise OvsegError("self_training.clip_verify is on but the model's CLIP is random "
                          "(set model.clip_weights, or clip_verify: false)")
-    device = str(runtime_for(cfg.device).device)
-    return _verifier(model.config.clip.model_name, str(weights), tuple(class_names), device)
+    args = (model.config.clip.model_name, str(weights), tuple(class_names),
+            str(ctx.runtime.device))
+    return ctx.resources.once(("verifier", *args), lambda: build_verifier(*args))
 
 
-@cache
-def _verifier(model_name: str, weights: str, class_names: tuple[str, ...], device: str
-              ) -> ClipVerifier:
-    """A verifier on the CLIP weights file `weights` (built once per process)."""
+def build_verifier(model_name: str, weights: str, class_names: tuple[str, ...], device: str
+                   ) -> ClipVerifier:
+    """A verifier on the CLIP weights file `weights`."""
     clip = build_open_clip(ClipConfig(model_name=model_name, pretrained=weights))
     size = open_clip_config(model_name)["vision_cfg"]["image_size"]
     size = size if isinstance(size, int) else max(size)
     return ClipVerifier.from_clip(clip, class_names, size).to(device)
 
 
-def gates(cfg: RunConfig, class_names: list[str]) -> float | list[float]:
-    """The global gate, or one gate per class where `self_training.class_gates` names some."""
-    st = cfg.self_training
+def gates(st: SelfTrainingSettings, class_names: list[str]) -> float | list[float]:
+    """The global gate, or one gate per class where `st.class_gates` names some."""
     if not st.class_gates:
         return st.gate_threshold
     unknown = sorted(set(st.class_gates) - set(class_names))
@@ -109,42 +113,46 @@ def gates(cfg: RunConfig, class_names: list[str]) -> float | list[float]:
     return [st.class_gates.get(name, st.gate_threshold) for name in class_names]
 
 
-# ---- the shards of a round
-def shard_plan(cfg: RunConfig, round: int, parent_sha: str) -> list[dict]:
-    """The round's shards: image ids and the key that determines each shard's rows.
+# ---- the plan of a round
+def plan_round(ctx: TaskContext, round: int) -> RoundPlan:
+    """The round's plan: its parent, its gates, its shards (image ids and the key that
+    determines each shard's rows).
 
-    The round's plan (image ids, gates) is fixed when it starts and recorded in the store, so a
+    The plan (image ids, gates) is fixed when the round starts and recorded in the store, so a
     resumed round labels the images it started with; images added since then wait for the next
     round. A new round scans the target afresh, so it labels the images added since the last.
+    OvsegError when the round started from another parent or with other settings (redo it).
     """
-    plan = round_plan(cfg, round, parent_sha)
-    settings = config_hash({"basis": plan["basis"], "gates": plan["gates"]})
-    ids, size = plan["image_ids"], cfg.self_training.shard_size
-    shards = []
-    for k, start in enumerate(range(0, len(ids), size)):
-        chunk = ids[start:start + size]
-        shards.append({"shard": k, "image_ids": chunk, "gates": plan["gates"],
-                       "key": shard_key(round, k, chunk, parent_sha, settings)})
-    return shards
-
-
-def round_plan(cfg: RunConfig, round: int, parent_sha: str) -> dict:
-    """The round's plan, recorded when it starts (now, if it has not started): {"basis": hash
-    of the parent checkpoint and the settings that shape its rows, "image_ids", "gates"}.
-    OvsegError when the round started with another basis (redo it)."""
-    ws, basis = workspace(cfg), plan_basis(cfg, parent_sha)
-    stored = ws.round_plan(round)
+    parent = parent_ref(ctx.store, round)
+    basis = plan_basis(ctx.cfg, parent.checkpoint_sha256)
+    stored = ctx.store.round_plan(round)
     if stored is None:
-        ids = rescan_target(cfg).target_ids()
-        stored = ws.put_round_plan(round, {"basis": basis, "image_ids": ids,
-                                           "gates": round_gates(cfg, round, parent_sha)})
+        ids = ctx.rescan().target_ids()
+        stored = ctx.store.put_round_plan(round, {"basis": basis, "image_ids": ids,
+                                                  "gates": round_gates(ctx, round, parent)})
     if stored["basis"] != basis:
         from flows.invocation import ovseg_command
 
         raise OvsegError(f"round {round} was started from another parent checkpoint or with "
                          f"other labelling settings; redo it ({ovseg_command()} run "
                          f"--redo-round {round})")
-    return stored
+    gates_ = stored["gates"]
+    gates_ = tuple(gates_) if isinstance(gates_, list) else gates_
+    return RoundPlan(round, parent, basis, gates_,
+                     shard_plans(round, parent, basis, gates_, stored["image_ids"],
+                                 ctx.cfg.self_training.shard_size))
+
+
+def shard_plans(round: int, parent: ParentRef, basis: str, gates_: Gates, ids: list[str],
+                size: int) -> tuple[ShardPlan, ...]:
+    """The round's images in shards of `size`, each keyed by what determines its rows."""
+    settings = config_hash({"basis": basis, "gates": gates_})
+    shards = []
+    for k, start in enumerate(range(0, len(ids), size)):
+        chunk = tuple(ids[start:start + size])
+        shards.append(ShardPlan(round, k, chunk, gates_,
+                                shard_key(round, k, chunk, parent.checkpoint_sha256, settings)))
+    return tuple(shards)
 
 
 def plan_basis(cfg: RunConfig, parent_sha: str) -> str:
@@ -159,17 +167,17 @@ def plan_basis(cfg: RunConfig, parent_sha: str) -> str:
                         "labeling_version": LABELING_VERSION})
 
 
-def round_gates(cfg: RunConfig, round: int, parent_sha: str) -> float | list[float]:
+def round_gates(ctx: TaskContext, round: int, parent: ParentRef) -> float | list[float]:
     """The round's gate: `gates` (global or per-class), or with `self_training.class_balance`
     the class-balanced gates calibrated on the parent model's regions of the first
     `calibration_images` readable target images (by id). Computed once, when the round
     plans; a resumed round reads them from its plan."""
-    plan, st = data_plan(cfg), cfg.self_training
-    caps = gates(cfg, plan.target_classes)
+    plan, st = ctx.plan, ctx.cfg.self_training
+    caps = gates(st, plan.target_classes)
     if st.class_balance is None:
         return caps
-    model = load_checkpoint(cfg, round - 1, parent_sha)
-    labeler = labeler_for(cfg, model, caps)
+    model = ctx.load_checkpoint(parent.round, parent.checkpoint_sha256)
+    labeler = labeler_for(ctx, model, caps)
     found: list[tuple[int, float]] = []
     ids = sorted(plan.target.image_ids)[:st.calibration_images]
     for start in range(0, len(ids), st.batch_size):
@@ -181,19 +189,20 @@ def round_gates(cfg: RunConfig, round: int, parent_sha: str) -> float | list[flo
                                 caps, len(plan.target_classes))
 
 
-def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
+# ---- one shard
+def label_shard(ctx: TaskContext, shard: ShardPlan, parent: ParentRef) -> LabelledShard:
     """Infer, gate and refine one shard of target images, then commit it (skip if committed)."""
-    ws = workspace(cfg)
-    if ws.is_shard_committed(round, shard["shard"], shard["key"]):
-        return {"shard": shard["shard"], "skipped": True}
-    plan = data_plan(cfg)
-    model = load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"])
-    labeler = labeler_for(cfg, model, shard.get("gates"))
-    gate, sha = cfg.self_training.gate_threshold, parent["checkpoint_sha256"]
-    records, ids, size = [], shard["image_ids"], cfg.self_training.batch_size
+    round, store = shard.round, ctx.store
+    if store.is_shard_committed(round, shard.shard, shard.key):
+        return LabelledShard(round, shard.shard, skipped=True)
+    plan, st = ctx.plan, ctx.cfg.self_training
+    model = ctx.load_checkpoint(parent.round, parent.checkpoint_sha256)
+    labeler = labeler_for(ctx, model, shard.gates)
+    gate, sha = st.gate_threshold, parent.checkpoint_sha256
+    records, ids, size = [], list(shard.image_ids), st.batch_size
     batches = [ids[start:start + size] for start in range(0, len(ids), size)]
-    loaded = read_ahead(partial(read_images, plan), batches, loader_workers(cfg))
-    bar = Progress(len(ids), step_name(round, f"label and refine (shard {shard['shard']})"),
+    loaded = read_ahead(partial(read_images, plan), batches, ctx.resolved.loader_workers)
+    bar = Progress(len(ids), step_name(round, f"label and refine (shard {shard.shard})"),
                    "images")
     for batch_ids in batches:
         with phase("data"):  # with loader workers: the wait for a batch they decoded
@@ -209,25 +218,17 @@ def label_shard(cfg: RunConfig, round: int, shard: dict, parent: dict) -> dict:
                                            plan.target_classes, labeler.threshold, gate, sha)
                 records.append(record)
         bar.update(len(batch_ids))
-        kill_point(f"inference:{round}:{shard['shard']}")
+        kill_point(f"inference:{round}:{shard.shard}")
     next(loaded, None)  # the end: loader workers shut down now, not when garbage-collected
     bar.close()
     with phase("storage"):
-        info = ws.write_shard(round, shard["shard"], shard["key"], records)
-    kill_point(f"after_shard_commit:{round}:{shard['shard']}")
+        info = store.write_shard(round, shard.shard, shard.key, records)
+    kill_point(f"after_shard_commit:{round}:{shard.shard}")
     regions = [row for record in records for row in record.regions]
-    return {"shard": info.shard, "skipped": False, "rows": info.rows, "images": info.images,
-            "unreadable": sum(record.problem is not None for record in records),
-            "regions": len(regions), "gated": sum(row.gated for row in regions),
-            "refined": sum(row.paints == "refined" for row in regions)}
-
-
-def loader_workers(cfg: RunConfig) -> int:
-    """`self_training.loader_workers`, or by default 2 on a GPU and 0 on the CPU."""
-    workers = cfg.self_training.loader_workers
-    if workers is None:
-        workers = 2 if runtime_for(cfg.device).device.type == "cuda" else 0
-    return workers
+    return LabelledShard(round, info.shard, skipped=False, rows=info.rows, images=info.images,
+                         unreadable=sum(record.problem is not None for record in records),
+                         regions=len(regions), gated=sum(row.gated for row in regions),
+                         refined=sum(row.paints == REFINED for row in regions))
 
 
 def read_images(plan, image_ids: list[str]) -> tuple[dict, dict[str, str]]:
@@ -246,10 +247,6 @@ def read_images(plan, image_ids: list[str]) -> tuple[dict, dict[str, str]]:
     return images, problems
 
 
-PAINTS = {"sam": "refined", "coarse": "coarse", "none": "none"}
-"""RefinedRegion.label_source -> the store's `paints` value."""
-
-
 def image_regions(image_id: str, size: tuple[int, int], regions: list[RefinedRegion],
                   class_names: list[str], gates: float | list[float], image_gate: float,
                   checkpoint_sha: str) -> ImageRegions:
@@ -261,7 +258,7 @@ def image_regions(image_id: str, size: tuple[int, int], regions: list[RefinedReg
     rows = [RegionRecord(class_id=r.region.class_id, class_name=class_names[r.region.class_id],
                          confidence=r.region.confidence, gated=r.gated, sam_iou=r.sam_iou,
                          agreement_iou=r.agreement_iou, accepted=r.accepted,
-                         paints=PAINTS[r.label_source], clip_class_id=r.clip_class,
+                         paints=r.paints, clip_class_id=r.clip_class,
                          coarse_mask=r.region.mask,
                          refined_mask=r.refined_mask, bbox=r.region.bbox,
                          gate_threshold=threshold_of(gates, r.region.class_id))

@@ -1,8 +1,11 @@
 """The Prefect flows: stage one, one self-training round, the whole run, and evaluation.
 
-Flows only sequence tasks and pass references (config, round ids, URIs, small dicts).
-What is done is decided by the store (shard manifests, round commits, checkpoints, lineage),
-so re-running a flow after a crash redoes exactly the missing work.
+A round reads as the paper's loop, one task per step: plan the round (its parent, gates and
+shards) -> label each shard -> commit -> quality gate -> retrain -> measure and record ->
+report. Flows only sequence tasks and pass the config and records (`flows.records`). What is
+done is decided by the store (shard manifests, round commits, checkpoints, lineage), so
+re-running a flow after a crash redoes exactly the missing work. A flow returns its lineage
+record as a dict (what the command line's summary reads).
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from prefect import flow, get_run_logger
 
 from flows import steps, tasks, watch
 from flows.config import RunConfig
+from flows.context import TaskContext
 from flows.preflight import check_config
-from flows.report import write_round_report
-from ovseg_core.profiling import phase
 from storage.records import utc_now
+from storage.terms import COMPLETED, SELF_TRAINING_ROUND, STAGE_ONE
+from storage.workspace import Workspace
 
 
 @flow(name="ovseg-stage-one", log_prints=True)
@@ -24,13 +28,14 @@ def stage_one(config: RunConfig) -> dict:
     check_config(config)
     train, _, _ = tasks.gpu_tasks(config)
     record = train(config)
-    write_round_report(config, 0)
-    return record
+    tasks.report(config, 0)
+    return record.to_dict()
 
 
 @flow(name="ovseg-self-training-round", flow_run_name="round-{round}", log_prints=True)
 def self_training_round(config: RunConfig, round: int, redo: bool = False) -> dict:
-    """Label the target with the parent checkpoint, commit the shards, retrain, record.
+    """One round: plan it, label each shard with the parent checkpoint, commit, check the
+    quality gate, retrain, measure and record, report; returns its lineage record.
 
     redo: forget what the round and every later round committed, and compute this round
     again (the next `self_training` run computes the later ones from it).
@@ -39,28 +44,27 @@ def self_training_round(config: RunConfig, round: int, redo: bool = False) -> di
         raise ValueError("self-training rounds are numbered from 1 (round 0 is stage one)")
     check_config(config)
     if redo:
-        print(steps.redo_round(config, round))
-    done = steps.completed(config, "self_training_round", round)
+        print(steps.redo_round(TaskContext.open(config), round))
+    done = steps.completed(Workspace(config.workspace), SELF_TRAINING_ROUND, round)
     if done is not None:
         get_run_logger().info("round %d already completed; nothing to do", round)
         return done.to_dict()
     started = utc_now()
-    parent = steps.parent_record(config, round).to_dict()
-    shards = tasks.shard_plan(config, round, parent["checkpoint_sha256"])
+    plan = tasks.plan_round(config, round)
     _, label, retrain = tasks.gpu_tasks(config)
     if config.cluster.task_runner == "local":  # in order, on this process's device
-        for shard in shards:
-            label(config, round, shard, parent)
+        for shard in plan.shards:
+            label(config, shard, plan.parent)
     else:  # fanned out over the flow's Dask task runner, one shard per task
-        futures = [label.submit(config, round, shard, parent) for shard in shards]
+        futures = [label.submit(config, shard, plan.parent) for shard in plan.shards]
         for future in futures:
             future.result()
-    tasks.commit_round(config, round, len(shards))
-    checkpoint = retrain(config, round, parent)
-    record = tasks.finish_round(config, round, parent, checkpoint, started)
-    with phase("report"):
-        write_round_report(config, round)
-    return record
+    tasks.commit_round(config, plan)
+    tasks.quality_gate(config, round)  # OvsegError: the round stops before retraining
+    checkpoint = retrain(config, round, plan.parent)
+    record = tasks.finish_round(config, plan.parent, checkpoint, started)
+    tasks.report(config, round)
+    return record.to_dict()
 
 
 @flow(name="ovseg-self-training", log_prints=True)
@@ -99,10 +103,11 @@ def next_round(config: RunConfig) -> dict:
     The flow to put on a schedule (a nightly round): each run adds one round.
     """
     check_config(config)
-    if steps.completed(config, "stage_one", 0) is None:
+    store = Workspace(config.workspace)
+    if steps.completed(store, STAGE_ONE, 0) is None:
         return stage_one(config)
-    done = [r.round for r in steps.workspace(config).lineage()
-            if r.stage == "self_training_round" and r.status == "completed"]
+    done = [r.round for r in store.lineage()
+            if r.stage == SELF_TRAINING_ROUND and r.status == COMPLETED]
     return round_flow(config)(config, max(done, default=0) + 1)
 
 
@@ -110,11 +115,12 @@ def next_round(config: RunConfig) -> dict:
 def evaluate(config: RunConfig, round: int) -> dict:
     """mIoU of round `round`'s stored checkpoint on the run's labelled datasets."""
     check_config(config)
-    stored = steps.workspace(config).checkpoint(round)
+    ctx = TaskContext.open(config)
+    stored = ctx.store.checkpoint(round)
     if stored is None:
         raise ValueError(f"round {round} has no stored checkpoint in {config.workspace}")
-    model = steps.load_checkpoint(config, round, stored.sha256)
-    return steps.measure(config, model, round)
+    model = ctx.load_checkpoint(round, stored.sha256)
+    return steps.measure(ctx.plan, ctx.runtime, model, round)
 
 
 @flow(name="ovseg-watch-target")

@@ -1,15 +1,11 @@
-"""From a RunConfig to concrete things: datasets, vocabularies, the store, a local scratch dir.
-
-Every task rebuilds what it needs from the config (cheap), so tasks pass only references.
-"""
+"""From a RunConfig to the run's datasets and vocabularies (`DataPlan`), and the local scratch
+folders of a workspace. A task opens these through its context (`flows.context`), once."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from flows.config import DatasetRef, RunConfig
@@ -66,13 +62,13 @@ class DataPlan:
         return dataset_manifest_hash(self.target_ids())
 
 
-def local_dir(cfg: RunConfig, *parts: str) -> Path:
-    """A local scratch folder for this workspace (inside it when the workspace is local)."""
-    local = local_path(cfg.workspace)
+def local_dir(workspace: str, *parts: str) -> Path:
+    """A local scratch folder for `workspace` (inside it when the workspace is local)."""
+    local = local_path(workspace)
     if local is not None:
         base = Path(local) / "_work"
     else:
-        digest = hashlib.sha256(cfg.workspace.encode()).hexdigest()[:12]
+        digest = hashlib.sha256(workspace.encode()).hexdigest()[:12]
         base = Path.home() / ".cache" / "ovseg" / "work" / digest
     path = base.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
@@ -142,9 +138,12 @@ def resolve_refs(cfg: RunConfig) -> dict[str, DatasetRef | None]:
             "target_labels": DatasetRef(root=str(root / "target"))}
 
 
-@cache
-def _plan(cfg_json: str) -> DataPlan:
-    cfg = RunConfig.model_validate_json(cfg_json)
+def open_plan(cfg: RunConfig) -> DataPlan:
+    """The run's datasets, opened from disk (the built-in synthetic world is written first when
+    the run uses it and it is not on disk yet). Tasks get it from their context, which opens
+    it once per process (`flows.context.WorkerResources.data_plan`)."""
+    if cfg.data.source is None:
+        ensure_synthetic(cfg)
     refs = resolve_refs(cfg)
     source, target = _open(refs["source"]), _open(refs["target"])
     source_val, target_eval = _open(refs["source_val"]), _open(refs["target_eval"])
@@ -171,26 +170,27 @@ def _classes_of(dataset) -> list[str]:
 
 
 def data_plan(cfg: RunConfig) -> DataPlan:
-    """The run's datasets (cached per process and config; the built-in synthetic world is
-    written first when the run uses it and it is not on disk yet)."""
-    if cfg.data.source is None:
-        ensure_synthetic(cfg)
-    return _plan(json.dumps(cfg.model_dump(mode="json"), sort_keys=True))
+    """The run's datasets as this process holds them (`flows.context.RESOURCES`), for code
+    outside a task's context (the report, the commands, the benchmarks)."""
+    from flows.context import RESOURCES
+
+    return RESOURCES.data_plan(cfg)
 
 
 def rescan_target(cfg: RunConfig) -> DataPlan:
-    """The run's datasets read again from disk, so images added to the target since this
-    process last looked are seen (each round starts with this; `data_plan` caches)."""
-    _plan.cache_clear()
-    return data_plan(cfg)
+    """The run's datasets with the target read again from disk (images added since)."""
+    from flows.context import RESOURCES
+
+    return RESOURCES.data_plan(cfg, fresh=True)
 
 
 def workspace(cfg: RunConfig) -> Workspace:
+    """The run's store, for code outside a task's context (the report, the commands)."""
     return Workspace(cfg.workspace)
 
 
-def round_manifest_hash(cfg: RunConfig, round: int) -> str | None:
+def round_manifest_hash(store: Workspace, round: int) -> str | None:
     """The manifest hash of the target files round `round` labels (its recorded plan, not the
     target as it is now); None before the round has planned."""
-    planned = workspace(cfg).round_plan(round)
+    planned = store.round_plan(round)
     return planned and dataset_manifest_hash(planned["image_ids"])

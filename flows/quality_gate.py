@@ -4,20 +4,24 @@ A failing check stops the round there with one message (the check, its value and
 how to inspect the rows, the two ways on), unless the round is in `quality.accept_rounds`.
 Every outcome is a lineage record of stage "quality_gate" (metrics: the values; config: the
 thresholds and whether the round was accepted) and, inside a flow run, a Prefect Markdown
-artifact `ovseg-quality-round-R`. A round whose gate completed is not checked again.
+artifact `ovseg-quality-round-R`. A round whose gate completed, or that has retrained, is not
+checked again. The flow runs it as its own task (`quality-gate-roundR`) between committing a
+round and retraining it, so a stopped round shows a failed gate task.
 """
 
 from __future__ import annotations
 
-from flows.config import RunConfig
-from flows.plan import round_manifest_hash, workspace
+from flows.config import QualitySettings
+from flows.context import TaskContext
+from flows.plan import round_manifest_hash
+from flows.records import GateCheck, GateOutcome
 from ovseg_core.constants import DEFAULT_WORKSPACE
 from ovseg_core.errors import OvsegError
 from ovseg_core.progress import say
 from storage.records import LineageRecord, utc_now
 from storage.stats import quality_values
+from storage.terms import COMPLETED, FAILED, QUALITY_GATE
 
-STAGE = "quality_gate"
 CHECKS = (("labelled_share", "min_labelled_images", "min"), ("coverage", "min_coverage", "min"),
           ("trusted_share", "min_trusted_share", "min"), ("sam_iou_mean", "min_sam_iou", "min"),
           ("class_shift", "max_class_shift", "max"))
@@ -25,37 +29,37 @@ CHECKS = (("labelled_share", "min_labelled_images", "min"), ("coverage", "min_co
 COUNTS = ("images", "labelled_images", "gated", "accepted")
 
 
-def check_round(cfg: RunConfig, round: int) -> list[dict]:
+def check_round(ctx: TaskContext, round: int) -> GateOutcome:
     """Check round `round`'s committed pseudo-labels, record and publish the outcome, and raise
-    OvsegError when a check fails and the round is not accepted. Returns the checks ([] when
-    the round's gate already completed)."""
+    OvsegError when a check fails and the round is not accepted. Returns the outcome
+    (`skipped` when the round's gate completed before or the round has retrained)."""
     from flows.report import publish_artifact  # matplotlib: not in every worker that imports steps
 
-    ws = workspace(cfg)
-    if any(r.stage == STAGE and r.status == "completed" for r in ws.lineage(round)):
-        return []
-    started, values = utc_now(), quality_values(ws, round)
-    results = checks(cfg, round, values)
-    failed = [c for c in results if not c["passed"]]
-    accepted = round in cfg.quality.accept_rounds
-    stopped = bool(failed) and not accepted
-    ws.write_lineage(_record(cfg, round, values, results, accepted, stopped, started))
+    store, quality = ctx.store, ctx.cfg.quality
+    if store.checkpoint(round) is not None or any(
+            r.stage == QUALITY_GATE and r.status == COMPLETED for r in store.lineage(round)):
+        return GateOutcome(round, skipped=True)
+    started, values = utc_now(), quality_values(store, round)
+    outcome = GateOutcome(round, checks(quality, round, values),
+                          accepted=round in quality.accept_rounds)
+    store.write_lineage(_record(ctx, outcome, values, started))
     publish_artifact(f"ovseg-quality-round-{round}", f"ovseg quality gate, round {round}",
-                     lambda: markdown(round, values, results, accepted))
-    if stopped:
-        raise OvsegError(message(cfg, round, values, failed))
-    say(f"round {round}: quality gate {'accepted despite failing checks' if failed else 'passed'}"
-        f": " + ", ".join(_value(c, values) for c in results))
-    return results
+                     lambda: markdown(outcome, values))
+    if outcome.stops:
+        raise OvsegError(message(ctx.cfg.workspace, round, values, outcome.failed))
+    say(f"round {round}: quality gate "
+        f"{'accepted despite failing checks' if outcome.failed else 'passed'}: "
+        + ", ".join(_value(c, values) for c in outcome.checks))
+    return outcome
 
 
-def checks(cfg: RunConfig, round: int, values: dict) -> list[dict]:
-    """[{check, value, bound ('min'/'max'), threshold, passed}] of the checks that are on (the
-    class shift is not checked in round 1). A min check fails when its value is missing (no
-    gated region); a max check passes (nothing to compare)."""
+def checks(quality: QualitySettings, round: int, values: dict) -> tuple[GateCheck, ...]:
+    """The checks that are on (the class shift is not checked in round 1), on `values`
+    (`storage.stats.quality_values`). A min check fails when its value is missing (no gated
+    region); a max check passes (nothing to compare)."""
     results = []
     for name, setting, bound in CHECKS:
-        threshold = getattr(cfg.quality, setting)
+        threshold = getattr(quality, setting)
         if threshold is None or (name == "class_shift" and round < 2):
             continue
         value = values[name]
@@ -63,19 +67,17 @@ def checks(cfg: RunConfig, round: int, values: dict) -> list[dict]:
             passed = value is not None and value >= threshold
         else:
             passed = value is None or value <= threshold
-        results.append({"check": name, "value": value, "bound": bound, "threshold": threshold,
-                        "passed": passed})
-    return results
+        results.append(GateCheck(name, value, bound, threshold, passed))
+    return tuple(results)
 
 
-def message(cfg: RunConfig, round: int, values: dict, failed: list[dict]) -> str:
+def message(workspace: str, round: int, values: dict, failed: tuple[GateCheck, ...]) -> str:
     """The one-line error of a stopped round; its commands run as printed (`ovseg_command`)."""
     import shlex
 
     from flows.invocation import ovseg_command
 
-    where = "" if cfg.workspace == DEFAULT_WORKSPACE else \
-        f" --workspace {shlex.quote(cfg.workspace)}"
+    where = "" if workspace == DEFAULT_WORKSPACE else f" --workspace {shlex.quote(workspace)}"
     ovseg = ovseg_command()
     found = "; ".join(_failure(c, values) for c in failed)
     return (f"round {round} stopped by the quality gate before retraining: {found}. Its "
@@ -86,31 +88,31 @@ def message(cfg: RunConfig, round: int, values: dict, failed: list[dict]) -> str
             f"and run `{ovseg} run --redo-round {round}{where}`")
 
 
-def _failure(check: dict, values: dict) -> str:
-    setting = next(s for name, s, _ in CHECKS if name == check["check"])
-    sign = "<" if check["bound"] == "min" else ">"
-    return f"{_value(check, values)} {sign} quality.{setting} {check['threshold']}"
+def _failure(check: GateCheck, values: dict) -> str:
+    setting = next(s for name, s, _ in CHECKS if name == check.check)
+    sign = "<" if check.bound == "min" else ">"
+    return f"{_value(check, values)} {sign} quality.{setting} {check.threshold}"
 
 
-def _value(check: dict, values: dict) -> str:
+def _value(check: GateCheck, values: dict) -> str:
     """The check's name, value and what it counts, e.g. 'trusted_share 0.500 (3 of 6 gated
     regions)'."""
     detail = {"labelled_share": f"{values['labelled_images']} of {values['images']} images",
               "trusted_share": f"{values['accepted']} of {values['gated']} gated regions",
               "sam_iou_mean": f"{values['gated']} gated regions",
-              "class_shift": f"class {values['class_shift_class']}"}.get(check["check"])
-    return f"{check['check']} {_fmt(check['value'])}{f' ({detail})' if detail else ''}"
+              "class_shift": f"class {values['class_shift_class']}"}.get(check.check)
+    return f"{check.check} {_fmt(check.value)}{f' ({detail})' if detail else ''}"
 
 
-def markdown(round: int, values: dict, results: list[dict], accepted: bool) -> str:
+def markdown(outcome: GateOutcome, values: dict) -> str:
     """The artifact: the outcome and a table of the checks."""
-    failed = any(not c["passed"] for c in results)
-    outcome = ("stopped before retraining" if failed and not accepted else
-               "accepted (quality.accept_rounds) despite failing checks" if failed else "passed")
-    lines = [f"# ovseg quality gate: round {round}", "", f"**{outcome}**", "",
+    said = ("stopped before retraining" if outcome.stops else
+            "accepted (quality.accept_rounds) despite failing checks" if outcome.failed
+            else "passed")
+    lines = [f"# ovseg quality gate: round {outcome.round}", "", f"**{said}**", "",
              "| check | value | bound | threshold | passed |", "|---|---|---|---|---|"]
-    lines += [f"| {_value(c, values).replace(' ', ' | ', 1)} | {c['bound']} | {c['threshold']}"
-              f" | {'yes' if c['passed'] else '**no**'} |" for c in results]
+    lines += [f"| {_value(c, values).replace(' ', ' | ', 1)} | {c.bound} | {c.threshold}"
+              f" | {'yes' if c.passed else '**no**'} |" for c in outcome.checks]
     lines += ["", ", ".join(f"{k}: {values[k]}" for k in COUNTS)]
     return "\n".join(lines)
 
@@ -119,19 +121,20 @@ def _fmt(value) -> str:
     return "none" if value is None else f"{value:.3f}"
 
 
-def _record(cfg: RunConfig, round: int, values: dict, results: list[dict], accepted: bool,
-            stopped: bool, started: str) -> LineageRecord:
+def _record(ctx: TaskContext, outcome: GateOutcome, values: dict, started: str
+            ) -> LineageRecord:
     from storage.lineage import package_provenance
 
     version, commit = package_provenance()
+    round, cfg = outcome.round, ctx.cfg
     thresholds = {setting: getattr(cfg.quality, setting) for _, setting, _ in CHECKS}
     return LineageRecord(
-        stage=STAGE, round=round, parent_round=round - 1, checkpoint_uri=None,
-        checkpoint_sha256=None, config=thresholds | {"accepted": accepted},
+        stage=QUALITY_GATE, round=round, parent_round=round - 1, checkpoint_uri=None,
+        checkpoint_sha256=None, config=thresholds | {"accepted": outcome.accepted},
         package_version=version, git_commit=commit,
-        dataset_manifest_hash=round_manifest_hash(cfg, round),
+        dataset_manifest_hash=round_manifest_hash(ctx.store, round),
         gate_threshold=cfg.self_training.gate_threshold, started_at=started,
-        ended_at=utc_now(), status="failed" if stopped else "completed",
+        ended_at=utc_now(), status=FAILED if outcome.stops else COMPLETED,
         row_counts={k: values[k] for k in COUNTS},
         metrics={name: values[name] for name, _, _ in CHECKS}
-        | {"failed_checks": sum(not c["passed"] for c in results)})
+        | {"failed_checks": len(outcome.failed)})

@@ -5,14 +5,15 @@
 retraining) and by `ovseg train`, whose flags fill the same `TrainSettings`: a setting left
 unset takes the preset's default (`ovseg_core.train.PRESET_DEFAULTS`), the crop the model's
 input size. `retrain_samples` is what a round retrains on; the processes of a DDP retraining
-(`train.processes`) each rebuild it from the run config.
+(`train.processes`) each rebuild it from the run config (`retrain_samples_of`).
 """
 
 from __future__ import annotations
 
-from flows.config import RunConfig, TrainSettings
+from flows.config import RunConfig, SelfTrainingSettings, TrainSettings
+from flows.context import TaskContext
 from flows.faults import kill_point
-from flows.plan import data_plan, workspace
+from flows.plan import DataPlan
 from ovseg_core.data import SegmentationSamples
 from ovseg_core.data.mixing import RemappedSamples, SharedSamples
 from ovseg_core.errors import OvsegError
@@ -36,29 +37,33 @@ def train_config(settings: TrainSettings, preset: str, input_size: int, seed: in
     return preset_train_config(preset, **{k: v for k, v in given.items() if v is not None})
 
 
-def retrain_samples(cfg: RunConfig, round: int) -> SegmentationSamples:
+def retrain_samples(ctx: TaskContext, round: int) -> SegmentationSamples:
     """What round `round` retrains on: its selected pseudo-labels, mixed with the labelled
-    source by `self_training.source_share` (rebuilt by each process of a DDP retraining)."""
-    plan = data_plan(cfg)
-    samples = PseudoLabelSamples(workspace(cfg), round, plan.read_target,
-                                 where=cfg.self_training.selection)
+    source by `self_training.source_share`."""
+    st, plan = ctx.cfg.self_training, ctx.plan
+    samples = PseudoLabelSamples(ctx.store, round, plan.read_target,
+                                 where=ctx.resolved.selection)
     if len(samples) == 0:
         raise OvsegError(f"round {round} selected no pseudo-labels to retrain on; lower "
                          "self_training.gate_threshold, set self_training.class_balance (a "
                          "gate per class) or change self_training.selection")
-    return with_source(cfg, round, samples)
+    return with_source(plan, st, ctx.cfg.seed + round, samples)
 
 
-def with_source(cfg: RunConfig, round: int, samples) -> SegmentationSamples:
-    """Pseudo-labelled `samples` of round `round` mixed with the labelled source, remapped into
-    the target vocabulary, at `self_training.source_share` (unchanged at 0)."""
-    share = cfg.self_training.source_share
-    if share == 0:
+def retrain_samples_of(cfg: RunConfig, round: int) -> SegmentationSamples:
+    """`retrain_samples` in a process of its own (each process of a DDP retraining)."""
+    return retrain_samples(TaskContext.open(cfg), round)
+
+
+def with_source(plan: DataPlan, st: SelfTrainingSettings, seed: int, samples
+                ) -> SegmentationSamples:
+    """Pseudo-labelled `samples` mixed with the labelled source, remapped into the target
+    vocabulary, at `st.source_share` (unchanged at 0); `seed`: the round's (run seed + round)."""
+    if st.source_share == 0:
         return samples
-    plan = data_plan(cfg)
     source = RemappedSamples(plan.source, plan.source_classes, plan.target_classes,
                              plan.name_map)
-    return SharedSamples(samples, source, share, seed=cfg.seed + round)
+    return SharedSamples(samples, source, st.source_share, seed=seed)
 
 
 def kill_point_at_step(round: int, step: int, _loss: float) -> None:

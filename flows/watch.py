@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from flows.config import RunConfig
 from flows.plan import rescan_target, workspace
+from storage.terms import COMPLETED, TRAINING_STAGES
 
 DUE_WITHIN = timedelta(seconds=60)
 """A scheduled run starting this soon counts as under way (it will label the new images)."""
@@ -20,8 +21,8 @@ DUE_WITHIN = timedelta(seconds=60)
 def target_change(cfg: RunConfig) -> dict:
     """{"changed", "reason", "round", "images"}: whether the target's images differ from those
     the last completed stage (stage one or a round) saw."""
-    done = [r for r in workspace(cfg).lineage() if r.status == "completed"
-            and r.stage in ("stage_one", "self_training_round")]
+    done = [r for r in workspace(cfg).lineage() if r.status == COMPLETED
+            and r.stage in TRAINING_STAGES]
     if not done:
         return {"changed": False, "round": None, "images": None,
                 "reason": "stage one has not completed: run next-round first"}

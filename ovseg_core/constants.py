@@ -1,9 +1,11 @@
-"""Values shared by every part of ovseg (this module imports nothing, so the CLI's argument
-parsers and the run configuration can use it without loading torch)."""
+"""Values shared by every part of ovseg (this module imports nothing heavy, so the CLI's
+argument parsers and the run configuration can use it without loading torch). The terms
+ovseg_core shares with the store (the ignore label, what paints, stage names, the painting
+rule) live in `storage.terms`, the one module of storage ovseg_core imports."""
 
-IGNORE_INDEX = 65535
-"""The one ignore label inside ovseg (uint16 max); readers map dataset-specific ignore values
-to it."""
+from storage.terms import IGNORE_INDEX
+
+__all__ = ["IGNORE_INDEX"]
 
 MAX_CLASSES = 65535
 """Class ids are stored as uint16 (IGNORE_INDEX excluded), so a vocabulary holds at most this

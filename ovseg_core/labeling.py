@@ -24,7 +24,6 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import cache
 
 import numpy as np
 import torch
@@ -84,13 +83,6 @@ def _digest(module: torch.nn.Module) -> str:
         digest.update(str(tuple(tensor.shape)).encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
-
-
-@cache
-def shared_cache(refiner_tag: str) -> EmbeddingCache:
-    """One embedding cache per refiner (tag = variant and weights file) per process, so a
-    run of several rounds encodes each target image once."""
-    return EmbeddingCache()
 
 
 class RoundLabeler:

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ovseg_core import distributed
 from ovseg_core.checkpoint import WEIGHTS_FILE, file_sha256, save_model
+from ovseg_core.config import PRESETS
 from ovseg_core.constants import ALPHA
 from ovseg_core.data import SegmentationSamples
 from ovseg_core.data.transforms import AugmentConfig, augment_with_geometry
@@ -98,17 +99,8 @@ class TrainResult:
     checkpoint_sha256: str
 
 
-PRESET_DEFAULTS = {
-    "tiny": dict(steps=400, batch_size=4, lr=1e-3, warmup_steps=15,
-                 scale_range=(0.75, 1.5), num_workers=0, log_every=10, checkpoint_every=50),
-    "paper": dict(steps=80_000, batch_size=4, warmup_steps=1500, num_workers=4,
-                  log_every=20, checkpoint_every=2000),
-    "mobile": dict(steps=80_000, batch_size=4, warmup_steps=1500, num_workers=4,
-                   log_every=20, checkpoint_every=2000),
-}
-"""Training defaults per model preset. Every preset trains CLIP's visual tower at the paper's
-0.01 x lr (the model config's `clip.visual_lr_scale`); the tiny preset's higher lr and short
-schedule make it learn in minutes on a CPU."""
+PRESET_DEFAULTS = {name: p.train for name, p in PRESETS.items()}
+"""Training defaults per model preset (defined with the preset: `ovseg_core.config.PRESETS`)."""
 
 
 def preset_train_config(preset: str, **overrides) -> TrainConfig:

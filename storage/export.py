@@ -40,7 +40,7 @@ from storage.query import check_condition, run_sql
 from storage.review_export import committed_round, store_vocabulary
 from storage.rle import rle_areas, rle_boxes, rle_dict
 from storage.samples import ImageSelection, select_images
-from storage.schema import IGNORE_INDEX
+from storage.terms import IGNORE_INDEX
 from storage.workspace import Workspace
 
 PNG8_IGNORE = 255

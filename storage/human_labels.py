@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from storage.fsio import create_file
 from storage.records import LineageRecord, utc_now
 from storage.schema import HUMAN_LABEL_SCHEMA, conform
+from storage.terms import COMPLETED, REVIEW_IMPORT
 from storage.workspace import Workspace
 
 FOLDER = "human_labels"
@@ -69,10 +70,10 @@ def lineage_record(round: int, tool: str, source: str, sha256: str, rows: int, i
 
     version, commit = package_provenance()
     return LineageRecord(
-        stage="review_import", round=round, parent_round=None, checkpoint_uri=None,
+        stage=REVIEW_IMPORT, round=round, parent_round=None, checkpoint_uri=None,
         checkpoint_sha256=None,
         config={"tool": tool, "source_file": posixpath.basename(source),
                 "source_sha256": sha256},
         package_version=version, git_commit=commit, dataset_manifest_hash=image_hash,
-        gate_threshold=None, started_at=started, ended_at=utc_now(), status="completed",
+        gate_threshold=None, started_at=started, ended_at=utc_now(), status=COMPLETED,
         row_counts={"human_labels": rows, "images": images})

@@ -20,6 +20,7 @@ from storage.errors import StorageError
 from storage.fsio import atomic_write_json, read_json
 from storage.hashing import canonical_json
 from storage.records import REPEATED_STAGES, STAGES, LineageRecord
+from storage.terms import COMPLETED
 
 if TYPE_CHECKING:
     from storage.workspace import Workspace
@@ -47,7 +48,7 @@ def write_lineage(ws: Workspace, record: LineageRecord) -> None:
     if existing is not None:
         if canonical_json(existing) == canonical_json(data):
             return
-        if existing["status"] == "completed":
+        if existing["status"] == COMPLETED:
             raise StorageError(
                 f"lineage of {record.stage} round {record.round} is completed and immutable; "
                 f"redo the round to record it again")

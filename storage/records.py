@@ -7,12 +7,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-STAGES = ("stage_one", "quality_gate", "self_training_round", "evaluate", "review_import")
-"""In the order of a round: a round's records are listed in this order."""
-REPEATED_STAGES = ("review_import",)
+from storage.terms import REVIEW_IMPORT, STAGES, STATUSES  # noqa: F401  (records' terms)
+
+REPEATED_STAGES = (REVIEW_IMPORT,)
 """Stages recorded once per input (keyed by their config hash), not once per round; a redo of
 the round keeps them (human labels are about images, not about a round's model)."""
-STATUSES = ("running", "completed", "failed")
 
 
 @dataclass
@@ -110,6 +109,9 @@ class LineageRecord:
     row_counts: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     config_hash: str = ""
+    resolved: dict = field(default_factory=dict)
+    """The config's computed defaults as the stage resolved them (what each None setting
+    became: `flows.defaults.ResolvedSettings`); empty for stages that train nothing."""
 
     def __post_init__(self):
         from storage.errors import StorageError

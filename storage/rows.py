@@ -7,7 +7,8 @@ import pyarrow as pa
 from storage.errors import StorageError
 from storage.records import ImageRegions
 from storage.rle import encode_masks, rle_areas
-from storage.schema import IGNORE_INDEX, IMAGES_SCHEMA, PAINTS, PSEUDO_LABEL_SCHEMA
+from storage.schema import IMAGES_SCHEMA, PSEUDO_LABEL_SCHEMA
+from storage.terms import IGNORE_INDEX, PAINTS, REFINED
 
 
 def _image_columns(round: int, shard: int, images: list[ImageRegions]) -> dict[str, list]:
@@ -31,7 +32,7 @@ def _check_image(image: ImageRegions) -> None:
         if not 0 <= r.class_id < IGNORE_INDEX:
             raise StorageError(f"{image.image_id}: class id {r.class_id} is outside "
                                f"[0, {IGNORE_INDEX})")
-        if r.paints not in PAINTS or (r.paints == "refined" and r.refined_mask is None):
+        if r.paints not in PAINTS or (r.paints == REFINED and r.refined_mask is None):
             raise StorageError(f"{image.image_id}: paints={r.paints!r} is not one of {PAINTS} "
                                "(or 'refined' without a refined mask)")
         x0, y0, x1, y1 = r.bbox

@@ -1,16 +1,16 @@
 """Selection for retraining: a round's selected rows painted into label maps.
 
-Painting rule (the one rule of the store; training, export, the report and the pseudo-label
-quality measure all paint through `ImageSelection.label_map`):
+Painting rule (`storage.terms`, the one rule, which ovseg_core paints with too; training,
+export, the report and the pseudo-label quality measure all paint through
+`ImageSelection.label_map`):
 - `paints` says what a row paints in the round's own label map: its SAM mask ("refined"), its
   coarse mask ("coarse", the fallback setting for an untrusted SAM mask) or nothing ("none");
   the default selection is the rows that paint (DEFAULT_WHERE). A row that a user's selection
   picks paints its SAM mask when `paints` is "refined", else its coarse mask (an ungated or
   untrusted region has no other mask to give);
 - its score is `confidence * sam_iou` for a SAM mask, else `confidence * agreement_iou` (a
-  coarse mask of a gated region), or `confidence` when the region was not gated; the same
-  rule as `RefinedRegion.score` in ovseg_core (the two layers may not import each other; a
-  flows test paints one set of regions both ways and compares);
+  coarse mask of a gated region), or `confidence` when the region was not gated
+  (`terms.paint_score`);
 - rows are painted in increasing (score, region_id) order, so where masks overlap the highest
   score wins; pixels no selected row covers are IGNORE_INDEX (65535).
 
@@ -32,13 +32,13 @@ from storage import human_labels
 from storage.errors import StorageError
 from storage.query import connect, execute, opened
 from storage.rle import decode_masks
-from storage.schema import IGNORE_INDEX
+from storage.terms import COARSE, NONE, REFINED, paint_label_map, paint_score
 from storage.workspace import Workspace
 
 if TYPE_CHECKING:
     from storage.query import Store
 
-DEFAULT_WHERE = "paints <> 'none'"
+DEFAULT_WHERE = f"paints <> '{NONE}'"
 """The retraining selection when none is given: every row that paints (the paper: trusted SAM
 masks; with the coarse fallback on, also the coarse masks of untrusted gated regions)."""
 
@@ -71,23 +71,10 @@ class ImageSelection:
                                self.masks(), self.region_ids)
 
 
-def paint_label_map(height: int, width: int, class_ids: np.ndarray, scores: np.ndarray,
-                    masks: np.ndarray, region_ids: np.ndarray | None = None) -> np.ndarray:
-    """Paint boolean `(N, H, W)` masks by class in increasing (score, region id) order.
-
-    Returns uint16 `(H, W)`; IGNORE_INDEX where no mask covers a pixel.
-    """
-    label = np.full((height, width), IGNORE_INDEX, dtype=np.uint16)
-    ties = np.arange(len(scores)) if region_ids is None else np.asarray(region_ids)
-    for i in np.lexsort((ties, np.asarray(scores))):
-        label[masks[i]] = class_ids[i]
-    return label
-
-
 def _selection(image_id: str, rows: list[dict]) -> ImageSelection:
-    uses_refined = np.array([r["paints"] == "refined" for r in rows], dtype=bool)
-    scores = np.array([_score(r, refined) for r, refined in zip(rows, uses_refined, strict=True)],
-                      dtype=np.float64)
+    uses_refined = np.array([r["paints"] == REFINED for r in rows], dtype=bool)
+    scores = np.array([paint_score(r["confidence"], r["paints"], r["sam_iou"],
+                                   r["agreement_iou"]) for r in rows], dtype=np.float64)
     return ImageSelection(
         image_id=image_id, height=rows[0]["image_height"], width=rows[0]["image_width"],
         region_ids=np.array([r["region_id"] for r in rows], dtype=np.int64),
@@ -96,12 +83,6 @@ def _selection(image_id: str, rows: list[dict]) -> ImageSelection:
         rles=[r["refined_rle"] if u else r["coarse_rle"] for r, u in zip(rows, uses_refined,
                                                                        strict=True)],
         uses_refined=uses_refined, rows=rows)
-
-
-def _score(row: dict, uses_refined: bool) -> float:
-    """Overlap priority: confidence x the quality of the mask that is painted (see top)."""
-    quality = row["sam_iou"] if uses_refined else row["agreement_iou"]
-    return row["confidence"] * (1.0 if quality is None else quality)
 
 
 def select_rows(store: Store, round: int, where: str | None = None,
@@ -126,7 +107,7 @@ def select_images(store: Store, round: int, where: str | None = None,
     grouped: dict[str, list[dict]] = {}
     for row in select_rows(store, round, where, params).to_pylist():
         if coarse:
-            row["paints"] = "coarse"
+            row["paints"] = COARSE
         grouped.setdefault(row["image_id"], []).append(row)
     return {image_id: _selection(image_id, rows) for image_id, rows in grouped.items()}
 

@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from storage.terms import IGNORE_INDEX, PAINTS  # noqa: F401  (the schema's terms)
+
 SCHEMA_VERSION = 4
 """Bumped on any change of the columns below; stored in every file's metadata and manifest entry.
 Readers refuse shards of another version (`storage.query.connect`)."""
 
-PAINTS = ("refined", "coarse", "none")
-"""What paints the label map for a row: its SAM mask, its coarse mask, or nothing."""
-
-IGNORE_INDEX = 65535
-"""The ignore label of painted label maps (uint16 max). Equals `ovseg_core.constants.IGNORE_INDEX`;
-storage does not import ovseg_core, so the value is repeated here and a test checks they agree."""
 
 MASK_COLUMNS = ("coarse_rle", "refined_rle")
 

@@ -86,7 +86,7 @@ def with_previous_round(cfg, round: int):
     plan, where = data_plan(cfg), cfg.self_training.selection
     rounds = [PseudoLabelSamples(Workspace(cfg.workspace), r, plan.read_target, where=where)
               for r in (round, round - 1)]
-    return with_source(cfg, round, WithPreviousRound(*rounds))
+    return with_source(plan, cfg.self_training, cfg.seed + round, WithPreviousRound(*rounds))
 
 
 def thin_one(names: list[str], name: str, keep: float) -> np.ndarray:
@@ -124,14 +124,14 @@ def retrain_and_score(cfg, round: int, samples, seed_offset: int = 0) -> dict:
     """Retrain `round` from its parent checkpoint on `samples`, with the round's seed +
     `seed_offset` (0: as the round did); held-out evaluation dict."""
     from flows import steps
-    from flows.plan import data_plan
+    from flows.context import TaskContext
     from ovseg_core.inference import evaluate
     from ovseg_core.train import train
 
-    plan, runtime = data_plan(cfg), steps.runtime_for(cfg.device)
-    parent = steps.parent_record(cfg, round).to_dict()
-    model = steps.load_checkpoint(cfg, parent["round"], parent["checkpoint_sha256"],
-                                  cached=False)
+    ctx = TaskContext.open(cfg)
+    plan, runtime = ctx.plan, ctx.runtime
+    parent = steps.parent_ref(ctx.store, round)
+    model = ctx.load_checkpoint(parent.round, parent.checkpoint_sha256, cached=False)
     settings = steps.train_config(cfg, retrain=True, seed=cfg.seed + round + seed_offset)
     with tempfile.TemporaryDirectory() as out:
         train(model, samples, plan.target_classes, plan.target_seen, settings, out, runtime)
@@ -169,7 +169,7 @@ def main() -> None:
     counts = painted_pixels(cfg, args.round, names)
     print(f"round {args.round} pseudo-labels paint: "
           + ", ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True)))
-    samples = training.retrain_samples(cfg, args.round)
+    samples = training.retrain_samples_of(cfg, args.round)
     runs = [("as stored", samples)] + [
         (f"{args.thin} kept {keep:g}", ThinnedClasses(samples, thin_one(names, args.thin, keep)))
         for keep in args.keep]

@@ -79,6 +79,7 @@ def _redo(cfg, round: int) -> None:
     """Forget round `round` and every later one (the run then recomputes them); OvsegError
     unless `round` is a self-training round this workspace has started."""
     from flows import steps
+    from flows.context import TaskContext
     from ovseg_core.errors import OvsegError
     from storage.workspace import Workspace
 
@@ -88,7 +89,7 @@ def _redo(cfg, round: int) -> None:
         rounds = ", ".join(map(str, known)) or "none"
         raise OvsegError(f"--redo-round {round}: no such self-training round in "
                          f"{cfg.workspace} (rounds there: {rounds}; round 0 is stage one)")
-    _say(steps.redo_round(cfg, round))
+    _say(steps.redo_round(TaskContext.open(cfg), round))
 
 
 def _first_line(exc: Exception) -> str:

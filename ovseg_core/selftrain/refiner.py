@@ -35,6 +35,7 @@ from ovseg_core.selftrain.prompts import (
     edge_distance,
 )
 from ovseg_core.selftrain.regions import DEFAULT_GATE, Region, around, find_regions, gate
+from storage.terms import COARSE, NONE, REFINED, paint_score
 
 FALLBACKS = ("coarse", "ignore")
 MAX_PROMPTS_PER_PASS = 64
@@ -61,8 +62,9 @@ class RefinedRegion:
     around the region's edge, the region elsewhere (`RefinerSettings.band`). sam_iou: SAM's
     predicted IoU of its mask; agreement_iou: IoU(SAM's mask, region.mask), before the band
     is applied. accepted: the SAM mask is trusted.
-    label_source: what the pseudo-label uses: "sam" (refined_mask), "coarse" (region.mask, the
-    fallback for an untrusted SAM mask) or "none".
+    paints: what paints the pseudo-label map (`storage.terms.PAINTS`, the store's column of
+    the same name): REFINED (refined_mask), COARSE (region.mask, the fallback for an untrusted
+    SAM mask) or NONE.
     clip_class: CLIP's class for the crop of the mask the region paints (SAM's when trusted,
     else the coarse one; `ovseg_core.selftrain.verify`), None when CLIP did not check it.
     """
@@ -73,25 +75,24 @@ class RefinedRegion:
     sam_iou: float | None = None
     agreement_iou: float | None = None
     accepted: bool = False
-    label_source: str = "none"
+    paints: str = NONE
     clip_class: int | None = None
 
     @property
     def label_mask(self) -> np.ndarray | None:
         """(H, W) bool mask this region paints into the pseudo-label map, or None."""
-        if self.label_source == "sam":
+        if self.paints == REFINED:
             return self.refined_mask
-        if self.label_source == "coarse":
+        if self.paints == COARSE:
             return self.region.mask
         return None
 
     @property
     def score(self) -> float:
         """Overlap priority: confidence x (sam_iou for a SAM mask, agreement_iou for a coarse
-        mask of a gated region, 1 for a region never gated), the store's rule
-        (`storage.samples`; tests/flows/test_painting_rule.py checks that they agree)."""
-        quality = self.sam_iou if self.label_source == "sam" else self.agreement_iou
-        return self.region.confidence * (1.0 if quality is None else float(quality))
+        mask of a gated region, 1 for a region never gated): `storage.terms.paint_score`."""
+        return paint_score(self.region.confidence, self.paints, self.sam_iou,
+                           self.agreement_iou)
 
 
 @dataclass
@@ -318,11 +319,11 @@ class SamRefiner:
         s = self.settings
         agreement = mask_iou(mask, region.mask)
         accepted = sam_iou >= s.min_sam_iou and agreement >= s.min_agreement
-        source = "sam" if accepted else ("coarse" if s.fallback == "coarse" else "none")
+        paints = REFINED if accepted else (COARSE if s.fallback == "coarse" else NONE)
         if s.band is not None:
             mask = clip_to_band(region.mask, mask, s.band * max(region.mask.shape))
         return RefinedRegion(region=region, gated=True, refined_mask=mask, sam_iou=sam_iou,
-                             agreement_iou=agreement, accepted=accepted, label_source=source)
+                             agreement_iou=agreement, accepted=accepted, paints=paints)
 
 
 def concat_prompts(parts: list[RegionPrompts]) -> RegionPrompts:

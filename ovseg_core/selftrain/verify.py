@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ovseg_core.clip_pretrain import class_embeddings, pooled_image_embedding
 from ovseg_core.modeling.clip_encoder import ClipVisual, clip_parts
 from ovseg_core.selftrain.refiner import RefinedRegion
+from storage.terms import NONE
 
 MARGIN = 1 / 8
 """Context kept around a region's box, as a fraction of the box's longest side, per side."""
@@ -102,7 +103,7 @@ def verify_regions(verifier: ClipVerifier, images: Sequence[np.ndarray],
                    regions: Sequence[Sequence[RefinedRegion]]) -> list[list[RefinedRegion]]:
     """Each image's regions with CLIP's class of every gated one (`clip_class`), all images'
     gated regions classified together; a gated region whose class CLIP does not pick paints
-    nothing (`label_source` "none"). The mask classified is SAM's when it is trusted (and not
+    nothing (`paints` NONE). The mask classified is SAM's when it is trusted (and not
     empty), else the coarse region.
 
     images: uint8 (H_i, W_i, 3); regions[i]: image i's regions, masks at (H_i, W_i), coarse
@@ -118,7 +119,7 @@ def verify_regions(verifier: ClipVerifier, images: Sequence[np.ndarray],
             if (i, j) in classes:
                 agrees = classes[i, j] == r.region.class_id
                 r = replace(r, clip_class=classes[i, j],
-                            label_source=r.label_source if agrees else "none")
+                            paints=r.paints if agrees else NONE)
             out[i].append(r)
     return out
 

@@ -77,7 +77,7 @@ def test_refine_batch_equals_per_region_refinement(parts):
         (single,) = refiner.refine_batch(embeddings[:1], [(80, 120)], [[r.region]], threshold=0.9)
         assert np.array_equal(single[0].refined_mask, r.refined_mask)
         assert single[0].sam_iou == pytest.approx(r.sam_iou, abs=1e-5)
-        assert r.refined_mask.shape == (80, 120) and r.accepted and r.label_source == "sam"
+        assert r.refined_mask.shape == (80, 120) and r.accepted and r.paints == "refined"
 
 
 def test_prompts_per_pass_changes_speed_not_results(parts):
@@ -108,7 +108,7 @@ def test_acceptance_and_fallbacks(parts):
     emb = torch.randn(1, parts.embed_dim, 16, 16)
     strict = RefinerSettings(min_sam_iou=1e9, fallback="coarse")
     (coarse,) = SamRefiner(parts, strict).refine_batch(emb, [(64, 64)], probs, threshold=0.5)
-    assert all(r.gated and not r.accepted and r.label_source == "coarse" for r in coarse)
+    assert all(r.gated and not r.accepted and r.paints == "coarse" for r in coarse)
     assert all(r.label_mask is r.region.mask for r in coarse)
     ignore = RefinerSettings(min_sam_iou=1e9, fallback="ignore")
     (ign,) = SamRefiner(parts, ignore).refine_batch(emb, [(64, 64)], probs, threshold=0.5)

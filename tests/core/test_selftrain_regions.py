@@ -62,7 +62,7 @@ def test_mask_bbox_is_inclusive_exclusive():
 
 def refined(cls, mask, conf, sam_iou, agree, source):
     region = Region(cls, mask, conf, int(mask.sum()), mask_bbox(mask))
-    return RefinedRegion(region, True, mask, sam_iou, agree, source == "sam", source)
+    return RefinedRegion(region, True, mask, sam_iou, agree, source == "refined", source)
 
 
 def test_paint_resolves_overlaps_by_score_and_leaves_ignore():
@@ -73,15 +73,15 @@ def test_paint_resolves_overlaps_by_score_and_leaves_ignore():
     c = np.zeros((6, 6), bool)
     c[5, 0] = True
     # score a = 0.95 * 0.8 = 0.76 < score b = 0.92 * 0.9 = 0.828 -> b wins the overlap
-    out = paint_pseudo_labels([refined(3, a, 0.95, 0.8, 0.9, "sam"),
-                               refined(7, b, 0.92, 0.9, 0.9, "sam"),
+    out = paint_pseudo_labels([refined(3, a, 0.95, 0.8, 0.9, "refined"),
+                               refined(7, b, 0.92, 0.9, 0.9, "refined"),
                                refined(9, c, 0.99, 0.9, 0.9, "none")], 6, 6)
     assert out.dtype == np.uint16
     assert out[0, 0] == 3 and out[3, 3] == 7 and out[2, 2] == 7 and out[5, 5] == 7
     assert out[5, 0] == IGNORE_INDEX and out[0, 5] == IGNORE_INDEX
     # swap the scores: a wins
-    out = paint_pseudo_labels([refined(3, a, 0.95, 0.99, 0.9, "sam"),
-                               refined(7, b, 0.92, 0.5, 0.9, "sam")], 6, 6)
+    out = paint_pseudo_labels([refined(3, a, 0.95, 0.99, 0.9, "refined"),
+                               refined(7, b, 0.92, 0.5, 0.9, "refined")], 6, 6)
     assert out[3, 3] == 3 and out[5, 5] == 7
 
 

@@ -63,19 +63,19 @@ def refined(mask: np.ndarray, class_id: int, gated: bool, accepted: bool,
                     bbox=mask_bbox(mask))
     return RefinedRegion(region=region, gated=gated, refined_mask=mask if gated else None,
                          sam_iou=0.9 if gated else None, agreement_iou=0.9 if gated else None,
-                         accepted=accepted, label_source=source)
+                         accepted=accepted, paints=source)
 
 
 def test_a_gated_region_of_another_class_than_clip_picks_paints_nothing():
     image, red, blue = two_objects()
     verifier = verifier_that_knows(image, [red, blue], [0, 1])  # red -> 0, blue -> 1
-    regions = [refined(red, 0, True, True, "sam"),     # CLIP agrees
-               refined(blue, 0, True, True, "sam"),    # CLIP says 1
+    regions = [refined(red, 0, True, True, "refined"),     # CLIP agrees
+               refined(blue, 0, True, True, "refined"),    # CLIP says 1
                refined(blue, 1, True, False, "none"),  # untrusted: its coarse mask is checked
                refined(red, 1, False, False, "none")]  # not gated: not checked
     (out,) = verify_regions(verifier, [image], [regions])
     assert [r.clip_class for r in out] == [0, 1, 1, None]
-    assert [r.label_source for r in out] == ["sam", "none", "none", "none"]
+    assert [r.paints for r in out] == ["refined", "none", "none", "none"]
     assert [r.accepted for r in out] == [True, True, False, False]  # SAM's trust is kept
 
 
@@ -92,19 +92,19 @@ def test_verifier_from_clip_uses_the_template_average_of_the_vocabulary():
 def test_an_empty_trusted_mask_is_checked_by_its_coarse_region():
     image, red, blue = two_objects()
     verifier = verifier_that_knows(image, [red, blue], [0, 1])
-    emptied = refined(blue, 1, True, True, "sam")
+    emptied = refined(blue, 1, True, True, "refined")
     emptied.refined_mask = np.zeros_like(blue)  # e.g. vanished when resized to the image
     ((out,),) = verify_regions(verifier, [image], [[emptied]])
-    assert out.clip_class == 1 and out.label_source == "sam"
+    assert out.clip_class == 1 and out.paints == "refined"
 
 
 def test_regions_of_several_images_get_their_own_images_classes():
     image, red, blue = two_objects()
     verifier = verifier_that_knows(image, [red, blue], [0, 1])
     first, second = verify_regions(verifier, [image, image.copy()],
-                                   [[refined(blue, 1, True, True, "sam")],
-                                    [refined(red, 1, True, True, "sam"),
+                                   [[refined(blue, 1, True, True, "refined")],
+                                    [refined(red, 1, True, True, "refined"),
                                      refined(blue, 0, False, False, "none")]])
-    assert [r.clip_class for r in first] == [1] and first[0].label_source == "sam"
+    assert [r.clip_class for r in first] == [1] and first[0].paints == "refined"
     assert [r.clip_class for r in second] == [0, None]
-    assert [r.label_source for r in second] == ["none", "none"]
+    assert [r.paints for r in second] == ["none", "none"]

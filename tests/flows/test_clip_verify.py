@@ -4,6 +4,7 @@ CLIP has weights, stored per row, and the rows it rejects paint nothing."""
 import pytest
 
 from flows.config import RunConfig
+from flows.context import TaskContext
 from flows.labelling import verifier_for
 from flows.steps import model_config
 from ovseg_core import clip_pretrain as cp
@@ -16,11 +17,11 @@ def test_off_for_a_random_clip_unless_asked_and_then_an_error():
     cfg = RunConfig.model_validate({"model": {"pretrain_clip": False}})
     model = build_model(model_config(cfg), seed=0)
     assert model.config.clip.pretrained is None
-    assert verifier_for(cfg, model, ["a", "b"]) is None
+    assert verifier_for(TaskContext.open(cfg), model, ["a", "b"]) is None
     asked = cfg.model_copy(update={"self_training": cfg.self_training.model_copy(
         update={"clip_verify": True})})
     with pytest.raises(OvsegError, match="clip_verify"):
-        verifier_for(asked, model, ["a", "b"])
+        verifier_for(TaskContext.open(asked), model, ["a", "b"])
 
 
 def test_a_round_stores_clips_class_of_every_gated_row_and_rejected_rows_paint_nothing(
@@ -46,7 +47,8 @@ def test_a_round_stores_clips_class_of_every_gated_row_and_rejected_rows_paint_n
     assert round_one["row_counts"]["clip_rejected"] == len(rejected)
     # the stored class is what the weights file's CLIP says of the stored mask
     plan = data_plan(cfg)
-    verifier = verifier_for(cfg, build_model(model_config(cfg), seed=0), plan.target_classes)
+    model = build_model(model_config(cfg), seed=0)
+    verifier = verifier_for(TaskContext.open(cfg), model, plan.target_classes)
     for r in gated[:6]:
         rle = r["refined_rle"] if r["accepted"] and r["refined_area"] else r["coarse_rle"]
         mask = decode_masks([rle], r["image_height"], r["image_width"])[0]

@@ -6,16 +6,17 @@ from __future__ import annotations
 import shutil
 
 from flows import labelling, steps
+from flows.context import TaskContext
 from tests.flows.conftest import pseudo_label_rows, small_config
 
 
 def _label_round_one(cfg) -> list[dict]:
-    parent = steps.parent_record(cfg, 1).to_dict()
-    shards = labelling.shard_plan(cfg, 1, parent["checkpoint_sha256"])
-    for shard in shards:
-        labelling.label_shard(cfg, 1, shard, parent)
-    steps.commit_round(cfg, 1, len(shards))
-    return pseudo_label_rows(cfg.workspace), [s["key"] for s in shards]
+    ctx = TaskContext.open(cfg)
+    plan = labelling.plan_round(ctx, 1)
+    for shard in plan.shards:
+        labelling.label_shard(ctx, shard, plan.parent)
+    steps.commit_round(ctx.store, plan)
+    return pseudo_label_rows(cfg.workspace), [s.key for s in plan.shards]
 
 
 def test_loader_workers_change_no_row(stage_one_workspace, synthetic_root, tmp_path):

@@ -16,7 +16,8 @@ from tests.flows.conftest import growing_target
 
 def test_next_round_labels_images_added_after_the_last(prefect_api, synthetic_root,
                                                         stage_one_workspace, tmp_path, caplog):
-    from flows import labelling, steps
+    from flows import labelling
+    from flows.context import TaskContext
     from flows.pipeline import self_training_round
     from flows.plan import data_plan
     from flows.watch import target_change
@@ -35,10 +36,10 @@ def test_next_round_labels_images_added_after_the_last(prefect_api, synthetic_ro
     add_later()  # new files arrive in the same process (the plan is cached per process)
 
     # Round 2's labelling (the round's steps, without retraining, to keep the test short).
-    parent = steps.parent_record(cfg, 2).to_dict()
-    shards = labelling.shard_plan(cfg, 2, parent["checkpoint_sha256"])
-    for shard in shards:
-        labelling.label_shard(cfg, 2, shard, parent)
+    ctx = TaskContext.open(cfg)
+    plan = labelling.plan_round(ctx, 2)
+    for shard in plan.shards:
+        labelling.label_shard(ctx, shard, plan.parent)
     labelled = {r: run_sql(str(ws), "SELECT image_id FROM images WHERE round = ? ORDER BY 1",
                            [r]).column("image_id").to_pylist() for r in (1, 2)}
     assert labelled == {1: [p.name for p in first], 2: [p.name for p in images]}

@@ -1,5 +1,6 @@
-"""The model's pseudo-label map and the store's are painted by the same rule: regions made in
-ovseg_core, written through the flows' record conversion, read back and painted by storage."""
+"""A round's rows paint what its regions paint: regions made in ovseg_core, written through the
+flows' record conversion, read back and painted from the store give the map the model's regions
+give (both paint through `storage.terms`; this checks the conversion and the round trip)."""
 
 import numpy as np
 
@@ -21,13 +22,13 @@ def _region(class_id, mask, confidence, source, sam_iou=None, agreement=None, re
                     (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
     return RefinedRegion(region, gated=source != "none" or sam_iou is not None,
                          refined_mask=refined, sam_iou=sam_iou, agreement_iou=agreement,
-                         accepted=source == "sam", label_source=source)
+                         accepted=source == "refined", paints=source)
 
 
 def test_store_paints_what_the_model_paints(tmp_path):
     regions = [
-        _region(1, _rect(0, 5, 0, 6), 0.95, "sam", 0.9, 0.7, refined=_rect(0, 6, 0, 7)),
-        _region(2, _rect(3, 8, 4, 10), 0.99, "sam", 0.8, 0.8, refined=_rect(2, 8, 3, 10)),
+        _region(1, _rect(0, 5, 0, 6), 0.95, "refined", 0.9, 0.7, refined=_rect(0, 6, 0, 7)),
+        _region(2, _rect(3, 8, 4, 10), 0.99, "refined", 0.8, 0.8, refined=_rect(2, 8, 3, 10)),
         _region(3, _rect(6, 8, 0, 5), 0.97, "coarse", 0.3, 0.2, refined=_rect(0, 1, 0, 1)),
         _region(4, _rect(0, 3, 6, 10), 0.92, "none", 0.2, 0.1, refined=_rect(0, 8, 0, 10)),
         _region(5, _rect(0, 8, 0, 10), 0.40, "none"),  # never gated
@@ -55,7 +56,7 @@ def test_per_class_gates_gate_and_are_recorded_per_row(tmp_path):
     names = ["ground", "disk", "star"]
     cfg = RunConfig.model_validate({"self_training": {"gate_threshold": 0.9,
                                                       "class_gates": {"star": 0.5}}})
-    thresholds = gates(cfg, names)
+    thresholds = gates(cfg.self_training, names)
     assert thresholds == [0.9, 0.9, 0.5]
     regions = [_region(1, _rect(0, 4, 0, 4), 0.7, "none"), _region(2, _rect(4, 8, 4, 8), 0.7,
                                                                      "none")]
@@ -68,4 +69,4 @@ def test_per_class_gates_gate_and_are_recorded_per_row(tmp_path):
                                 {"class_name": "star", "gate_threshold": pytest.approx(0.5)}]
     bad = RunConfig.model_validate({"self_training": {"class_gates": {"stra": 0.5}}})
     with pytest.raises(OvsegError, match="stra"):
-        gates(bad, names)
+        gates(bad.self_training, names)

@@ -28,6 +28,7 @@ def _with_quality(cfg: RunConfig, **settings) -> RunConfig:
 
 def test_a_failing_check_stops_the_round_until_it_is_accepted(
         prefect_api, synthetic_root, stage_one_workspace, tmp_path):
+    from flows.context import TaskContext
     from flows.pipeline import round_flow
     from flows.quality_gate import check_round
     from ovseg_core.errors import OvsegError
@@ -36,8 +37,15 @@ def test_a_failing_check_stops_the_round_until_it_is_accepted(
     shutil.copytree(stage_one_workspace, ws)
     cfg = small_config(synthetic_root, ws, rounds=1)  # its refiner is a random tiny SAM
     strict = _with_quality(cfg, min_trusted_share=0.5)
+    state = round_flow(strict)(strict, 1, return_state=True)
+    assert state.is_failed()
     with pytest.raises(OvsegError) as stopped:
-        round_flow(strict)(strict, 1)
+        state.result()
+    # the graph shows the gate as a failed task of its own; retraining never started
+    tasks = _task_states(state.state_details.flow_run_id)
+    assert tasks["quality-gate-round1"] == "FAILED", tasks
+    assert tasks["commit-round1"] == "COMPLETED" and "retrain-round1" not in tasks
+    assert "stopped by the quality gate" in state.message
     store = Workspace(str(ws))
     assert store.is_round_committed(1) and store.checkpoint(1) is None  # stopped before training
     values = quality_values(store, 1)
@@ -58,16 +66,16 @@ def test_a_failing_check_stops_the_round_until_it_is_accepted(
     passing = tmp_path / "passing"
     shutil.copytree(ws, passing)
     default = cfg.model_copy(update={"workspace": str(passing)})
-    checks = check_round(default, 1)
-    assert [c["check"] for c in checks] == ["labelled_share", "coverage"]
-    assert all(c["passed"] for c in checks)
+    outcome = check_round(TaskContext.open(default), 1)
+    assert [c.check for c in outcome.checks] == ["labelled_share", "coverage"]
+    assert all(c.passed for c in outcome.checks) and not outcome.stops
     [record] = _gate_records(passing)
     assert record.status == "completed" and record.metrics["failed_checks"] == 0
     assert record.metrics["labelled_share"] == values["labelled_share"] == 1.0
     assert record.row_counts == {k: values[k] for k in ("images", "labelled_images", "gated",
                                                         "accepted")}
     again = strict.model_copy(update={"workspace": str(passing)})
-    assert check_round(again, 1) == []  # a resumed round: the gate completed
+    assert check_round(TaskContext.open(again), 1).skipped  # a resumed round: gate completed
 
     # the same run with the round accepted goes on; the gate's record becomes completed
     accepted = _with_quality(cfg, min_trusted_share=0.5, accept_rounds=[1])
@@ -79,6 +87,17 @@ def test_a_failing_check_stops_the_round_until_it_is_accepted(
     assert len(list((ws / "lineage" / "_superseded").iterdir())) == 1  # the failed record
     assert _artifact("ovseg-quality-round-1").startswith(
         "# ovseg quality gate: round 1\n\n**accepted")
+
+
+def _task_states(flow_run_id) -> dict[str, str]:
+    """{task run name: state type} of a flow run's task runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[flow_run_id])))
+    return {run.name: run.state_type.value for run in runs}
 
 
 def _artifact(key: str) -> str:
@@ -96,6 +115,7 @@ def _artifact(key: str) -> str:
 
 def test_the_gate_values_of_hand_made_rounds(tmp_path):
     """Two rounds of known areas (8 x 10 images): the values, the checks and the message."""
+    from flows.context import TaskContext
     from flows.quality_gate import check_round, checks
     from ovseg_core.errors import OvsegError
 
@@ -103,7 +123,7 @@ def test_the_gate_values_of_hand_made_rounds(tmp_path):
     sha = "s" * 64
     first = [  # a.png paints 42 (SAM) + 10 (coarse) px; b.png paints nothing; c.png unreadable
         image_regions("a.png", (8, 10), [
-            _region(1, _rect(0, 5, 0, 6), 0.95, "sam", 0.9, 0.7, refined=_rect(0, 6, 0, 7)),
+            _region(1, _rect(0, 5, 0, 6), 0.95, "refined", 0.9, 0.7, refined=_rect(0, 6, 0, 7)),
             _region(2, _rect(6, 8, 0, 5), 0.97, "coarse", 0.3, 0.2, refined=_rect(0, 1, 0, 1)),
             _region(3, _rect(0, 3, 6, 10), 0.92, "none", 0.6, 0.1, refined=_rect(0, 8, 0, 10)),
         ], names, 0.9, 0.9, sha),
@@ -113,7 +133,7 @@ def test_the_gate_values_of_hand_made_rounds(tmp_path):
     ]
     second = [  # a.png paints 80 + 10 px, capped at its 80; b.png paints 40 px of class 5
         image_regions("a.png", (8, 10), [
-            _region(1, _rect(0, 5, 0, 6), 0.95, "sam", 0.9, 0.7, refined=_rect(0, 8, 0, 10)),
+            _region(1, _rect(0, 5, 0, 6), 0.95, "refined", 0.9, 0.7, refined=_rect(0, 8, 0, 10)),
             _region(2, _rect(6, 8, 0, 5), 0.97, "coarse", 0.5, 0.2, refined=_rect(0, 1, 0, 1)),
         ], names, 0.9, 0.9, sha),
         image_regions("b.png", (8, 10), [_region(5, _rect(0, 4, 0, 10), 0.95, "coarse", 0.25,
@@ -148,14 +168,14 @@ def test_the_gate_values_of_hand_made_rounds(tmp_path):
     cfg = RunConfig(workspace=ws.root, quality=QualitySettings(
         min_labelled_images=0.9, min_coverage=0.3, min_trusted_share=0.3, min_sam_iou=0.5,
         max_class_shift=0.3))
-    assert [(c["check"], c["passed"]) for c in checks(cfg, 1, one)] == [
+    assert [(c.check, c.passed) for c in checks(cfg.quality, 1, one)] == [
         ("labelled_share", False), ("coverage", True), ("trusted_share", True),
         ("sam_iou_mean", True)]  # no class shift in round 1
-    assert [c["check"] for c in checks(cfg, 2, two) if not c["passed"]] == ["class_shift"]
+    assert [c.check for c in checks(cfg.quality, 2, two) if not c.passed] == ["class_shift"]
     with pytest.raises(OvsegError, match=r"round 2 stopped by the quality gate before "
                        r"retraining: class_shift 0\.308 \(class class5\) > "
                        r"quality\.max_class_shift 0\.3\. Its pseudo-labels are committed"):
-        check_round(cfg, 2)
+        check_round(TaskContext.open(cfg), 2)
     assert [r.status for r in ws.lineage(2) if r.stage == "quality_gate"] == ["failed"]
     ws.redo_round(2)  # a redo forgets the round's gate too
     assert [r.stage for r in ws.lineage(2)] == []

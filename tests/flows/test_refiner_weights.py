@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from flows.config import RunConfig
-from flows.labelling import _refiner, refiner_for
+from flows.context import TaskContext
+from flows.labelling import build_refiner, refiner_for
 from flows.steps import model_config
 from ovseg_core.errors import OvsegError
 from ovseg_core.modeling.build import build_model
@@ -15,7 +16,7 @@ from ovseg_core.modeling.sam_encoder import build_sam, default_sam_checkpoint
 def test_default_job_refiner_holds_the_shipped_mobile_sam_weights():
     cfg = RunConfig.model_validate({"model": {"pretrain_clip": False}})  # else: the default job
     model = build_model(model_config(cfg), seed=0)
-    refiner, tag = refiner_for(cfg, model)
+    refiner, tag = refiner_for(TaskContext.open(cfg), model)
     assert tag is not None and tag.startswith("vit_t:")
     shipped = torch.load(default_sam_checkpoint("vit_t"), map_location="cpu", weights_only=True)
     parts = refiner.parts
@@ -35,7 +36,7 @@ def test_default_job_refiner_holds_the_shipped_mobile_sam_weights():
 def test_a_real_refiner_without_its_weights_is_an_error_naming_the_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("OVSEG_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(OvsegError, match="self_training.refiner_checkpoint"):
-        _refiner("vit_b", None, "cpu", "ignore", None)
+        build_refiner("vit_b", None, "cpu", "ignore", None)
     with pytest.raises(OvsegError, match="model.sam_checkpoint"):
         build_model(model_config(RunConfig.model_validate({"model": {"preset": "paper"}})))
 
@@ -52,8 +53,8 @@ def test_prompts_per_pass_reaches_the_refiner_but_not_the_rounds_key(refiner_sam
     settings["self_training"]["prompts_per_pass"] = 5
     tuned = RunConfig.model_validate(settings)
     model = build_model(model_config(tuned), seed=0)
-    assert refiner_for(tuned, model)[0].settings.max_prompts == 5
-    assert refiner_for(plain, model)[0].settings.max_prompts is None
+    assert refiner_for(TaskContext.open(tuned), model)[0].settings.max_prompts == 5
+    assert refiner_for(TaskContext.open(plain), model)[0].settings.max_prompts is None
     assert plan_basis(plain, "p" * 64) == plan_basis(tuned, "p" * 64)
     with pytest.raises(ValueError):
         RunConfig.model_validate({"self_training": {"prompts_per_pass": 0}})

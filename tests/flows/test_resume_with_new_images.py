@@ -15,7 +15,8 @@ def _round_images(ws, round: int) -> list[str]:
 
 def test_resumed_round_labels_what_it_started_with(prefect_api, synthetic_root,
                                                    stage_one_workspace, tmp_path):
-    from flows import labelling, steps
+    from flows import labelling
+    from flows.context import TaskContext
     from flows.pipeline import self_training_round
     from flows.watch import target_change
 
@@ -24,10 +25,10 @@ def test_resumed_round_labels_what_it_started_with(prefect_api, synthetic_root,
     images = first + later
 
     # Round 1 starts: its plan is recorded and its first shard committed; then it dies.
-    parent = steps.parent_record(cfg, 1).to_dict()
-    shards = labelling.shard_plan(cfg, 1, parent["checkpoint_sha256"])
-    assert [s["image_ids"] for s in shards] == [[p.name] for p in first]
-    labelling.label_shard(cfg, 1, shards[0], parent)
+    ctx = TaskContext.open(cfg)
+    plan = labelling.plan_round(ctx, 1)
+    assert [s.image_ids for s in plan.shards] == [(p.name,) for p in first]
+    labelling.label_shard(ctx, plan.shards[0], plan.parent)
     add_later()  # new images arrive before the round is resumed
 
     record = self_training_round(cfg, 1)
@@ -38,5 +39,4 @@ def test_resumed_round_labels_what_it_started_with(prefect_api, synthetic_root,
     assert record["row_counts"]["images"] == 3
     change = target_change(cfg)  # the round's lineage names the files it labelled
     assert change["changed"] and change["images"] == 6, change
-    assert labelling.shard_plan(cfg, 2, record["checkpoint_sha256"])[-1]["image_ids"] == \
-        [images[-1].name]
+    assert labelling.plan_round(ctx, 2).shards[-1].image_ids == (images[-1].name,)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flows import labelling, steps
-from flows.plan import local_dir
+from flows.context import TaskContext
 from ovseg_core.errors import OvsegError
 from ovseg_core.train import read_train_log
 from storage.workspace import Workspace
@@ -24,27 +24,27 @@ def labelled_round(synthetic_root, tmp_path_factory) -> Path:
     """A workspace with stage one done and round 1's pseudo-labels committed (plain steps);
     copy it, don't write to it."""
     ws = tmp_path_factory.mktemp("processes") / "ws"
-    cfg = small_config(synthetic_root, ws, rounds=1)
-    steps.run_stage_one(cfg)
-    parent = steps.parent_record(cfg, 1).to_dict()
-    shards = labelling.shard_plan(cfg, 1, parent["checkpoint_sha256"])
-    for shard in shards:
-        labelling.label_shard(cfg, 1, shard, parent)
-    steps.commit_round(cfg, 1, len(shards))
+    ctx = TaskContext.open(small_config(synthetic_root, ws, rounds=1))
+    steps.run_stage_one(ctx)
+    plan = labelling.plan_round(ctx, 1)
+    for shard in plan.shards:
+        labelling.label_shard(ctx, shard, plan.parent)
+    steps.commit_round(ctx.store, plan)
     return ws
 
 
 def retrained(synthetic_root: Path, labelled_round: Path, ws: Path, processes: int):
-    """(config, parent record, retrain's result) of round 1 on a copy of the labelled round."""
+    """(context, parent, retrain's result) of round 1 on a copy of the labelled round."""
     shutil.copytree(labelled_round, ws)
     cfg = small_config(synthetic_root, ws, rounds=1)
     cfg.train.processes = processes
-    parent = steps.parent_record(cfg, 1).to_dict()
-    return cfg, parent, steps.retrain(cfg, 1, parent)
+    ctx = TaskContext.open(cfg)
+    parent = steps.parent_ref(ctx.store, 1)
+    return ctx, parent, steps.retrain(ctx, 1, parent)
 
 
-def train_dir(cfg) -> Path:
-    return local_dir(cfg, "round=001", "train")
+def train_dir(ctx) -> Path:
+    return ctx.round_dir(1, "train")
 
 
 @pytest.fixture(scope="module")
@@ -55,33 +55,32 @@ def single(synthetic_root, labelled_round, tmp_path_factory):
 
 def test_two_gloo_processes_store_the_single_process_checkpoint(synthetic_root, labelled_round,
                                                                 single, tmp_path):
-    cfg1, parent, ckpt1 = single
-    cfg2, _, ckpt2 = retrained(synthetic_root, labelled_round, tmp_path / "ws", 2)
-    init = steps.checkpoint_dir(cfg1, 0, parent["checkpoint_sha256"])
-    rel, biggest = weight_diffs(train_dir(cfg2), train_dir(cfg1), init)
+    ctx1, parent, ckpt1 = single
+    ctx2, _, ckpt2 = retrained(synthetic_root, labelled_round, tmp_path / "ws", 2)
+    init = ctx1.checkpoint_dir(0, parent.checkpoint_sha256)
+    rel, biggest = weight_diffs(train_dir(ctx2), train_dir(ctx1), init)
     print(f"round retraining, 2 processes vs 1: relative update difference {rel:.2g}, "
           f"max |dw| {biggest:.2g}")
     assert rel <= REL_TOL and biggest <= ABS_TOL
-    assert ckpt1["sha256"] != ckpt2["sha256"]  # two real runs, not one result read twice
+    assert ckpt1.sha256 != ckpt2.sha256  # two real runs, not one result read twice
 
     # rank 0 alone wrote the folder the parent committed: the same files and log as one process
-    assert sorted(p.name for p in train_dir(cfg2).iterdir()) == sorted(
-        p.name for p in train_dir(cfg1).iterdir())
-    assert [r["step"] for r in read_train_log(train_dir(cfg2))] == [
-        r["step"] for r in read_train_log(train_dir(cfg1))]
-    ws = Workspace(str(cfg2.workspace))
-    assert ws.checkpoint(1).sha256 == ckpt2["sha256"]
+    assert sorted(p.name for p in train_dir(ctx2).iterdir()) == sorted(
+        p.name for p in train_dir(ctx1).iterdir())
+    assert [r["step"] for r in read_train_log(train_dir(ctx2))] == [
+        r["step"] for r in read_train_log(train_dir(ctx1))]
+    assert ctx2.store.checkpoint(1).sha256 == ckpt2.sha256
 
     # lineage as with one process: finish_round measures the committed checkpoint
-    record = steps.finish_round(cfg2, 1, parent, ckpt2, "2026-01-01T00:00:00Z")
-    assert record["checkpoint_sha256"] == ckpt2["sha256"] and record["parent_round"] == 0
-    assert steps.retrain(cfg2, 1, parent) == ckpt2  # done: a re-run reads it back
+    record = steps.finish_round(ctx2, parent, ckpt2, "2026-01-01T00:00:00Z")
+    assert record.checkpoint_sha256 == ckpt2.sha256 and record.parent_round == 0
+    assert steps.retrain(ctx2, 1, parent) == ckpt2  # done: a re-run reads it back
 
 
 @pytest.mark.slow
 def test_a_killed_worker_fails_the_round_and_a_rerun_resumes(synthetic_root, labelled_round,
                                                              single, tmp_path, monkeypatch):
-    cfg1, parent, _ = single
+    ctx1, parent, _ = single
     ws = tmp_path / "ws"
     monkeypatch.setenv("OVSEG_KILL_AT", "train_step:1:2")  # both workers SIGKILL at step 2
     killed = r"over 2 processes failed[\s\S]*rank \d: killed by SIGKILL"
@@ -92,8 +91,9 @@ def test_a_killed_worker_fails_the_round_and_a_rerun_resumes(synthetic_root, lab
 
     monkeypatch.delenv("OVSEG_KILL_AT")
     cfg.train.processes = 2
-    ckpt = steps.retrain(cfg, 1, parent)
-    assert Workspace(str(ws)).checkpoint(1).sha256 == ckpt["sha256"]
-    init = steps.checkpoint_dir(cfg1, 0, parent["checkpoint_sha256"])
-    rel, biggest = weight_diffs(train_dir(cfg), train_dir(cfg1), init)
+    ctx = TaskContext.open(cfg)
+    ckpt = steps.retrain(ctx, 1, parent)
+    assert Workspace(str(ws)).checkpoint(1).sha256 == ckpt.sha256
+    init = ctx1.checkpoint_dir(0, parent.checkpoint_sha256)
+    rel, biggest = weight_diffs(train_dir(ctx), train_dir(ctx1), init)
     assert rel <= REL_TOL and biggest <= ABS_TOL

@@ -1,7 +1,7 @@
 """Scheduled rounds fire: a real `prefect server start` (SQLite in a temporary PREFECT_HOME) and
 `python -m deployments.serve` with a cron of every minute; the server's scheduler creates the
-scheduled runs of next-round (it did not with SQLAlchemy 2.1, see pyproject), and the serving
-process picks the first one up when it is due.
+scheduled runs of next-round (prefect 3.9.1's scheduler did not with `whenever` 0.10, see
+pyproject), and the serving process picks the first one up when it is due.
 
 The served config points at a target that does not exist, so the run that fires stops at once
 with the flow's one-line check naming the setting instead of training for minutes.

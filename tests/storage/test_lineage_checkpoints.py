@@ -8,7 +8,6 @@ from storage.errors import StorageError
 from storage.hashing import config_hash
 from storage.query import run_sql
 from storage.records import LineageRecord
-from storage.schema import IGNORE_INDEX
 from tests.storage.conftest import make_images
 
 
@@ -108,12 +107,6 @@ def test_reports_dir_is_under_the_root(workspace):
     url = workspace.reports_dir(2)
     assert url.startswith(workspace.root) and url.endswith("reports/round=002")
     assert workspace.fs.isdir(workspace.path + "/reports/round=002")
-
-
-def test_ignore_index_agrees_with_core():
-    from ovseg_core.constants import IGNORE_INDEX as CORE_IGNORE
-
-    assert IGNORE_INDEX == CORE_IGNORE == 65535
 
 
 def test_redo_from_drops_every_later_round_and_keeps_earlier_ones(workspace, tmp_path):
