@@ -21,7 +21,12 @@ def test_preset_contents():
     assert (paper.clip.model_name, paper.sam.variant, paper.input_size) == (
         "convnext_base_w_320", "vit_b", 768)
     assert preset("mobile").sam.variant == "vit_t"
-    assert preset("tiny").sam.variant == "tiny"
+    tiny = preset("tiny")
+    assert (tiny.sam.variant, tiny.sam.image_size, tiny.input_size) == ("vit_t", 256, 128)
+    with pytest.raises(OvsegError, match="only vit_t"):
+        preset("paper", sam={"image_size": 512})
+    with pytest.raises(OvsegError, match="multiple of 16"):
+        preset("tiny", sam={"image_size": 250})
 
 
 def test_table2_rows_are_configs():

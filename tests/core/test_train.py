@@ -60,8 +60,9 @@ def test_stream_is_a_pure_function_of_seed_and_sample_number(source):
     n = len(source)
     assert sorted(a.index_of(k) for k in range(n)) == list(range(n))          # epoch 0 covers all
     assert [a.index_of(k) for k in range(n)] != [a.index_of(k) for k in range(n, 2 * n)]
-    image, label = a[0]
+    image, label, index, geometry = a[0]
     assert image.shape == (3, 48, 48) and image.dtype == np.float32 and label.dtype == np.int64
+    assert index == a.index_of(0) and geometry.shape == (5,)
     assert image.min() >= 0.0 and image.max() <= 1.0
 
 
