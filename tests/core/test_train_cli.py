@@ -35,8 +35,12 @@ def test_synth_train_evaluate_predict(tmp_path, capsys):
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):
+    checkpoint = tmp_path / "ckpt"  # a checkpoint folder's layout, so the dataset is checked
+    checkpoint.mkdir()
+    for name in ("model.safetensors", "config.json"):
+        (checkpoint / name).touch()
     code = main(["evaluate", "--dataset", "ade150", "--root", str(tmp_path),
-                 "--checkpoint", str(tmp_path)])
+                 "--checkpoint", str(checkpoint)])
     assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "layout not found" in err

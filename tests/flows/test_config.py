@@ -11,6 +11,6 @@ def test_quality_null_turns_every_check_off(tmp_path):
     assert all(getattr(cfg.quality, setting) is None for _, setting, _ in CHECKS)
     assert cfg.quality.accept_rounds == []
     empty = {name: None for name, _, _ in CHECKS}  # a round with nothing gated or painted
-    assert checks(cfg, 2, empty) == []
-    assert checks(load_config(None), 2, empty)  # the defaults do check
+    assert checks(cfg.quality, 2, empty) == ()
+    assert checks(load_config(None).quality, 2, empty)  # the defaults do check
     assert cfg.quality == QualitySettings.off()

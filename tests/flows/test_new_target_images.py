@@ -64,7 +64,8 @@ def test_next_round_labels_images_added_after_the_last(prefect_api, synthetic_ro
 
     # Round 1's task logs say what happened, per shard and per retraining.
     said = [r.getMessage() for r in caplog.records]
-    assert "round 1: 3 target images in 1 shard(s)" in said, said
+    assert any(m.startswith("round 1: 3 target images in 1 shard(s), from round 0's checkpoint ")
+               for m in said), said
     assert any(m.startswith("round 1 shard 0: 3 images (0 unreadable), ") and
                m.endswith(" rows written") for m in said), said
     assert any(m.startswith("round 1 retrained from round 0: step 3, loss ") for m in said), said
