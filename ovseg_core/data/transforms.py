@@ -1,8 +1,9 @@
 """Training augmentation (random scale, crop, flip, colour jitter) as a pure function of a seed.
 
-`augment(image, label, rng, cfg)` takes the at-rest numpy sample and returns the model-boundary
-arrays. Everything random comes from the `rng` argument, so a sample is reproducible from
-`(seed, sample number)` alone: no worker-process or global RNG state is involved.
+`augment_with_geometry(image, label, rng, cfg)` takes the at-rest numpy sample and returns the
+model-boundary arrays and the crop's geometry. Everything random comes from the `rng` argument,
+so a sample is reproducible from `(seed, sample number)` alone: no worker-process or global RNG
+state is involved.
 """
 
 from __future__ import annotations
@@ -27,19 +28,11 @@ class AugmentConfig:
     color_jitter: float = 0.2
 
 
-def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator,
-            cfg: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (H, W, 3) + uint16 (H, W) -> float32 (3, S, S) in [0, 1] + int64 (S, S), S = crop_size.
-
-    Pixels padded in (when the scaled image is smaller than the crop) are IGNORE_INDEX.
-    """
-    image, label, _ = augment_with_geometry(image, label, rng, cfg)
-    return image, label
-
-
 def augment_with_geometry(image: np.ndarray, label: np.ndarray, rng: np.random.Generator,
                           cfg: AugmentConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`augment`, and the crop's geometry: float32 (5,) = (x scale, y scale, top, left, flip),
+    """uint8 (H, W, 3) + uint16 (H, W) -> float32 (3, S, S) in [0, 1] + int64 (S, S), S =
+    crop_size (pixels padded in, when the scaled image is smaller than the crop, are
+    IGNORE_INDEX), and the crop's geometry: float32 (5,) = (x scale, y scale, top, left, flip),
     scales in scaled px per source px, top/left in scaled px, flip 1.0 when mirrored. Crop pixel
     (y, x) before the flip is source pixel ((y + top) / y scale, (x + left) / x scale)."""
     height, width = label.shape

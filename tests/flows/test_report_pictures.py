@@ -22,7 +22,7 @@ def test_small_pictures_grow_nearest_neighbour():
     rng = np.random.default_rng(1)
     tiny = rng.integers(0, 9, (128, 128)).astype(np.uint16)
     big = sample_size(tiny, nearest=True)
-    assert big.shape == (384, 384) and 384 >= MIN_SIDE  # three times larger
+    assert big.shape == (384, 384) and MIN_SIDE <= 384  # three times larger
     np.testing.assert_array_equal(big[::3, ::3], tiny)  # each pixel repeated, none mixed
     np.testing.assert_array_equal(big[2::3, 2::3], tiny)
     image = rng.integers(0, 255, (128, 96, 3), dtype=np.uint8)
