@@ -143,7 +143,8 @@ def record_figures(figures: dict, command: str | None = None) -> Path:
         rows += [figure(f"{at}: cosine warped vs per-crop, {k}", v, "")
                  for k, v in f["warped_vs_per_crop_cosine"].items()]
     return record("sam_features", rows, command=command,
-                  title="The tiny preset's MobileSAM in training: cached-and-warped vs per-crop SAM features (batch 4, one thread)",
+                  title="The tiny preset's MobileSAM in training: cached-and-warped vs "
+                        "per-crop SAM features (batch 4, one thread)",
                   conclusion="Training caches each source image's SAM features and warps them "
                   "to the crop (ovseg_core/sam_features.py): nearly the cost of DEA off, where "
                   "encoding every crop costs several times as much.")
