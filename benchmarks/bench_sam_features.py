@@ -140,6 +140,9 @@ def record_figures(figures: dict, command: str | None = None) -> Path:
                  for arm in f["step_s"]]
         rows += [figure(f"{at}: {arm} / dea_off", f["ratio_to_dea_off"][arm], "x")
                  for arm in ("dea_cached", "dea_per_crop")]
+        per_image = (f["step_s"]["dea_per_crop"] - f["step_s"]["dea_cached"]) / 4
+        rows.append(figure(f"{at}: the model SAM's cost per image (per-crop - cached, / 4)",
+                           round(per_image, 3), "CPU s"))
         rows += [figure(f"{at}: cosine warped vs per-crop, {k}", v, "")
                  for k, v in f["warped_vs_per_crop_cosine"].items()]
     return record("sam_features", rows, command=command,
