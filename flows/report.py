@@ -45,6 +45,7 @@ from ovseg_core.visualize import (  # noqa: E402
 from storage.samples import DEFAULT_WHERE, select_images  # noqa: E402
 from storage.schema import IGNORE_INDEX  # noqa: E402
 from storage.stats import class_counts, first_images  # noqa: E402
+from storage.terms import TRAINING_STAGES  # noqa: E402
 
 ARTIFACT_WIDTH = 800
 SAMPLE_SIDE = 640
@@ -114,7 +115,7 @@ def _metrics_section(cfg: RunConfig, folder: str) -> list[str]:
     """Target mIoU (all, seen, unseen classes) and pseudo-label quality per completed round, as
     a plot and a table with a legend (the names and meanings of `flows.measures`)."""
     records = [r for r in workspace(cfg).lineage() if r.status == "completed"
-               and r.stage in ("stage_one", "self_training_round")]
+               and r.stage in TRAINING_STAGES]
     if not records:
         return []
     measures = (*MODEL_MEASURES, SOURCE_MEASURE, *PSEUDO_LABEL_MEASURES)

@@ -62,8 +62,9 @@ def run_context(ws) -> tuple[list[str] | None, str | None]:
     from flows.config import RunConfig
     from flows.plan import data_plan, resolve_refs
     from ovseg_core.errors import OvsegError
+    from storage.terms import TRAINING_STAGES
 
-    records = [r for r in ws.lineage() if r.stage in ("stage_one", "self_training_round")]
+    records = [r for r in ws.lineage() if r.stage in TRAINING_STAGES]
     if not records:
         return None, None
     try:
