@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ovseg_core.errors import OvsegError
+from ovseg_core.modeling.sam_memo import MEMO, WeightFingerprint
 from ovseg_core.weights import load_file_into
 
 SAM_VARIANTS = ("vit_b", "vit_l", "vit_h", "vit_t", "tiny")
@@ -263,6 +264,7 @@ class SamImageEncoder(nn.Module):
         self.mask_decoder = parts.mask_decoder
         self.image_size = parts.image_size
         self.embed_dim = parts.embed_dim
+        self.fingerprint = WeightFingerprint()
         self.requires_grad_(False)
         self.eval()
 
@@ -279,8 +281,10 @@ class SamImageEncoder(nn.Module):
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) RGB in [0, 1] -> image embedding (B, embed_dim, S/16, S/16),
-        S = image_size."""
+        S = image_size. On the CPU each image is encoded once per process (`sam_memo`)."""
         x = preprocess_for_sam(images, self.image_size)
-        if self.channels_last_on_cpu and x.device.type == "cpu":
+        if x.device.type != "cpu":
+            return self.image_encoder(x)
+        if self.channels_last_on_cpu:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.image_encoder(x)
+        return MEMO.encode(self.image_encoder, self.fingerprint.of(self.image_encoder), x)
