@@ -19,6 +19,7 @@ from flows.faults import kill_point
 from flows.plan import DataPlan, round_manifest_hash
 from flows.quality import round_quality
 from flows.records import ParentRef, RoundPlan, StoredCheckpoint
+from flows.teacher import teacher_metrics
 from ovseg_core.config import preset
 from ovseg_core.device import Runtime
 from ovseg_core.errors import OvsegError
@@ -176,6 +177,7 @@ def finish_round(ctx: TaskContext, parent: ParentRef, ckpt: StoredCheckpoint,
     with phase("storage"), connect(ctx.store) as con:  # one snapshot for both
         rows = round_counts(con, round)
         quality = round_quality(con, round, ctx.plan, ctx.resolved.selection)
+        quality |= teacher_metrics(con, round, ctx.plan)
     record = lineage_record(ctx, SELF_TRAINING_ROUND, round, ckpt, started, rows=rows,
                             metrics=measure(ctx.plan, ctx.runtime, model, round) | quality,
                             parent=parent,
