@@ -6,13 +6,18 @@ world's style that show every class of the world (the ground, the seen shapes an
 shapes), each with a caption in words.
 
 Three kinds of sample:
-- object: one shape on the ground at the world's scale (radius 12-22 % of a 128 px scene),
-  captioned with one of CLIP's 80 prompt templates (the forms the text tower meets at
-  segmentation time, e.g. "a photo of a orange star.") or a plain sentence
-  ("an orange star on the ground.");
+- object: one shape on the ground, captioned with one of CLIP's 80 prompt templates (the forms
+  the text tower meets at segmentation time, e.g. "a photo of a star.") or a plain sentence
+  ("a star on the ground.");
 - ground: the bare ground ("a photo of the bare ground.", or a template with "ground");
 - scene: a window of a `render_scene` scene (with or without unseen shapes), captioned with the
-  shapes visible in it ("an orange star and a red disk on the ground.").
+  shapes visible in it ("a star and a red disk on the ground.").
+
+The corpus is not the target: it is drawn in its own style (CORPUS_STYLE: a grey ground,
+stronger colour jitter, larger objects), objects are partly covered by ground
+(OCCLUDED_SHARE), object captions sometimes name the wrong class (MISNAMED_SHARE) and scene
+captions leave some objects out (OMITTED_SHARE), as web captions do. So the pretrained tiny
+CLIP is an imperfect teacher of the target.
 
 Every sample has a `key`: the sorted target class ids its caption names (ground alone = (0,)).
 Two samples with the same key say the same thing, so the contrastive loss treats them as
@@ -26,17 +31,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ovseg_core.data.synth import render_scene, render_shapes, world_classes
+from ovseg_core.data.synth import WORLD_STYLE, Style, render_scene, render_shapes, world_classes
 from ovseg_core.templates import fill_templates
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 """Bump when anything that changes the generated samples changes."""
 
 WORLD_SIZE = 128
 """Side in px of a synthetic-world scene; objects keep this scale at any corpus image size."""
 
-RADIUS_RANGE = (0.12, 0.22)
-"""Object radius as a fraction of WORLD_SIZE (as in `render_scene`)."""
+CORPUS_STYLE = Style(ground=(125.0, 125.0, 125.0), jitter=40, radius=(0.16, 0.30))
+"""How corpus images are drawn (the target's style is `synth.WORLD_STYLE`); radii are
+fractions of WORLD_SIZE."""
+
+OCCLUDED_SHARE = 0.3
+"""Share of object samples with a rectangle of ground (OCCLUDER_SIDE) over part of them."""
+
+OCCLUDER_SIDE = (0.3, 0.5)
+"""Side range of an occluding rectangle, as a fraction of the image side."""
+
+MISNAMED_SHARE = 0.1
+"""Share of object captions that name another shape (the sample's key is what it says)."""
+
+OMITTED_SHARE = 0.2
+"""Chance that a scene caption leaves out each visible shape (at least one stays named)."""
 
 KIND_WEIGHTS = {"object": 0.45, "ground": 0.1, "scene": 0.45}
 """How often each kind of sample is drawn."""
@@ -112,29 +130,43 @@ def scene_caption(rng: np.random.Generator, names: list[str]) -> str:
     return form.format(list=name_list(names), there=there)
 
 
-def render_object(rng: np.random.Generator, size: int,
-                  class_id: int) -> tuple[np.ndarray, np.ndarray]:
+def render_object(rng: np.random.Generator, size: int, class_id: int,
+                  style: Style = CORPUS_STYLE) -> tuple[np.ndarray, np.ndarray]:
     """One shape of target class `class_id` (1..8) near the centre of a `size` px image.
 
-    The radius is drawn at the world's scale (RADIUS_RANGE x WORLD_SIZE px), the centre within a
-    jitter that keeps a good part of the shape inside (OFF_CENTRE).
+    The radius is drawn in `style` (style.radius x WORLD_SIZE px), the centre within a jitter
+    that keeps a good part of the shape inside (OFF_CENTRE).
     Returns image uint8 (S, S, 3), label uint16 (S, S).
     """
-    radius = float(rng.uniform(*RADIUS_RANGE) * WORLD_SIZE)
+    radius = float(rng.uniform(*style.radius) * WORLD_SIZE)
     jitter = max(0.0, size / 2 - OFF_CENTRE * radius)
     cx, cy = size / 2 + rng.uniform(-jitter, jitter, size=2)
-    return render_shapes(rng, size, [(class_id, radius, float(cx), float(cy))])
+    return render_shapes(rng, size, [(class_id, radius, float(cx), float(cy))], style)
 
 
-def render_ground(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+def occlude(rng: np.random.Generator, image: np.ndarray, label: np.ndarray,
+            style: Style = CORPUS_STYLE) -> None:
+    """Cover a random rectangle (OCCLUDER_SIDE) of image uint8 (S, S, 3) with fresh ground of
+    `style`, and of label uint16 (S, S) with 0, in place."""
+    size = image.shape[0]
+    h, w = (int(v * size) for v in rng.uniform(*OCCLUDER_SIDE, size=2))
+    y0, x0 = (int(v) for v in rng.integers(0, size - max(h, w) + 1, size=2))
+    ground, _ = render_ground(rng, size, style)
+    image[y0:y0 + h, x0:x0 + w] = ground[y0:y0 + h, x0:x0 + w]
+    label[y0:y0 + h, x0:x0 + w] = 0
+
+
+def render_ground(rng: np.random.Generator, size: int,
+                  style: Style = CORPUS_STYLE) -> tuple[np.ndarray, np.ndarray]:
     """The bare ground: image uint8 (S, S, 3), label uint16 (S, S) of zeros."""
-    return render_shapes(rng, size, [])
+    return render_shapes(rng, size, [], style)
 
 
 def scene_window(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A random `size` px window of a WORLD_SIZE scene, half of them with unseen shapes."""
+    """A random `size` px window of a WORLD_SIZE scene in CORPUS_STYLE, half of them target
+    scenes (unseen shapes labelled), half source scenes (unseen shapes unlabelled, so unnamed)."""
     with_unseen = bool(rng.random() < 0.5)
-    image, label = render_scene(rng, WORLD_SIZE, with_unseen)
+    image, label = render_scene(rng, WORLD_SIZE, with_unseen, CORPUS_STYLE)
     if size >= WORLD_SIZE:
         return image, label
     y0, x0 = (int(v) for v in rng.integers(0, WORLD_SIZE - size + 1, size=2))
@@ -156,11 +188,17 @@ def sample(rng: np.random.Generator, size: int) -> CaptionedImage:
     kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
     if kind == "object":
         class_id = int(rng.integers(1, len(names)))
-        image, _ = render_object(rng, size, class_id)
+        image, label = render_object(rng, size, class_id)
+        if rng.random() < OCCLUDED_SHARE:
+            occlude(rng, image, label)
+        if rng.random() < MISNAMED_SHARE:
+            class_id = int(rng.choice([i for i in range(1, len(names)) if i != class_id]))
         return CaptionedImage(image, object_caption(rng, names[class_id]), (class_id,))
     if kind == "scene":
         image, label = scene_window(rng, size)
         shown = visible_shapes(label)
+        named = [i for i in shown if rng.random() >= OMITTED_SHARE]
+        shown = named or shown[:1]
         if shown:
             order = [shown[int(i)] for i in rng.permutation(len(shown))]
             caption = scene_caption(rng, [names[i] for i in order])
@@ -180,9 +218,10 @@ def caption_batch(seed: int, index: int, size: int, count: int,
     return [sample(rng, size) for _ in range(count)]
 
 
-def labelled_objects(seed: int, stream: int, size: int,
-                     per_class: int) -> tuple[np.ndarray, np.ndarray]:
-    """Single-object images of every class (ground = bare ground), for zero-shot checks.
+def labelled_objects(seed: int, stream: int, size: int, per_class: int,
+                     style: Style = WORLD_STYLE) -> tuple[np.ndarray, np.ndarray]:
+    """Single-object images of every class (ground = bare ground) in `style` (default: the
+    target's), unoccluded, for zero-shot checks.
 
     Returns images uint8 (N * per_class, S, S, 3) and class ids int64 (N * per_class,), N the
     world's classes, ordered class by class. Use a stream other than TRAIN_STREAM to hold out.
@@ -192,9 +231,9 @@ def labelled_objects(seed: int, stream: int, size: int,
     for class_id in range(len(world_classes())):
         for _ in range(per_class):
             if class_id == 0:
-                image, _ = render_ground(rng, size)
+                image, _ = render_ground(rng, size, style)
             else:
-                image, _ = render_object(rng, size, class_id)
+                image, _ = render_object(rng, size, class_id, style)
             images.append(image)
             ids.append(class_id)
     return np.stack(images), np.array(ids, dtype=np.int64)

@@ -3,7 +3,8 @@
 Layout (the generic layout, written by `write_synthetic_dataset(out, seed)`):
 ```
 out/source/classes.txt                  ground + 5 seen classes
-out/source/{train,val}/{images,labels}/ labelled source domain (seen classes only)
+out/source/{train,val}/{images,labels}/ labelled source domain: seen classes labelled; unseen
+                                        shapes appear too, labelled ground
 out/target/classes.txt                  the source classes + 3 unseen classes (same ids first)
 out/target/{images,labels}/             target domain, self-trained on; its labels only measure
                                         the pseudo-labels
@@ -11,8 +12,15 @@ out/target_val/{images,labels}/         held-out target images (same classes.txt
                                         mIoU per round; written when num_target_val > 0
 out/dataset.json                        seen / unseen names, counts, seed
 ```
-Every class has its own shape, colour and texture, so a tiny model learns the source split on a
-CPU in minutes. The output is a pure function of the arguments (byte-identical across runs).
+The world is made so that no single cue names a class and the labelled source teaches the
+error self-training must undo:
+- every unseen class wears a seen class's colour, with another texture and shape: a red object
+  is a "red disk" or a "star", and the unseen names say no colour;
+- source scenes hold unseen shapes too (each object is unseen with probability
+  SOURCE_UNSEEN_SHARE), labelled ground, as real datasets leave unnamed things unlabelled: stage
+  one learns to call them ground.
+A tiny model still learns the source split on a CPU in minutes. The output is a pure function
+of the arguments (byte-identical across runs).
 """
 
 from __future__ import annotations
@@ -37,6 +45,23 @@ class ShapeClass:
     texture: str
 
 
+@dataclass(frozen=True)
+class Style:
+    """How a scene is drawn: the ground's mean RGB, each object's colour jitter (+- per
+    channel, 0-255) and its radius range (fractions of the scene side)."""
+
+    ground: tuple[float, float, float]
+    jitter: int
+    radius: tuple[float, float]
+
+
+WORLD_STYLE = Style(ground=(150.0, 128.0, 100.0), jitter=15, radius=(0.12, 0.22))
+"""The style of the source and target scenes."""
+
+SOURCE_UNSEEN_SHARE = 0.25
+"""Probability that an object of a source scene is an unseen shape (labelled ground)."""
+
+
 GROUND = "ground"
 SEEN_SHAPES = (
     ShapeClass("red disk", "disk", (205, 40, 40), "flat"),
@@ -46,9 +71,9 @@ SEEN_SHAPES = (
     ShapeClass("purple bar", "bar", (140, 50, 175), "diagonal"),
 )
 UNSEEN_SHAPES = (
-    ShapeClass("orange star", "star", (245, 140, 25), "flat"),
-    ShapeClass("cyan cross", "cross", (40, 205, 215), "vstripes"),
-    ShapeClass("checkerboard", "square", (235, 235, 235), "checker"),
+    ShapeClass("star", "star", (205, 40, 40), "dots"),  # red disk's colour, triangle's texture
+    ShapeClass("cross", "cross", (40, 70, 210), "vstripes"),  # the blue square's colour
+    ShapeClass("diamond", "diamond", (140, 50, 175), "flat"),  # the purple bar's colour
 )
 
 
@@ -101,26 +126,37 @@ def read_synthetic_info(out: str | Path) -> dict:
     return info
 
 
-def render_scene(rng: np.random.Generator, size: int,
-                 with_unseen: bool) -> tuple[np.ndarray, np.ndarray]:
+def render_scene(rng: np.random.Generator, size: int, with_unseen: bool,
+                 style: Style = WORLD_STYLE) -> tuple[np.ndarray, np.ndarray]:
     """One image uint8 (size, size, 3) and its label uint16 (size, size).
 
     Ids: 0 = ground, 1..5 seen shapes, 6..8 unseen shapes (the target vocabulary order).
-    Target scenes (`with_unseen`) always hold at least one unseen shape.
+    Target scenes (`with_unseen`) draw every shape alike and always hold at least one unseen
+    shape; source scenes (not `with_unseen`) draw an unseen shape with probability
+    SOURCE_UNSEEN_SHARE per object and label it ground (0).
     """
-    image = _ground(rng, size)
+    image = _ground(rng, size, style)
     label = np.zeros((size, size), dtype=np.uint16)
-    shapes = list(SEEN_SHAPES) + (list(UNSEEN_SHAPES) if with_unseen else [])
     count = int(rng.integers(3, 6))
-    picks = [int(rng.integers(0, len(shapes))) for _ in range(count)]
-    if with_unseen and all(p < len(SEEN_SHAPES) for p in picks):
-        picks[int(rng.integers(0, count))] = (len(SEEN_SHAPES)
+    picks = [_pick(rng, with_unseen) for _ in range(count)]
+    if with_unseen and all(p <= len(SEEN_SHAPES) for p in picks):
+        picks[int(rng.integers(0, count))] = (len(SEEN_SHAPES) + 1
                                               + int(rng.integers(0, len(UNSEEN_SHAPES))))
-    for pick in picks:
-        radius = float(rng.uniform(0.12, 0.22) * size)
+    for class_id in picks:
+        radius = float(rng.uniform(*style.radius) * size)
         cx, cy = rng.uniform(radius * 0.6, size - radius * 0.6, size=2)
-        _paint(rng, image, label, pick + 1, radius, cx, cy)  # numpy float64, as before
+        labelled = with_unseen or class_id <= len(SEEN_SHAPES)
+        _paint(rng, image, label, class_id, radius, cx, cy, style, labelled)
     return image, label
+
+
+def _pick(rng: np.random.Generator, with_unseen: bool) -> int:
+    """A target class id 1..8 for one object of a target (`with_unseen`) or source scene."""
+    if with_unseen:
+        return 1 + int(rng.integers(0, len(SEEN_SHAPES) + len(UNSEEN_SHAPES)))
+    if rng.random() < SOURCE_UNSEEN_SHARE:
+        return len(SEEN_SHAPES) + 1 + int(rng.integers(0, len(UNSEEN_SHAPES)))
+    return 1 + int(rng.integers(0, len(SEEN_SHAPES)))
 
 
 def world_classes() -> list[str]:
@@ -137,40 +173,42 @@ def world_shape(class_id: int) -> ShapeClass:
 
 
 def render_shapes(rng: np.random.Generator, size: int,
-                  objects: list[tuple[int, float, float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Ground plus the given shapes, painted in order, in the style of `render_scene`.
+                  objects: list[tuple[int, float, float, float]],
+                  style: Style = WORLD_STYLE) -> tuple[np.ndarray, np.ndarray]:
+    """Ground plus the given shapes, painted in order, in `style` (the ground and the colour
+    jitter; the radii are given).
 
     objects: (class_id 1..8 in the target vocabulary, radius px, centre x px, centre y px).
     Returns image uint8 (size, size, 3) and label uint16 (size, size) with target class ids.
     """
-    image = _ground(rng, size)
+    image = _ground(rng, size, style)
     label = np.zeros((size, size), dtype=np.uint16)
     for class_id, radius, cx, cy in objects:
-        _paint(rng, image, label, class_id, radius, cx, cy)
+        _paint(rng, image, label, class_id, radius, cx, cy, style)
     return image, label
 
 
 def _paint(rng: np.random.Generator, image: np.ndarray, label: np.ndarray, class_id: int,
-           radius: float, cx: float, cy: float) -> None:
+           radius: float, cx: float, cy: float, style: Style, labelled: bool = True) -> None:
     """Paint one shape of target class `class_id` (random angle, colour jitter, texture) into
-    image uint8 (S, S, 3) and label uint16 (S, S) in place; radius and centre in px. The type
-    of cx, cy matters at edge pixels (a numpy float64 makes the float32 grid float64): callers
-    keep the types they always passed, so the world and the caption corpus stay bit-identical."""
+    image uint8 (S, S, 3) and label uint16 (S, S) in place; radius and centre in px. Its
+    pixels are labelled `class_id`, or ground (0) when not `labelled`."""
     size = image.shape[0]
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     spec = world_shape(class_id)
     mask = _shape_mask(spec.shape, xx - cx, yy - cy, radius, float(rng.uniform(0, np.pi)))
-    color = np.clip(np.array(spec.color) + rng.integers(-15, 16, size=3), 0, 255)
+    jitter = rng.integers(-style.jitter, style.jitter + 1, size=3)
+    color = np.clip(np.array(spec.color) + jitter, 0, 255)
     image[mask] = _texture(spec.texture, color, xx, yy, rng)[mask]
-    label[mask] = class_id
+    label[mask] = class_id if labelled else 0
 
 
-def _ground(rng: np.random.Generator, size: int) -> np.ndarray:
+def _ground(rng: np.random.Generator, size: int, style: Style) -> np.ndarray:
+    """The textured ground of `style`: uint8 (size, size, 3)."""
     coarse = rng.normal(0.0, 18.0, size=(size // 16, size // 16, 1))
     smooth = np.kron(coarse, np.ones((16, 16, 1)))
     fine = rng.normal(0.0, 8.0, size=(size, size, 1))
-    base = np.array([150.0, 128.0, 100.0])
-    return np.clip(base + smooth + fine, 0, 255).astype(np.uint8)
+    return np.clip(np.array(style.ground) + smooth + fine, 0, 255).astype(np.uint8)
 
 
 def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float, angle: float) -> np.ndarray:
@@ -191,6 +229,8 @@ def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float, angle: flo
     if shape == "star":
         phi = np.arctan2(dy, dx)
         return dist <= r * (0.55 + 0.45 * np.cos(5 * (phi - angle)))
+    if shape == "diamond":
+        return np.abs(dx) + np.abs(dy) <= 1.1 * r
     if shape == "cross":
         arm = 0.3 * r
         return ((np.abs(dx) <= r) & (np.abs(dy) <= arm)) | ((np.abs(dx) <= arm) & (np.abs(dy) <= r))
@@ -209,8 +249,6 @@ def _texture(kind: str, color: np.ndarray, xx: np.ndarray, yy: np.ndarray,
         shade = np.where(((xx + yy) // 4) % 2 == 0, 1.0, 0.7)
     elif kind == "dots":
         shade = np.where(((xx % 5) < 2) & ((yy % 5) < 2), 0.6, 1.0)
-    elif kind == "checker":
-        shade = np.where(((xx // 5) + (yy // 5)) % 2 == 0, 1.0, 0.15)
     noise = rng.normal(0.0, 6.0, size=xx.shape + (3,))
     return np.clip(color * shade[..., None] + noise, 0, 255).astype(np.uint8)
 

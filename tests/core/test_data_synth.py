@@ -48,20 +48,34 @@ def test_refuses_to_overwrite(tmp_path):
         write_synthetic_dataset(tmp_path, seed=0, **SMALL)
 
 
-def test_classes_have_distinct_mean_colours(tmp_path):
-    out = write_synthetic_dataset(tmp_path / "s", seed=1, num_train=0, num_val=0, num_target=12,
-                                  image_size=96)
-    target = open_dataset("generic", out / "target")
-    sums = np.zeros((9, 3))
-    counts = np.zeros(9)
-    for image, label in (target[i] for i in range(len(target))):
+def _mean_colours(ds) -> np.ndarray:
+    """Mean RGB float (9, 3) of each target class over the dataset's labelled pixels."""
+    sums, counts = np.zeros((9, 3)), np.zeros(9)
+    for image, label in (ds[i] for i in range(len(ds))):
         for c in np.unique(label):
             sums[c] += image[label == c].mean(0)
             counts[c] += 1
-    present = counts > 0
-    means = sums[present] / counts[present, None]
-    dists = np.linalg.norm(means[:, None] - means[None], axis=-1) + np.eye(len(means)) * 1e9
-    assert dists.min() > 20
+    return sums / np.maximum(counts, 1)[:, None]
+
+
+def test_every_unseen_class_wears_a_seen_class_colour(tmp_path):
+    out = write_synthetic_dataset(tmp_path / "s", seed=1, num_train=0, num_val=0, num_target=24,
+                                  image_size=96)
+    means = _mean_colours(open_dataset("generic", out / "target"))
+    seen, unseen = means[1:6], means[6:9]
+    nearest = np.linalg.norm(unseen[:, None] - seen[None], axis=-1).min(axis=1)
+    assert (nearest < 20).all(), nearest  # colour alone cannot tell these classes apart
+    assert np.linalg.norm(seen[:, None] - seen[None], axis=-1)[np.triu_indices(5, 1)].min() > 20
+
+
+def test_source_scenes_hold_unseen_shapes_labelled_ground(tmp_path):
+    out = write_synthetic_dataset(tmp_path / "s", seed=0, num_train=20, num_val=0, num_target=0,
+                                  image_size=96)
+    train = open_dataset("generic", out / "source", split="train")
+    # the star is red like the red disk (label 1); red pixels labelled ground are stars
+    unlabelled_red = [((image[..., 0] > 170) & (image[..., 1] < 90) & (label == 0)).sum()
+                      for image, label in (train[i] for i in range(len(train)))]
+    assert sum(n > 50 for n in unlabelled_red) >= 2, unlabelled_red
 
 
 def test_held_out_target_split_is_new_images_and_leaves_the_others_unchanged(tmp_path):

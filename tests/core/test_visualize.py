@@ -22,19 +22,19 @@ def _hue(rgb) -> str:
 
 
 def test_the_built_in_worlds_classes_are_drawn_in_the_colour_they_name():
-    names = world_classes()  # ground, red disk, blue square, ..., orange star, cyan cross, ...
+    names = world_classes()  # ground, red disk, blue square, ..., star, cross, diamond
     colours = class_colours(names)
     by_name = dict(zip(names, colours.tolist(), strict=True))
     assert _hue(by_name["blue square"]) == "blue" and by_name["blue square"][2] > 200
     assert _hue(by_name["red disk"]) == "red" and by_name["red disk"][1] < 60
     assert _hue(by_name["green triangle"]) == "green"
-    assert by_name["orange star"] == list(COLOUR_WORDS["orange"])
-    assert by_name["cyan cross"] == list(COLOUR_WORDS["cyan"])
+    assert by_name["yellow ring"] == list(COLOUR_WORDS["yellow"])
+    assert by_name["purple bar"] == list(COLOUR_WORDS["purple"])
     # names without a colour word: the fixed palette, away from the named colours
     assert len({tuple(c) for c in colours.tolist()}) == len(names)
-    named = np.array([COLOUR_WORDS[w] for w in ("red", "blue", "green", "yellow", "purple",
-                                                "orange", "cyan")], np.float32)
-    for plain in ("ground", "checkerboard"):
+    named = np.array([COLOUR_WORDS[w] for w in ("red", "blue", "green", "yellow", "purple")],
+                     np.float32)
+    for plain in ("ground", "star", "cross", "diamond"):
         assert tuple(by_name[plain]) in {tuple(c) for c in PALETTE.tolist()}
         assert np.linalg.norm(named - np.array(by_name[plain]), axis=1).min() >= 90
 
