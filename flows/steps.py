@@ -187,7 +187,8 @@ def train_control(ctx: TaskContext, round: int) -> LineageRecord:
     rows = {"train_images": len(ctx.plan.source), "steps": settings.steps,
             "batch_size": settings.batch_size}
     record = lineage_record(ctx, CONTROL, round, ckpt, started, rows=rows,
-                            metrics=measure(ctx.plan, ctx.runtime, model, round), parent=parent)
+                            metrics=measure(ctx.plan, ctx.runtime, model, round,
+                                            "evaluate the control"), parent=parent)
     ctx.store.write_lineage(record)
     return record
 
@@ -212,20 +213,21 @@ def _train_control(ctx: TaskContext, round: int, parent: ParentRef, settings: Tr
         return ctx.store.put_checkpoint(round, str(out), control=True)
 
 
-def measure(plan: DataPlan, runtime: Runtime, model, round: int) -> dict:
+def measure(plan: DataPlan, runtime: Runtime, model, round: int, what: str = "evaluate") -> dict:
     """mIoU (%) on the source validation split (stage one) and the labelled target, where
-    present: {"source_val_miou"?, "target_miou", "target_seen_miou", "target_unseen_miou"}."""
+    present: {"source_val_miou"?, "target_miou", "target_seen_miou", "target_unseen_miou"};
+    `what` names the step in the progress lines ("round 2: <what> (held-out target)")."""
     with phase("evaluate"):
         metrics = {}
         model.eval()
         if round == 0 and plan.source_val is not None:
             result = evaluate(model, plan.source_val, runtime,
-                              desc=step_name(round, "evaluate (source val)"))
+                              desc=step_name(round, f"{what} (source val)"))
             metrics["source_val_miou"] = result["miou"]
         if plan.target_eval is not None:  # in the labelled dataset's own vocabulary and ids
             names = plan.target_eval.class_names
             result = evaluate(model, plan.target_eval, runtime, seen=plan.seen(names),
-                              desc=step_name(round, "evaluate (held-out target)"))
+                              desc=step_name(round, f"{what} (held-out target)"))
             metrics.update(target_miou=result["miou"], target_seen_miou=result["seen_miou"],
                            target_unseen_miou=result["unseen_miou"])
         return metrics
