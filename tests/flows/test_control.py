@@ -96,6 +96,26 @@ def test_control_trains_with_exactly_the_rounds_retraining_settings(run):
         assert control_state["class_names"] == round_state["class_names"]  # target vocabulary
 
 
+def test_round_2s_control_is_round_1s_control_trained_on_the_remapped_source(run, tmp_path):
+    """Rebuilt outside the flow: round 1's control's model, trained with round 2's retraining
+    settings on the source remapped into the target vocabulary, gives control 2's weights."""
+    from ovseg_core.checkpoint import file_sha256, load_model
+    from ovseg_core.data.mixing import RemappedSamples
+    from ovseg_core.device import pick_runtime
+    from ovseg_core.train import train
+
+    cfg, _, _ = run
+    ctx = TaskContext.open(cfg)
+    plan, store = ctx.plan, Workspace(cfg.workspace)
+    model = load_model(Path(store.checkpoint(1, control=True).uri))
+    source = RemappedSamples(plan.source, plan.source_classes, plan.target_classes,
+                             plan.name_map)
+    train(model, source, plan.target_classes, plan.target_seen,
+          steps.train_config(cfg, retrain=True, seed=cfg.seed + 2), tmp_path,
+          pick_runtime("cpu"), progress=False)
+    assert file_sha256(tmp_path / "model.safetensors") == store.checkpoint(2, control=True).sha256
+
+
 def test_rerunning_adds_nothing(run):
     from flows.pipeline import self_training
 
