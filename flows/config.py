@@ -111,7 +111,8 @@ class TrainSettings(_Strict):
 
 
 class SelfTrainingSettings(_Strict):
-    """The rounds: gate, SAM refinement, sharding, and which rows retraining uses."""
+    """The rounds: gate, SAM refinement, sharding, which rows retraining uses, and the
+    compute-matched control."""
 
     rounds: int = Field(default=2, ge=0, description="self-training rounds after stage one")
     gate_threshold: float | None = Field(
@@ -159,6 +160,12 @@ class SelfTrainingSettings(_Strict):
         "labelled source (remapped into the target vocabulary by meaning); 0 = the paper")
     report_images: int = Field(default=4, ge=0, description="sample images painted in each "
                                "round's report")
+    control: bool = Field(
+        default=True, description="compute-matched control: each round also continues the "
+        "previous control checkpoint (stage one's for round 1) on the labelled source alone, "
+        "remapped into the target vocabulary, for the same steps, batch size, learning-rate "
+        "schedule and seed as the round's retraining, and measures it on the held-out target "
+        "like the round")
 
 
 class QualitySettings(_Strict):

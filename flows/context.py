@@ -107,12 +107,14 @@ class TaskContext:
         """Round `round`'s scratch folder (training output: `round_dir(r, "train")`)."""
         return self.scratch(f"round={round:03d}", *parts)
 
-    def checkpoint_dir(self, round: int, sha256: str) -> Path:
-        """The local folder of round `round`'s stored checkpoint, fetched once per hash (the
-        hash recorded in the lineage must match the stored weights)."""
-        stored = self.store.checkpoint(round)
+    def checkpoint_dir(self, round: int, sha256: str, control: bool = False) -> Path:
+        """The local folder of round `round`'s stored checkpoint (`control`: its control's),
+        fetched once per hash (the hash recorded in the lineage must match the stored
+        weights)."""
+        stored = self.store.checkpoint(round, control)
         if stored is None or stored.sha256 != sha256:
-            raise OvsegError(f"round {round}'s checkpoint {sha256[:12]} is missing from "
+            whose = f"round {round}'s control" if control else f"round {round}"
+            raise OvsegError(f"{whose}'s checkpoint {sha256[:12]} is missing from "
                              f"{self.cfg.workspace} (found "
                              f"{stored.sha256[:12] if stored else 'none'})")
         dest = self.scratch("checkpoints", sha256[:16])
@@ -120,22 +122,25 @@ class TaskContext:
             self.store.fetch_checkpoint(stored.uri, str(dest))
         return dest
 
-    def load_checkpoint(self, round: int, sha256: str, cached: bool = True):
-        """Round `round`'s stored model on this task's device.
+    def load_checkpoint(self, round: int, sha256: str, cached: bool = True,
+                        control: bool = False):
+        """Round `round`'s stored model (`control`: its control's) on this task's device.
 
         cached: keep it as the process's labelling model (`WorkerResources.model`) and reuse
         it while the same checkpoint is asked for; pass False for a copy the caller may change
-        (retraining). Found by round, not by URI, so a moved or copied workspace still works.
+        (retraining) or one no round labels with (a control). Found by round, not by URI, so a
+        moved or copied workspace still works.
         """
         from ovseg_core.checkpoint import load_model
         from ovseg_core.profiling import phase
 
         key = (self.cfg.workspace, round, sha256, str(self.runtime.device))
         res = self.resources
-        if cached and res.model_key == key:
+        if cached and not control and res.model_key == key:
             return res.model
         with phase("load_model"):
-            model = load_model(self.checkpoint_dir(round, sha256)).to(self.runtime.device)
-        if cached:
+            folder = self.checkpoint_dir(round, sha256, control)
+            model = load_model(folder).to(self.runtime.device)
+        if cached and not control:
             res.model_key, res.model = key, model
         return model

@@ -157,12 +157,12 @@ def shard_plans(round: int, parent: ParentRef, basis: str, gates_: Gates, ids: l
 
 def plan_basis(cfg: RunConfig, parent_sha: str) -> str:
     """Hash of what shapes a round's rows besides its images and gates: the parent checkpoint,
-    the model and self-training settings (not rounds, report pictures, loader workers or
-    prompts per pass, which do not change the rows) and
+    the model and self-training settings (not rounds, report pictures, loader workers,
+    prompts per pass or the control, which do not change the rows) and
     the labelling code's version."""
     return config_hash({"parent": parent_sha, "model": cfg.model.model_dump(mode="json"),
                         "self_training": cfg.self_training.model_dump(
-                            mode="json", exclude={"rounds", "report_images",
+                            mode="json", exclude={"rounds", "report_images", "control",
                                                   "loader_workers", "prompts_per_pass"}),
                         "labeling_version": LABELING_VERSION})
 

@@ -64,6 +64,10 @@ SOURCE_MEASURE = Measure("source val", "source_val_miou", "%", "stage one's mode
 
 ROUND_NAME = ("round: 'stage one' is the supervised training on the labelled source (round 0 in "
               "the lineage and in SQL); 1, 2, ... are the self-training rounds")
+CONTROL_NAME = ("'control R' (under round R) is round R's compute-matched control: the previous "
+                "control (stage one for round 1) trained on the labelled source alone with round "
+                "R's retraining settings (steps, batch, learning rate, seed); its mIoU, seen and "
+                "unseen are measured like the round's (the `control` lineage record)")
 
 
 def legend(measures: tuple[Measure, ...] | list[Measure], width: int = 10) -> list[str]:
@@ -71,6 +75,9 @@ def legend(measures: tuple[Measure, ...] | list[Measure], width: int = 10) -> li
     return [f"  {m.column:<{width}}  ({m.unit}) {m.meaning}  [{m.key}]" for m in measures]
 
 
-def round_label(round: int) -> str:
-    """A round as people read it: "stage one" for round 0, else its number."""
+def round_label(round: int, control: bool = False) -> str:
+    """A round as people read it: "stage one" for round 0, else its number; "control R" for
+    round R's control."""
+    if control:
+        return f"control {round}"
     return "stage one" if round == 0 else str(round)

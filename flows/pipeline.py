@@ -1,11 +1,11 @@
 """The Prefect flows: stage one, one self-training round, the whole run, and evaluation.
 
 A round reads as the paper's loop, one task per step: plan the round (its parent, gates and
-shards) -> label each shard -> commit -> quality gate -> retrain -> measure and record ->
-report. Flows only sequence tasks and pass the config and records (`flows.records`). What is
-done is decided by the store (shard manifests, round commits, checkpoints, lineage), so
-re-running a flow after a crash redoes exactly the missing work. A flow returns its lineage
-record as a dict (what the command line's summary reads).
+shards) -> label each shard -> commit -> (the compute-matched control) -> quality gate ->
+retrain -> measure and record -> report. Flows only sequence tasks and pass the config and
+records (`flows.records`). What is done is decided by the store (shard manifests, round
+commits, checkpoints, lineage), so re-running a flow after a crash redoes exactly the missing
+work. A flow returns its lineage record as a dict (what the command line's summary reads).
 """
 
 from __future__ import annotations
@@ -26,45 +26,58 @@ def stage_one(config: RunConfig) -> dict:
     """Supervised training on the labelled source; records round 0 in the lineage and writes
     its report (also when `next-round` runs it)."""
     check_config(config)
-    train, _, _ = tasks.gpu_tasks(config)
-    record = train(config)
+    record = tasks.gpu_tasks(config).stage_one(config)
     tasks.report(config, 0)
     return record.to_dict()
 
 
 @flow(name="ovseg-self-training-round", flow_run_name="round-{round}", log_prints=True)
 def self_training_round(config: RunConfig, round: int, redo: bool = False) -> dict:
-    """One round: plan it, label each shard with the parent checkpoint, commit, check the
-    quality gate, retrain, measure and record, report; returns its lineage record.
+    """One round: plan it, label each shard with the parent checkpoint, commit, train and
+    measure the round's compute-matched control (`self_training.control`), check the quality
+    gate, retrain, measure and record, report; returns its lineage record.
 
-    redo: forget what the round and every later round committed, and compute this round
-    again (the next `self_training` run computes the later ones from it).
+    The control uses no pseudo-labels, so it runs before the gate: a round the gate stops
+    has its control too, and a round completed in the lineage always has it (a round that
+    completed while the control was off gets it when the flow runs again).
+
+    redo: forget what the round and every later round committed (their controls too), and
+    compute this round again (the next `self_training` run computes the later ones from it).
     """
     if round < 1:
         raise ValueError("self-training rounds are numbered from 1 (round 0 is stage one)")
     check_config(config)
     if redo:
         print(steps.redo_round(TaskContext.open(config), round))
+    gpu = tasks.gpu_tasks(config)
     done = steps.completed(Workspace(config.workspace), SELF_TRAINING_ROUND, round)
     if done is not None:
-        get_run_logger().info("round %d already completed; nothing to do", round)
+        get_run_logger().info("round %d already completed", round)
+        _controls(config, round, gpu.train_control)
         return done.to_dict()
     started = utc_now()
     plan = tasks.plan_round(config, round)
-    _, label, retrain = tasks.gpu_tasks(config)
     if config.cluster.task_runner == "local":  # in order, on this process's device
         for shard in plan.shards:
-            label(config, shard, plan.parent)
+            gpu.label_shard(config, shard, plan.parent)
     else:  # fanned out over the flow's Dask task runner, one shard per task
-        futures = [label.submit(config, shard, plan.parent) for shard in plan.shards]
+        futures = [gpu.label_shard.submit(config, shard, plan.parent) for shard in plan.shards]
         for future in futures:
             future.result()
     tasks.commit_round(config, plan)
+    _controls(config, round, gpu.train_control)
     tasks.quality_gate(config, round)  # OvsegError: the round stops before retraining
-    checkpoint = retrain(config, round, plan.parent)
+    checkpoint = gpu.retrain(config, round, plan.parent)
     record = tasks.finish_round(config, plan.parent, checkpoint, started)
     tasks.report(config, round)
     return record.to_dict()
+
+
+def _controls(config: RunConfig, round: int, train_control) -> None:
+    """The `train_control` task of each round up to `round` whose control is missing (in
+    order: each continues the one before); none when `self_training.control` is off."""
+    for r in steps.missing_controls(config, Workspace(config.workspace), round):
+        train_control(config, r)
 
 
 @flow(name="ovseg-self-training", log_prints=True)

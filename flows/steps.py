@@ -32,7 +32,7 @@ from ovseg_core.train import TrainConfig, read_train_log, train
 from storage.query import connect
 from storage.records import LineageRecord, utc_now
 from storage.stats import round_counts
-from storage.terms import COMPLETED, SELF_TRAINING_ROUND, STAGE_ONE, training_stage
+from storage.terms import COMPLETED, CONTROL, SELF_TRAINING_ROUND, STAGE_ONE, training_stage
 from storage.workspace import Workspace
 
 
@@ -147,20 +147,88 @@ def retrain(ctx: TaskContext, round: int, parent: ParentRef) -> StoredCheckpoint
     return StoredCheckpoint(round, ckpt.uri, ckpt.sha256)
 
 
-def measure(plan: DataPlan, runtime: Runtime, model, round: int) -> dict:
+# ---- the compute-matched control of a round
+def missing_controls(cfg: RunConfig, store: Workspace, round: int) -> list[int]:
+    """Rounds 1..`round` without a completed control, ascending; [] when
+    `self_training.control` is off. Each control starts from the one before it, so they are
+    trained in this order."""
+    if not cfg.self_training.control:
+        return []
+    return [r for r in range(1, round + 1) if completed(store, CONTROL, r) is None]
+
+
+def control_parent(store: Workspace, round: int) -> ParentRef:
+    """What round `round`'s control continues: round - 1's control, stage one for round 1."""
+    stage = CONTROL if round > 1 else STAGE_ONE
+    record = completed(store, stage, round - 1)
+    if record is None:
+        raise OvsegError(f"round {round - 1} has no completed {stage.replace('_', ' ')} in "
+                         f"{store.root}; run `ovseg run` (it trains the missing controls in "
+                         "order)")
+    return ParentRef(record.round, record.checkpoint_sha256)
+
+
+def train_control(ctx: TaskContext, round: int) -> LineageRecord:
+    """Round `round`'s compute-matched control: continue the parent control
+    (`control_parent`) on the labelled source alone, remapped into the target vocabulary
+    (`training.source_in_target`), with the round's retraining settings (steps, batch size,
+    learning-rate schedule, seed: `train_config(retrain=True, seed + round)`); store it under
+    checkpoints/control/, measure it like the round (`measure`) and write its `control`
+    lineage record. Idempotent: a completed record is returned as it is, a stored checkpoint
+    is measured without training again, a killed training resumes from its trainer state."""
+    done = completed(ctx.store, CONTROL, round)
+    if done is not None:
+        return done
+    started, parent = utc_now(), control_parent(ctx.store, round)
+    settings = train_config(ctx.cfg, retrain=True, seed=ctx.cfg.seed + round)
+    stored = (ctx.store.checkpoint(round, control=True)
+              or _train_control(ctx, round, parent, settings))
+    ckpt = StoredCheckpoint(round, stored.uri, stored.sha256)
+    model = ctx.load_checkpoint(round, ckpt.sha256, cached=False, control=True)
+    rows = {"train_images": len(ctx.plan.source), "steps": settings.steps,
+            "batch_size": settings.batch_size}
+    record = lineage_record(ctx, CONTROL, round, ckpt, started, rows=rows,
+                            metrics=measure(ctx.plan, ctx.runtime, model, round,
+                                            "evaluate the control"), parent=parent)
+    ctx.store.write_lineage(record)
+    return record
+
+
+def _train_control(ctx: TaskContext, round: int, parent: ParentRef, settings: TrainConfig):
+    """Train round `round`'s control from `parent` (stage one's or the previous control's
+    checkpoint) with `settings` and store it; returns the store's CheckpointRecord."""
+    cfg, plan = ctx.cfg, ctx.plan
+    out = ctx.round_dir(round, "control")
+    from_control = parent.round > 0
+    with phase("control"):
+        if cfg.train.processes > 1:  # as the round's retraining: DDP, rank 0 writes `out`
+            init = str(ctx.checkpoint_dir(parent.round, parent.checkpoint_sha256, from_control))
+            launch(TrainJob(init, training.control_samples_of, (cfg,), plan.target_classes,
+                            plan.target_seen, settings, str(out), cfg.device), cfg.train.processes)
+        else:
+            model = ctx.load_checkpoint(parent.round, parent.checkpoint_sha256, cached=False,
+                                        control=from_control)
+            train(model, training.source_in_target(plan), plan.target_classes, plan.target_seen,
+                  settings, out, ctx.runtime, desc=step_name(round, "control"))
+    with phase("storage"):
+        return ctx.store.put_checkpoint(round, str(out), control=True)
+
+
+def measure(plan: DataPlan, runtime: Runtime, model, round: int, what: str = "evaluate") -> dict:
     """mIoU (%) on the source validation split (stage one) and the labelled target, where
-    present: {"source_val_miou"?, "target_miou", "target_seen_miou", "target_unseen_miou"}."""
+    present: {"source_val_miou"?, "target_miou", "target_seen_miou", "target_unseen_miou"};
+    `what` names the step in the progress lines ("round 2: <what> (held-out target)")."""
     with phase("evaluate"):
         metrics = {}
         model.eval()
         if round == 0 and plan.source_val is not None:
             result = evaluate(model, plan.source_val, runtime,
-                              desc=step_name(round, "evaluate (source val)"))
+                              desc=step_name(round, f"{what} (source val)"))
             metrics["source_val_miou"] = result["miou"]
         if plan.target_eval is not None:  # in the labelled dataset's own vocabulary and ids
             names = plan.target_eval.class_names
             result = evaluate(model, plan.target_eval, runtime, seen=plan.seen(names),
-                              desc=step_name(round, "evaluate (held-out target)"))
+                              desc=step_name(round, f"{what} (held-out target)"))
             metrics.update(target_miou=result["miou"], target_seen_miou=result["seen_miou"],
                            target_unseen_miou=result["unseen_miou"])
         return metrics
@@ -201,13 +269,15 @@ def lineage_record(ctx: TaskContext, stage: str, round: int, ckpt: StoredCheckpo
         config=cfg.model_dump(mode="json", exclude={"workspace"}),
         package_version=version, git_commit=commit,
         dataset_manifest_hash=manifest_hash or ctx.plan.target_manifest_hash(),
-        gate_threshold=cfg.self_training.gate_threshold if stage != STAGE_ONE else None,
+        gate_threshold=cfg.self_training.gate_threshold if stage == SELF_TRAINING_ROUND
+        else None,
         started_at=started, ended_at=utc_now(), status=COMPLETED, row_counts=rows,
         metrics=metrics, resolved=ctx.resolved.as_dict())
 
 
-def train_summary(ctx: TaskContext, round: int) -> dict:
+def train_summary(ctx: TaskContext, round: int, folder: str = "train") -> dict:
     """{"steps", "loss"} of the last logged step of round `round`'s training on this machine
-    (stage one or retraining; from its training log), {} when it did not train here."""
-    log = read_train_log(ctx.round_dir(round, "train"))
+    (stage one or retraining; `folder` "control": its control's; from its training log), {}
+    when it did not train here."""
+    log = read_train_log(ctx.round_dir(round, folder))
     return {"steps": log[-1]["step"], "loss": log[-1]["loss"]} if log else {}

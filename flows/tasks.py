@@ -15,6 +15,9 @@ applied only where it guards a device: not when the steps run on this process's 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+from prefect import Task
 from prefect import task as _task
 from prefect.cache_policies import NO_CACHE
 
@@ -119,6 +122,22 @@ def retrain_and_log(config: RunConfig, round: int, parent: ParentRef) -> StoredC
     return checkpoint
 
 
+def control_and_log(config: RunConfig, round: int) -> LineageRecord:
+    """`steps.train_control`, logging its steps and the control's target mIoU."""
+    ctx = TaskContext.open(config)
+    record = steps.train_control(ctx, round)
+    trained = steps.train_summary(ctx, round, "control")
+    metrics = record.metrics
+    _log().info("round %d control: trained from %s on the labelled source, step %s, loss %s; "
+                "checkpoint %s; target mIoU %s (seen %s, unseen %s)", round,
+                "stage one" if record.parent_round == 0 else
+                f"round {record.parent_round}'s control", trained.get("steps", "-"),
+                trained.get("loss", "- (trained elsewhere)"), record.checkpoint_sha256[:12],
+                _pct(metrics.get("target_miou")), _pct(metrics.get("target_seen_miou")),
+                _pct(metrics.get("target_unseen_miou")))
+    return record
+
+
 def finish_and_log(config: RunConfig, parent: ParentRef, checkpoint: StoredCheckpoint,
                    started: str) -> LineageRecord:
     """`steps.finish_round`, logging the round's counts and target mIoU."""
@@ -152,19 +171,30 @@ commit_round = task(commit_and_log, name="commit-round", task_run_name="commit-r
                     retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
 quality_gate = task(gate_and_log, name="quality-gate", task_run_name="quality-gate-round{round}")
 retrain = task(retrain_and_log, name="retrain", task_run_name="retrain-round{round}")
+train_control = task(control_and_log, name="train-control",
+                     task_run_name="train-control-round{round}")
 finish_round = task(finish_and_log, name="measure-and-record",
                     task_run_name="finish-round{checkpoint.round}", retries=2,
                     retry_delay_seconds=5, retry_condition_fn=_transient)
 report = task(report_and_log, name="report", task_run_name="report-round{round}")
 
 
-def gpu_tasks(config: RunConfig):
-    """(stage one, label shard, retrain) carrying `cluster.gpu_tag`, unless the run's steps
-    run on this process's CPU (local task runner, device resolving to the CPU here)."""
-    gpu_steps = (stage_one, label_shard, retrain)
+class GpuTasks(NamedTuple):
+    """The tasks that use the device."""
+
+    stage_one: Task
+    label_shard: Task
+    retrain: Task
+    train_control: Task
+
+
+def gpu_tasks(config: RunConfig) -> GpuTasks:
+    """The device's tasks carrying `cluster.gpu_tag`, unless the run's steps run on this
+    process's CPU (local task runner, device resolving to the CPU here)."""
+    gpu_steps = GpuTasks(stage_one, label_shard, retrain, train_control)
     tag = config.cluster.gpu_tag
     on_cpu_here = (config.cluster.task_runner == "local"
                    and RESOURCES.runtime(config.device).device.type == "cpu")
     if tag is None or on_cpu_here:
         return gpu_steps
-    return tuple(t.with_options(tags=[tag]) for t in gpu_steps)
+    return GpuTasks(*(t.with_options(tags=[tag]) for t in gpu_steps))

@@ -4,8 +4,9 @@
 `ovseg_core.train.TrainConfig`, used by the rounds (`flows.steps`: stage one and every
 retraining) and by `ovseg train`, whose flags fill the same `TrainSettings`: a setting left
 unset takes the preset's default (`ovseg_core.train.PRESET_DEFAULTS`), the crop the model's
-input size. `retrain_samples` is what a round retrains on; the processes of a DDP retraining
-(`train.processes`) each rebuild it from the run config (`retrain_samples_of`).
+input size. `retrain_samples` is what a round retrains on, `source_in_target` what its
+compute-matched control trains on; the processes of a DDP training (`train.processes`) each
+rebuild them from the run config (`retrain_samples_of`, `control_samples_of`).
 """
 
 from __future__ import annotations
@@ -61,9 +62,18 @@ def with_source(plan: DataPlan, st: SelfTrainingSettings, seed: int, samples
     vocabulary, at `st.source_share` (unchanged at 0); `seed`: the round's (run seed + round)."""
     if st.source_share == 0:
         return samples
-    source = RemappedSamples(plan.source, plan.source_classes, plan.target_classes,
-                             plan.name_map)
-    return SharedSamples(samples, source, st.source_share, seed=seed)
+    return SharedSamples(samples, source_in_target(plan), st.source_share, seed=seed)
+
+
+def source_in_target(plan: DataPlan) -> SegmentationSamples:
+    """The labelled source, remapped into the target vocabulary by meaning: what a round mixes
+    in, and all that a round's compute-matched control trains on."""
+    return RemappedSamples(plan.source, plan.source_classes, plan.target_classes, plan.name_map)
+
+
+def control_samples_of(cfg: RunConfig) -> SegmentationSamples:
+    """`source_in_target` in a process of its own (each process of a DDP control training)."""
+    return source_in_target(TaskContext.open(cfg).plan)
 
 
 def kill_point_at_step(round: int, step: int, _loss: float) -> None:

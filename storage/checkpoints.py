@@ -1,4 +1,5 @@
-"""Checkpoint directories in the store: <root>/checkpoints/round=NNN/.
+"""Checkpoint directories in the store: <root>/checkpoints/round=NNN/ (stage one and the rounds),
+<root>/checkpoints/control/round=NNN/ (the rounds' compute-matched controls).
 
 A checkpoint directory holds `model.safetensors` + `config.json` (and maybe trainer state).
 Its files are copied first and a `_checkpoint.json` marker (sha256 of `model.safetensors`, file
@@ -23,8 +24,8 @@ WEIGHTS = "model.safetensors"
 MARKER = "_checkpoint.json"
 
 
-def _relative(round: int) -> str:
-    return f"checkpoints/round={int(round):03d}"
+def _relative(round: int, control: bool = False) -> str:
+    return f"checkpoints/{'control/' if control else ''}round={int(round):03d}"
 
 
 def _local_files(local_dir: str) -> list[str]:
@@ -37,17 +38,22 @@ def _local_files(local_dir: str) -> list[str]:
     return sorted(out)
 
 
-def checkpoint_record(ws: Workspace, round: int) -> CheckpointRecord | None:
-    marker = read_json(ws.fs, ws._abs(f"{_relative(round)}/{MARKER}"))
+def checkpoint_record(ws: Workspace, round: int, control: bool = False
+                      ) -> CheckpointRecord | None:
+    """The round's stored checkpoint (`control`: its control's), or None."""
+    relative = _relative(round, control)
+    marker = read_json(ws.fs, ws._abs(f"{relative}/{MARKER}"))
     if marker is None:
         return None
-    return CheckpointRecord(uri=ws.url(_relative(round)), sha256=marker["sha256"])
+    return CheckpointRecord(uri=ws.url(relative), sha256=marker["sha256"])
 
 
-def put_checkpoint(ws: Workspace, round: int, local_dir: str) -> CheckpointRecord:
-    """Copy `local_dir` to the round's checkpoint folder; a no-op if the same weights are there.
+def put_checkpoint(ws: Workspace, round: int, local_dir: str,
+                   control: bool = False) -> CheckpointRecord:
+    """Copy `local_dir` to the round's checkpoint folder (`control`: its control's); a no-op if
+    the same weights are there.
 
-    Raises StorageError if `local_dir` has no model.safetensors, or the round already holds a
+    Raises StorageError if `local_dir` has no model.safetensors, or the folder already holds a
     checkpoint with other weights (redo the round to replace it).
     """
     weights = os.path.join(local_dir, WEIGHTS)
@@ -55,13 +61,15 @@ def put_checkpoint(ws: Workspace, round: int, local_dir: str) -> CheckpointRecor
         raise StorageError(f"{local_dir} is not a checkpoint directory: no {WEIGHTS}")
     with open(weights, "rb") as f:
         sha = stream_sha256(f)
-    existing = checkpoint_record(ws, round)
+    existing = checkpoint_record(ws, round, control)
     if existing is not None:
         if existing.sha256 != sha:
-            raise StorageError(f"round {round} already has checkpoint {existing.sha256[:12]}; "
+            whose = f"round {round}'s control" if control else f"round {round}"
+            raise StorageError(f"{whose} already has checkpoint {existing.sha256[:12]}; "
                                f"redo the round to store another one")
         return existing
-    dest = ws._abs(_relative(round))
+    relative = _relative(round, control)
+    dest = ws._abs(relative)
     remove(ws.fs, dest)  # leftovers of an interrupted copy
     files = _local_files(local_dir)
     for rel in files:
@@ -71,7 +79,7 @@ def put_checkpoint(ws: Workspace, round: int, local_dir: str) -> CheckpointRecor
     sizes = {rel: os.path.getsize(os.path.join(local_dir, rel)) for rel in files}
     atomic_write_json(ws.fs, ws.path, posixpath.join(dest, MARKER),
                       {"round": int(round), "sha256": sha, "files": sizes, "stored_at": utc_now()})
-    return CheckpointRecord(uri=ws.url(_relative(round)), sha256=sha)
+    return CheckpointRecord(uri=ws.url(relative), sha256=sha)
 
 
 def fetch_checkpoint(ws: Workspace, uri: str, local_dir: str) -> str:
@@ -92,7 +100,9 @@ def fetch_checkpoint(ws: Workspace, uri: str, local_dir: str) -> str:
     return local_dir
 
 
-def remove_checkpoint(ws: Workspace, round: int) -> None:
-    """Drop the round's checkpoint (marker first, so it stops being a checkpoint at once)."""
-    remove(ws.fs, ws._abs(f"{_relative(round)}/{MARKER}"))
-    remove(ws.fs, ws._abs(_relative(round)))
+def remove_checkpoint(ws: Workspace, round: int, control: bool = False) -> None:
+    """Drop the round's checkpoint (`control`: its control's; marker first, so it stops being a
+    checkpoint at once)."""
+    relative = _relative(round, control)
+    remove(ws.fs, ws._abs(f"{relative}/{MARKER}"))
+    remove(ws.fs, ws._abs(relative))

@@ -87,8 +87,10 @@ class LineageRecord:
 
     stage: "stage_one" (round 0), "quality_gate" (round >= 1: the checks on the round's
     pseudo-labels before retraining, `flows.quality_gate`; failed when it stopped the round),
-    "self_training_round" (round >= 1), "evaluate" or "review_import" (one per imported review
-    file; `config` names the file and its sha256).
+    "self_training_round" (round >= 1), "control" (round >= 1: the round's compute-matched
+    control, trained on the labelled source alone; its parent is the previous round's control,
+    stage one for round 1), "evaluate" or "review_import" (one per imported review file;
+    `config` names the file and its sha256).
     Times are ISO-8601 UTC strings (see `utc_now`). `config_hash` is computed from `config`
     when left empty. `row_counts` and `metrics` are flat name -> number dicts.
     """

@@ -29,12 +29,16 @@ PAINTS = (REFINED, COARSE, NONE)
 STAGE_ONE = "stage_one"
 QUALITY_GATE = "quality_gate"
 SELF_TRAINING_ROUND = "self_training_round"
+CONTROL = "control"
+"""The compute-matched control of round r >= 1: the previous control (stage one's checkpoint for
+round 1) trained on the labelled source alone with the round's retraining settings."""
 EVALUATE = "evaluate"
 REVIEW_IMPORT = "review_import"
-STAGES = (STAGE_ONE, QUALITY_GATE, SELF_TRAINING_ROUND, EVALUATE, REVIEW_IMPORT)
+STAGES = (STAGE_ONE, CONTROL, QUALITY_GATE, SELF_TRAINING_ROUND, EVALUATE, REVIEW_IMPORT)
 """In the order of a round: a round's records are listed in this order."""
 TRAINING_STAGES = (STAGE_ONE, SELF_TRAINING_ROUND)
-"""The stages that store a checkpoint: round 0 is stage one, round r >= 1 a round."""
+"""The stages whose checkpoint a round labels with: round 0 is stage one, round r >= 1 a round
+(checkpoints/round=NNN)."""
 
 RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
 STATUSES = (RUNNING, COMPLETED, FAILED)

@@ -7,6 +7,7 @@ Layout (NNN = round, KKKKK = shard, both zero-padded):
     <root>/pseudo_labels/round=NNN/_manifest/_round.json        the round's commit
     <root>/pseudo_labels/round=NNN/_manifest/_plan.json         what it labels (fixed at start)
     <root>/checkpoints/round=NNN/...                       see storage.checkpoints
+    <root>/checkpoints/control/round=NNN/...               the round's compute-matched control
     <root>/lineage/stage=<stage>/round=NNN.json            see storage.lineage
     <root>/reports/round=NNN/...                           pictures and summaries for people
 
@@ -212,20 +213,23 @@ class Workspace:
         return read_json(self.fs, self._round_entry(round))
 
     def redo_round(self, round: int) -> None:
-        """Drop the round so it can be recomputed: its commit, shards, checkpoint, and lineage
-        records (moved to lineage/_superseded/). Readers stop seeing the shards first."""
+        """Drop the round so it can be recomputed: its commit, shards, checkpoint, its control's
+        checkpoint, and lineage records (the control's too; moved to lineage/_superseded/).
+        Readers stop seeing the shards first."""
         remove(self.fs, self._round_entry(round))
         remove(self.fs, self._manifest_dir(round))
         remove(self.fs, self._abs(f"pseudo_labels/{self._round_part(round)}"))
         remove(self.fs, self._abs(f"images/{self._round_part(round)}"))
         checkpoints.remove_checkpoint(self, round)
+        checkpoints.remove_checkpoint(self, round, control=True)
         lineage.supersede_round(self, round)
 
     def redo_from(self, round: int) -> list[int]:
         """Drop `round` and every later round the store holds anything of (plan, shards,
-        checkpoint, lineage), latest first: a later round was labelled and trained from an
-        earlier one's checkpoint, so it cannot outlive it (and an interrupted redo never leaves a
-        later round on a dropped parent). Returns the rounds dropped, ascending."""
+        checkpoints, lineage, the control's too), latest first: a later round was labelled and
+        trained from an earlier one's checkpoint, so it cannot outlive it (and an interrupted
+        redo never leaves a later round on a dropped parent). Returns the rounds dropped,
+        ascending."""
         later = {r.round for r in self.lineage() if r.round > round} | {
             r for r in self._started_rounds() if r > round}
         dropped = sorted(later | {round})
@@ -243,17 +247,19 @@ class Workspace:
         return sorted(int(m.group(1)) for m in found if m)
 
     # ---- checkpoints, lineage, reports
-    def put_checkpoint(self, round: int, local_dir: str) -> CheckpointRecord:
-        """Copy a local checkpoint directory to <root>/checkpoints/round=NNN/."""
-        return checkpoints.put_checkpoint(self, round, local_dir)
+    def put_checkpoint(self, round: int, local_dir: str, control: bool = False
+                       ) -> CheckpointRecord:
+        """Copy a local checkpoint directory to <root>/checkpoints/round=NNN/ (`control`: to
+        <root>/checkpoints/control/round=NNN/, the round's control)."""
+        return checkpoints.put_checkpoint(self, round, local_dir, control)
 
     def fetch_checkpoint(self, uri: str, local_dir: str) -> str:
         """Copy a stored checkpoint to `local_dir` (sha256 verified); returns `local_dir`."""
         return checkpoints.fetch_checkpoint(self, uri, local_dir)
 
-    def checkpoint(self, round: int) -> CheckpointRecord | None:
-        """The round's stored checkpoint, or None."""
-        return checkpoints.checkpoint_record(self, round)
+    def checkpoint(self, round: int, control: bool = False) -> CheckpointRecord | None:
+        """The round's stored checkpoint (`control`: its control's), or None."""
+        return checkpoints.checkpoint_record(self, round, control)
 
     def write_lineage(self, record: LineageRecord) -> None:
         lineage.write_lineage(self, record)

@@ -100,9 +100,11 @@ def _say(message: str) -> None:
     print(f"[ovseg] {message}", flush=True)
 
 
-def round_table(records: list[dict]) -> list[str]:
+def round_table(records: list[dict], controls: dict[int, dict] | None = None) -> list[str]:
     """Lines of a per-round table: target mIoU, seen / unseen, pseudo-label quality, and what
-    became of the gated regions (`flows.measures` names and explains each column)."""
+    became of the gated regions (`flows.measures` names and explains each column); under
+    round R, the row "control R" of its compute-matched control from `controls` (round ->
+    the control's lineage record, as a dict), when it has one."""
     from flows.measures import MODEL_MEASURES, PSEUDO_LABEL_MEASURES, REGION_MEASURES, round_label
 
     figures = MODEL_MEASURES + PSEUDO_LABEL_MEASURES
@@ -114,6 +116,10 @@ def round_table(records: list[dict]) -> list[str]:
         counts = "".join(f"  {_count(rows.get(f.key)):>8}" for f in REGION_MEASURES) \
             if "gated" in rows else ""
         lines.append(f"{round_label(r['round']):>9}  {cells}{counts}")
+        control = (controls or {}).get(r["round"]) if r["round"] > 0 else None
+        if control is not None:
+            cells = "  ".join(_cell(control["metrics"].get(f.key)) for f in figures)
+            lines.append(f"{round_label(r['round'], control=True):>9}  {cells}")
     first = records[0]["metrics"]
     if "clip_crop_unseen_top1" in first:
         lines.append(f"pretrained tiny CLIP, zero-shot on held-out unseen-class crops: top-1 "
@@ -122,9 +128,34 @@ def round_table(records: list[dict]) -> list[str]:
     return lines
 
 
+def control_gain(records: list[dict], controls: dict[int, dict]) -> str | None:
+    """One line: the last round's unseen target mIoU minus its control's; None when the last
+    record is stage one, the round has no control, or either figure is missing."""
+    last = records[-1]
+    control = controls.get(last["round"]) if last["round"] > 0 else None
+    if control is None:
+        return None
+    ours = last["metrics"].get("target_unseen_miou")
+    theirs = control["metrics"].get("target_unseen_miou")
+    if ours is None or theirs is None:
+        return None
+    return (f"round {last['round']}'s unseen gain over the control: {ours - theirs:+.1f} points "
+            f"(unseen mIoU {ours:.1f}, the control's {theirs:.1f})")
+
+
+def controls_of(workspace: str) -> dict[int, dict]:
+    """Round -> its completed `control` lineage record (as a dict), from the store."""
+    from storage.terms import COMPLETED, CONTROL
+    from storage.workspace import Workspace
+
+    return {r.round: r.to_dict() for r in Workspace(workspace).lineage()
+            if r.stage == CONTROL and r.status == COMPLETED}
+
+
 def table_legend(cfg) -> list[str]:
     """The lines under the table: what each column means and in what unit."""
     from flows.measures import (
+        CONTROL_NAME,
         MODEL_MEASURES,
         PSEUDO_LABEL_MEASURES,
         REGION_MEASURES,
@@ -134,8 +165,10 @@ def table_legend(cfg) -> list[str]:
 
     held_out = (f"the built-in world's {cfg.data.synthetic.target_val} held-out target images"
                 if cfg.data.source is None else "data.target_eval")
+    control = [f"  {CONTROL_NAME}"] if cfg.self_training.control else []
     return ["Columns ('-': not measured in that round; [the lineage key]):", f"  {ROUND_NAME}",
-            *legend(MODEL_MEASURES), f"              target mIoU is measured on {held_out}",
+            *control, *legend(MODEL_MEASURES),
+            f"              target mIoU is measured on {held_out}",
             *legend(PSEUDO_LABEL_MEASURES), "  region counts, over all the round's target "
             "images:", *legend(REGION_MEASURES)]
 
@@ -170,13 +203,18 @@ def _summary(cfg, records: list[dict], seconds: float) -> None:
     from storage.workspace import Workspace
 
     ws = Workspace(cfg.workspace)
+    controls = controls_of(cfg.workspace) if cfg.self_training.control else {}
     _say(f"done in {seconds:.0f} s")
-    print("\n" + "\n".join(round_table(records)))
+    gain = control_gain(records, controls)
+    if gain is not None:
+        _say(gain)
+    print("\n" + "\n".join(round_table(records, controls)))
     print("\n".join(table_legend(cfg)))
     last = records[-1]["round"]
     report = ws.url(f"reports/round={last:03d}/index.md")
     print(f"\nEverything the run made is in the workspace {ws.root}:\n"
-          f"  checkpoints   {ws.url('checkpoints')}  (one model per round)\n"
+          f"  checkpoints   {ws.url('checkpoints')}  (one model per round; control/: the "
+          f"rounds' controls)\n"
           f"  pseudo-labels {ws.url('pseudo_labels')}  (Parquet, one row per region)\n"
           f"  lineage       {ws.url('lineage')}  (one JSON record per round: config, figures)\n"
           f"  report        {report}\n"

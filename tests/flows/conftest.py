@@ -43,7 +43,8 @@ def synthetic_root(tmp_path_factory) -> Path:
 def small_config(synthetic_root: Path, workspace: Path | str, rounds: int = 2) -> RunConfig:
     """The tiny preset on the small dataset with the small random `tiny` SAM inside the model: a
     few steps, every region gated, the model's SAM refines (random, so SAM is never trusted and
-    the coarse fallback paints)."""
+    the coarse fallback paints); no compute-matched control (tests/flows/test_control.py turns
+    it on)."""
     return RunConfig(
         workspace=str(workspace),
         seed=0,
@@ -59,7 +60,8 @@ def small_config(synthetic_root: Path, workspace: Path | str, rounds: int = 2) -
                             checkpoint_every=1),
         self_training=SelfTrainingSettings(rounds=rounds, gate_threshold=0.0, refiner_sam="model",
                                            fallback="coarse",
-                                           shard_size=3, batch_size=3, report_images=2),
+                                           shard_size=3, batch_size=3, report_images=2,
+                                           control=False),
     )
 
 

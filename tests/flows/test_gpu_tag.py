@@ -12,16 +12,16 @@ def tags(cfg: RunConfig) -> list[set[str]]:
 
 
 def test_steps_on_this_cpu_carry_no_tag():
-    assert tags(RunConfig(device="cpu")) == [set(), set(), set()]
+    assert tags(RunConfig(device="cpu")) == [set()] * 4
 
 
 def test_steps_on_a_cluster_carry_the_tag():
     cfg = RunConfig.model_validate({"device": "cpu", "cluster": {"task_runner": "dask"}})
-    assert tags(cfg) == [{"ovseg-gpu"}] * 3
+    assert tags(cfg) == [{"ovseg-gpu"}] * 4
 
 
 def test_the_tag_is_a_setting_and_can_be_off():
     dask = {"task_runner": "dask", "gpu_tag": "gpu-a100"}
-    assert tags(RunConfig.model_validate({"cluster": dask})) == [{"gpu-a100"}] * 3
+    assert tags(RunConfig.model_validate({"cluster": dask})) == [{"gpu-a100"}] * 4
     dask["gpu_tag"] = None
-    assert tags(RunConfig.model_validate({"cluster": dask})) == [set(), set(), set()]
+    assert tags(RunConfig.model_validate({"cluster": dask})) == [set()] * 4

@@ -50,3 +50,22 @@ def test_printed_commands_follow_how_ovseg_was_started(tmp_path):
     lines = sql_examples("uv run ovseg", " --workspace /tmp/ws")
     assert all(x.startswith('  uv run ovseg sql "SELECT ') and x.endswith(" --workspace /tmp/ws")
                for x in lines)
+
+
+def test_each_control_sits_under_its_round_and_the_gain_is_one_line():
+    from flows.commands.run import control_gain
+
+    records = _records()
+    control = {"round": 1, "metrics": {"target_miou": 40.0, "target_seen_miou": 52.5,
+                                       "target_unseen_miou": 30.05}, "row_counts": {}}
+    lines = round_table(records, {1: control})
+    assert lines[3].split() == ["control", "1", "40.0", "52.5", "30.1", "-", "-", "-"]
+    assert len(lines) == 4  # stage one has no control row
+    assert control_gain(records, {1: control}) == (
+        "round 1's unseen gain over the control: +4.3 points (unseen mIoU 34.4, the "
+        "control's 30.1)")
+    assert control_gain(records, {}) is None and control_gain(records[:1], {1: control}) is None
+    with_control = "\n".join(table_legend(RunConfig()))
+    assert "'control R' (under round R)" in with_control
+    off = RunConfig.model_validate({"self_training": {"control": False}})
+    assert "control R" not in "\n".join(table_legend(off))
