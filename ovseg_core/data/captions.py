@@ -13,8 +13,8 @@ Three kinds of sample:
 - scene: a window of a `render_scene` scene (with or without unseen shapes), captioned with the
   shapes visible in it ("a star and a red disk on the ground.").
 
-The corpus is not the target: it is drawn in its own style (CORPUS_STYLE: a grey ground,
-stronger colour jitter, larger objects), objects are partly covered by ground
+The corpus is not the target: it is drawn in its own style (CORPUS_STYLE: a ground of any tint
+around the target's, stronger colour jitter, larger objects), objects are partly covered by ground
 (OCCLUDED_SHARE), object captions sometimes name the wrong class (MISNAMED_SHARE) and scene
 captions leave some objects out (OMITTED_SHARE), as web captions do. So the pretrained tiny
 CLIP is an imperfect teacher of the target.
@@ -40,7 +40,8 @@ CORPUS_VERSION = 2
 WORLD_SIZE = 128
 """Side in px of a synthetic-world scene; objects keep this scale at any corpus image size."""
 
-CORPUS_STYLE = Style(ground=(125.0, 125.0, 125.0), jitter=40, radius=(0.16, 0.30))
+CORPUS_STYLE = Style(ground=(135.0, 125.0, 115.0), jitter=40, radius=(0.16, 0.30),
+                     ground_tint=40)
 """How corpus images are drawn (the target's style is `synth.WORLD_STYLE`); radii are
 fractions of WORLD_SIZE."""
 

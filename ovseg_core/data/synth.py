@@ -47,12 +47,14 @@ class ShapeClass:
 
 @dataclass(frozen=True)
 class Style:
-    """How a scene is drawn: the ground's mean RGB, each object's colour jitter (+- per
-    channel, 0-255) and its radius range (fractions of the scene side)."""
+    """How a scene is drawn: the ground's mean RGB and its per-image tint (+- per channel,
+    0-255), each object's colour jitter (+- per channel) and its radius range (fractions of the
+    scene side)."""
 
     ground: tuple[float, float, float]
     jitter: int
     radius: tuple[float, float]
+    ground_tint: int = 0
 
 
 WORLD_STYLE = Style(ground=(150.0, 128.0, 100.0), jitter=15, radius=(0.12, 0.22))
@@ -208,7 +210,10 @@ def _ground(rng: np.random.Generator, size: int, style: Style) -> np.ndarray:
     coarse = rng.normal(0.0, 18.0, size=(size // 16, size // 16, 1))
     smooth = np.kron(coarse, np.ones((16, 16, 1)))
     fine = rng.normal(0.0, 8.0, size=(size, size, 1))
-    return np.clip(np.array(style.ground) + smooth + fine, 0, 255).astype(np.uint8)
+    base = np.array(style.ground)
+    if style.ground_tint:
+        base = base + rng.uniform(-style.ground_tint, style.ground_tint, size=3)
+    return np.clip(base + smooth + fine, 0, 255).astype(np.uint8)
 
 
 def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float, angle: float) -> np.ndarray:

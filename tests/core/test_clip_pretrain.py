@@ -73,11 +73,11 @@ def test_a_few_steps_lower_the_contrastive_loss():
     torch.manual_seed(0)
     model = cp.new_tiny_clip(0)
     visual = cp.dense_visual(model)
-    optimizer = cp.make_optimizer(model, 2e-3)
+    optimizer = cp.make_optimizer(model, 5e-4)  # at 2e-3 the first steps can overshoot
     batch = captions.caption_batch(0, 0, 32, 8)
     with cp.fixed_threads():
         before = cp.batch_loss(model, visual, batch).item()
-        for _ in range(4):
+        for _ in range(8):
             loss = cp.batch_loss(model, visual, batch)
             optimizer.zero_grad()
             loss.backward()
