@@ -29,8 +29,9 @@ the seeds it is positive on (studies/protocol_stats.py), and records the
     uv run python studies/selftrain_protocol.py --phase tuning            # seeds 0 1 2
     uv run python studies/selftrain_protocol.py --phase test --jobs 2     # seeds 100-119
 
-The test phase refuses to start while tracked files under ovseg_core/, flows/, storage/ or the
-protocol's own scripts have uncommitted changes (`--allow-dirty`, recorded, for development).
+The test phase refuses to start while files under ovseg_core/, flows/, storage/ or the
+protocol's own scripts differ from the commit (changed, or new and not ignored by git;
+`--allow-dirty`, recorded in every JSON, is for development only).
 """
 
 from __future__ import annotations
@@ -95,12 +96,14 @@ def phase_seeds(phase: str, seeds: list[int] | None) -> list[int]:
 
 
 def frozen_changes(repo: Path = REPO) -> list[str]:
-    """Tracked files under FROZEN that differ from HEAD (staged or not)."""
-    out = subprocess.run(["git", "-C", str(repo), "diff", "--name-only", "HEAD", "--", *FROZEN],
-                         capture_output=True, text=True)
+    """Files under FROZEN that differ from HEAD: changed (staged or not), deleted, or new and
+    not ignored by git."""
+    out = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=all",
+                          "--", *FROZEN], capture_output=True, text=True)
     if out.returncode != 0:
-        raise ProtocolError(f"cannot read the code version: git diff failed: {out.stderr.strip()}")
-    return out.stdout.split()
+        raise ProtocolError(f"cannot read the code version: git status failed: "
+                            f"{out.stderr.strip()}")
+    return [line[3:] for line in out.stdout.splitlines()]
 
 
 def code_state(allow_dirty: bool) -> dict:
@@ -197,8 +200,9 @@ def copy_stage_one(source: Path, dest: Path) -> None:
     tmp.rename(dest)
 
 
-def run_workspace(kind: str, seed: int, ctx: dict) -> float:
-    """Run (or resume) workspace `kind` of `seed`; returns the flow's wall seconds."""
+def run_workspace(kind: str, seed: int, ctx: dict) -> None:
+    """Run (or resume) workspace `kind` of `seed`; ProtocolError when a copy's stage one is
+    not its source's."""
     from flows.pipeline import self_training
 
     workdir = Path(ctx["workdir"])
@@ -206,12 +210,9 @@ def run_workspace(kind: str, seed: int, ctx: dict) -> float:
     source = WORKSPACES[kind].get("copy_of")
     if source and not path.exists():
         copy_stage_one(workspace_path(workdir, source, seed), path)
-    start = time.perf_counter()
     self_training(run_config(kind, seed, path, ctx["clip"], ctx["settings"]))
-    wall = time.perf_counter() - start
     if source and stage_one_sha(path) != stage_one_sha(workspace_path(workdir, source, seed)):
         raise ProtocolError(f"{path}'s stage one is not the one of its {source} workspace")
-    return wall
 
 
 # ---- results of a workspace: one JSON per arm
@@ -285,7 +286,14 @@ def run_job(job: list[tuple[str, int]], ctx: dict) -> list[str]:
                 workspace_path(Path(ctx["workdir"]), k, seed).exists()
                 for k in ("main", "paper", "noclip"))):
             continue
-        wall = run_workspace(kind, seed, ctx)
+        start = time.perf_counter()
+        try:
+            run_workspace(kind, seed, ctx)
+        except Exception:  # the arms it did finish (stage one) are still written
+            if kind != "stageone":
+                write_arms(kind, seed, time.perf_counter() - start, ctx)
+            raise
+        wall = time.perf_counter() - start
         print(f"seed {seed} {kind}: {wall:.0f} s", flush=True)
         if kind != "stageone":
             problems += write_arms(kind, seed, wall, ctx)

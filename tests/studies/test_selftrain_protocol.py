@@ -42,6 +42,9 @@ def test_the_test_phase_refuses_uncommitted_code(tmp_path):
     assert sp.frozen_changes(tmp_path) == ["flows/x.py"]
     with pytest.raises(sp.ProtocolError, match="flows/x.py"):
         sp.check_frozen("test", False, tmp_path)
+    git(tmp_path, "checkout", "flows/x.py")
+    (tmp_path / "flows" / "new.py").write_text("")  # new, not ignored: also a change
+    assert sp.frozen_changes(tmp_path) == ["flows/new.py"]
     sp.check_frozen("test", True, tmp_path)  # --allow-dirty
     sp.check_frozen("tuning", False, tmp_path)
 
