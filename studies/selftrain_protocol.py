@@ -339,7 +339,8 @@ def spawn_job(job: list[tuple[str, int]], ctx: dict, slot: int) -> list[str]:
 
 
 def worker(payload: str) -> int:
-    """A subprocess's entry: run one chain on one thread, print its problem lines."""
+    """A subprocess's entry: run one chain on one thread, print its problem lines (a failed
+    workspace among them)."""
     import torch
 
     from flows.prefect_env import configure_prefect
@@ -347,7 +348,7 @@ def worker(payload: str) -> int:
     torch.set_num_threads(1)
     configure_prefect()
     spec = json.loads(payload)
-    for line in run_job([tuple(step) for step in spec["job"]], spec["ctx"]):
+    for line in run_here([tuple(step) for step in spec["job"]], spec["ctx"]):
         print(f"problem: {line}", flush=True)
     return 0
 
