@@ -55,6 +55,9 @@ METRICS = {"seen": "target_seen_miou", "unseen": "target_unseen_miou", "all": "t
 """Metric name -> lineage metrics key (%): held-out target mIoU; the round's pseudo-label
 mIoU over the pixels they paint and their coverage (rounds only)."""
 MODEL_METRICS = ("seen", "unseen", "all")
+LABELS = {"seen": "seen mIoU", "unseen": "unseen mIoU", "all": "all mIoU",
+          "pl_precision": "pseudo-label mIoU over the pixels they paint",
+          "pl_coverage": "pseudo-label coverage"}
 WORKSPACES = {
     "stageone": {"dea": True, "self_training": {}, "control": False},
     "main": {"dea": True, "self_training": {}, "control": True, "copy_of": "stageone"},
@@ -449,10 +452,10 @@ def diff_figure(summary: dict, arm: str, metric: str, target: str = "") -> dict:
 
     vs = summary.get(arm, {}).get(metric, {}).get("vs_B")
     if not vs or vs["n"] == 0:
-        return figure(f"{arm} - B: {metric} mIoU, paired mean (arm {arm} or B not recorded)",
+        return figure(f"{arm} - B: {LABELS[metric]}, paired mean (arm {arm} or B not recorded)",
                       None, "points", target)
     low, high = vs["ci95"]
-    return figure(f"{arm} - B: {metric} mIoU, paired mean over {vs['n']} seeds (95% CI "
+    return figure(f"{arm} - B: {LABELS[metric]}, paired mean over {vs['n']} seeds (95% CI "
                   f"{low:+.2f} to {high:+.2f}; Wilcoxon p {vs['wilcoxon_p']:.3g}; positive on "
                   f"{vs['positive']} of {vs['n']})", round(vs["mean"], 2), "points", target)
 
@@ -468,12 +471,15 @@ def figures(summary: dict, totals: dict) -> list[dict]:
         for metric, m in metrics.items():
             d = m["describe"]
             low, high = d["ci95"]
-            rows.append(figure(f"{arm}: {metric}, mean over {d['n']} seeds (95% CI {low:.2f}-"
-                               f"{high:.2f})", round(d["mean"], 2), "%"))
+            rows.append(figure(f"{arm}: {LABELS[metric]}, mean over {d['n']} seeds (95% CI "
+                               f"{low:.2f}-{high:.2f})", round(d["mean"], 2), "%"))
     rows += [diff_figure(summary, arm, metric) for arm in summary
-             if arm not in ("B", "D_dea_on") for metric in MODEL_METRICS]
-    rows += [figure("compute time, summed over the runs' workspaces", totals["compute_s"], "s"),
-             figure("wall time of the command that recorded this", totals["wall_s"], "s"),
+             if arm not in ("B", "D_dea_on") for metric in MODEL_METRICS
+             if (summary[arm].get(metric) or {}).get("vs_B")]
+    rows += [figure("compute time, summed over the workspaces of these runs", totals["compute_s"],
+                    "s"),
+             figure("wall time of the command that recorded this (its own part of a resumed "
+                    "run)", totals["wall_s"], "s"),
              figure("code version of the runs", totals["code"])]
     return rows
 

@@ -147,10 +147,11 @@ def test_summary_without_the_control_names_it(tmp_path, capsys):
 def test_two_jobs_run_the_arms_and_copies_keep_the_stage_one(tmp_path, capsys):
     """A tiny protocol through the real flows, two workspaces at once: the arms' JSONs, the
     no-CLIP-check workspace started from the main workspace's stage one (a copy), and a
-    second call that finds everything done."""
+    plan with nothing left to run. 100 stage-one steps: with fewer, the default gate
+    passes no region and the round has nothing to retrain on."""
     runs, work = tmp_path / "runs", tmp_path / "work"
-    args = ["--phase", "tuning", "--seeds", "0", "--rounds", "1", "--steps", "10",
-            "--target-val", "8", "--arms", "A_dea_on", "D_dea_on", "A_dea_off", "E",
+    args = ["--phase", "tuning", "--seeds", "0", "--rounds", "1", "--steps", "100",
+            "--target-val", "16", "--arms", "A_dea_on", "D_dea_on", "A_dea_off", "E",
             "--jobs", "2", "--runs", str(runs), "--workdir", str(work),
             "--results", str(tmp_path)]
     assert sp.main(args) == 0
