@@ -298,7 +298,10 @@ def run_job(job: list[tuple[str, int]], ctx: dict) -> list[str]:
             raise
         wall = time.perf_counter() - start
         print(f"seed {seed} {kind}: {wall:.0f} s", flush=True)
-        if kind != "stageone":
+        if kind == "stageone":  # its time counts in the total, once per seed
+            (Path(ctx["runs"]) / f"stageone-seed{seed}.json").write_text(
+                json.dumps({"seed": seed, "run_wall_s": round(wall, 1)}) + "\n")
+        else:
             problems += write_arms(kind, seed, wall, ctx)
     return problems
 
@@ -507,11 +510,15 @@ def code_versions(runs: dict[str, dict[int, dict]]) -> str:
     return ", ".join(seen) or "no runs"
 
 
-def compute_seconds(runs: dict[str, dict[int, dict]]) -> float:
-    """Sum over the distinct workspaces of the flow wall time that finished them."""
+def compute_seconds(runs: dict[str, dict[int, dict]], folder: Path) -> float:
+    """Sum over the distinct workspaces of the flow wall time that finished them, with the
+    shared stage one of each of their seeds (`<runs>/stageone-seed<S>.json`)."""
     walls = {(r["workspace"], r["seed"]): r["run_wall_s"]
              for by_seed in runs.values() for r in by_seed.values()}
-    return round(sum(walls.values()), 1)
+    seeds = {seed for _, seed in walls}
+    shared = [json.loads(p.read_text())["run_wall_s"] for s in sorted(seeds)
+              if (p := folder / f"stageone-seed{s}.json").exists()]
+    return round(sum(walls.values()) + sum(shared), 1)
 
 
 def report(args, seeds: list[int], wall_s: float, problems: list[str]) -> Path | None:
@@ -520,7 +527,7 @@ def report(args, seeds: list[int], wall_s: float, problems: list[str]) -> Path |
 
     runs = load_runs(Path(args.runs), seeds, args.arms)
     summary = summarise(runs)
-    totals = {"compute_s": compute_seconds(runs), "wall_s": round(wall_s, 1),
+    totals = {"compute_s": compute_seconds(runs, Path(args.runs)), "wall_s": round(wall_s, 1),
               "code": code_versions(runs)}
     unit = "selftrain_protocol" if args.phase == "test" else "selftrain_protocol_tuning"
     print(f"\n{unit}: seeds {seeds}, {args.rounds} rounds, mIoU in % on "
@@ -579,12 +586,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
     seeds = phase_seeds(args.phase, args.seeds)
-    runs = Path(args.runs)
-    pin_settings(runs, protocol_settings(args), write=not args.summary_only)
-    problems: list[str] = []
     if not args.summary_only:
         check_frozen(args.phase, args.allow_dirty)
-        problems = run_protocol(args, seeds)
+    pin_settings(Path(args.runs), protocol_settings(args), write=not args.summary_only)
+    problems = [] if args.summary_only else run_protocol(args, seeds)
     report(args, seeds, time.perf_counter() - started, problems)
     return 1 if any("failed" in p for p in problems) else 0
 

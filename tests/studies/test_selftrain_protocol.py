@@ -115,6 +115,7 @@ def test_summary_only_rebuilds_the_table_and_the_unit(tmp_path, capsys):
         write_run(runs, "B", seed, b)
         write_run(runs, "D_dea_on", seed, d)
     write_run(runs, "C", 0, 30.0)
+    (runs / "stageone-seed0.json").write_text('{"seed": 0, "run_wall_s": 50.0}')
     args = ["--phase", "tuning", "--runs", str(runs), "--results", str(results),
             "--rounds", "1", "--steps", "20", "--target-val", "16"]
     assert sp.main(args + ["--summary-only"]) == 0
@@ -129,6 +130,8 @@ def test_summary_only_rebuilds_the_table_and_the_unit(tmp_path, capsys):
                                "--rounds 1 --steps 20 --target-val 16")
     c_vs_b = next(f for f in unit["figures"] if f["name"].startswith("C - B: unseen"))
     assert c_vs_b["value"] == 20.0 and "over 1 seeds" in c_vs_b["name"]
+    compute = next(f for f in unit["figures"] if f["name"].startswith("compute time"))
+    assert compute["value"] == 90.0  # seed0-2 main, seed0 paper: 10 s each; stage one 50 s
     assert not (runs / "protocol.json").exists()  # a summary writes nothing into the runs
 
 
