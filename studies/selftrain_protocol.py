@@ -47,9 +47,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from queue import Queue
 
+from storage.terms import COMPLETED, SELF_TRAINING_ROUND, STAGE_ONE
+
 REPO = Path(__file__).resolve().parents[1]
 CONTROL = "control"
-"""The lineage stage of the control's records (storage.terms.CONTROL in the pipeline)."""
+"""The lineage stage of the control's records: the pipeline's `storage.terms.CONTROL`, written
+here so that the protocol reads a workspace also where that term is not defined."""
 METRICS = {"seen": "target_seen_miou", "unseen": "target_unseen_miou", "all": "target_miou",
            "pl_precision": "pl_refined_miou", "pl_coverage": "pl_refined_coverage"}
 """Metric name -> lineage metrics key (%): held-out target mIoU; the round's pseudo-label
@@ -70,10 +73,12 @@ WORKSPACES = {
 }
 """What each workspace of a seed runs: DEA, self-training settings, the control, and the
 workspace whose stage one it copies."""
-ARMS = {"A_dea_on": ("main", "stage_one"), "B": ("main", CONTROL),
-        "D_dea_on": ("main", "round"), "A_dea_off": ("nodea", "stage_one"),
-        "D_dea_off": ("nodea", "round"), "C": ("paper", "round"), "E": ("noclip", "round")}
-"""Arm -> (workspace, which record: stage one, the control of round R, or round R)."""
+ARMS = {"A_dea_on": ("main", STAGE_ONE), "B": ("main", CONTROL),
+        "D_dea_on": ("main", SELF_TRAINING_ROUND), "A_dea_off": ("nodea", STAGE_ONE),
+        "D_dea_off": ("nodea", SELF_TRAINING_ROUND), "C": ("paper", SELF_TRAINING_ROUND),
+        "E": ("noclip", SELF_TRAINING_ROUND)}
+"""Arm -> (workspace, the lineage stage of its record: stage one (round 0), the control of
+round R, or round R)."""
 PRIMARY = ("A_dea_on", "B", "D_dea_on")
 FROZEN = ("ovseg_core", "flows", "storage", "studies/selftrain_protocol.py",
           "studies/protocol_stats.py")
@@ -185,11 +190,11 @@ def lineage(path: Path) -> list:
 def find_record(records: list, stage: str, round: int):
     """The completed lineage record of `stage` in `round`, or None."""
     return next((r for r in records if r.stage == stage and r.round == round
-                 and r.status == "completed"), None)
+                 and r.status == COMPLETED), None)
 
 
 def stage_one_sha(path: Path) -> str | None:
-    record = find_record(lineage(path), "stage_one", 0)
+    record = find_record(lineage(path), STAGE_ONE, 0)
     return record and record.checkpoint_sha256
 
 
@@ -221,15 +226,14 @@ def run_workspace(kind: str, seed: int, ctx: dict) -> None:
 # ---- results of a workspace: one JSON per arm
 def arm_result(arm: str, records: list, rounds: int) -> dict | str:
     """The arm's figures from its workspace's lineage, or why they are missing."""
-    _, which = ARMS[arm]
-    stage, round = {"stage_one": ("stage_one", 0), CONTROL: (CONTROL, rounds),
-                    "round": ("self_training_round", rounds)}[which]
+    stage = ARMS[arm][1]
+    round = 0 if stage == STAGE_ONE else rounds
     record = find_record(records, stage, round)
     if record is None:
-        why = "" if which != CONTROL or has_control_setting() else (
+        why = "" if stage != CONTROL or has_control_setting() else (
             " (this ovseg has no self_training.control setting, so it records no control)")
         return f"no completed lineage record with stage {stage!r} and round {round}{why}"
-    keys = METRICS if stage == "self_training_round" else {m: METRICS[m] for m in MODEL_METRICS}
+    keys = METRICS if stage == SELF_TRAINING_ROUND else {m: METRICS[m] for m in MODEL_METRICS}
     out = {name: record.metrics.get(key) for name, key in keys.items()}
     return out | {"stage": stage, "round": round, "checkpoint_sha256": record.checkpoint_sha256,
                   "stage_s": seconds_between(record.started_at, record.ended_at)}
