@@ -1,5 +1,7 @@
-"""Does self-training teach unseen classes? The protocol of issue 26: arms over seeds, paired
-against a compute-matched control, tuning and test seeds kept apart.
+"""Self-training protocol (issue 26): arms over seeds against a compute-matched control.
+
+Does self-training teach unseen classes? Arms are paired over seeds against the control B,
+with tuning and test seeds kept apart.
 
 Every run goes through the real Prefect flow (`flows.pipeline.self_training`) on the built-in
 world with the tiny preset, one pretrained tiny CLIP shared by all runs, a held-out target set of
@@ -560,15 +562,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--phase", choices=("tuning", "test"), required=True,
                         help="tuning: seeds < 100 (default 0 1 2); test: seeds >= 100 (default "
                         "100-119), committed settings only")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None)
-    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="default: the phase's seeds")
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
+                        help="default: every arm (the main workspaces' A_dea_on, B, D_dea_on "
+                        "run first for every seed)")
     parser.add_argument("--rounds", type=int, default=2, help="self-training rounds R")
     parser.add_argument("--steps", type=int, default=None,
                         help="stage one's training steps (rounds: a third); default the preset's")
     parser.add_argument("--target-val", type=int, default=256,
                         help="held-out labelled target images (data.synthetic.target_val)")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="workspaces run at once, each in a one-thread subprocess")
+                        help="workspaces run at once, each in a one-thread subprocess with "
+                        "its own Prefect home; 1: one at a time in this process")
     parser.add_argument("--runs", default=None, help="default results/<unit>/runs")
     parser.add_argument("--workdir", default=None, help="default ovseg-studies/<unit>")
     parser.add_argument("--results", default=str(RESULTS_DIR),
