@@ -133,9 +133,20 @@ def check_frozen(phase: str, allow_dirty: bool, repo: Path = REPO) -> None:
 
 
 def protocol_settings(args) -> dict:
-    """What makes two runs comparable: phase, rounds, steps, held-out size."""
-    return {"phase": args.phase, "rounds": args.rounds, "steps": args.steps,
-            "target_val": args.target_val}
+    """What makes two runs comparable: phase, rounds, steps, held-out size, the CLIP file."""
+    settings = {"phase": args.phase, "rounds": args.rounds, "steps": args.steps,
+                "target_val": args.target_val}
+    if args.clip:
+        settings["clip_sha256"] = file_sha256(Path(args.clip))
+    return settings
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    if not path.is_file():
+        raise ProtocolError(f"--clip {path}: no such file")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def pin_settings(folder: Path, settings: dict, write: bool = True) -> None:
@@ -575,6 +586,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1,
                         help="workspaces run at once, each in a one-thread subprocess with "
                         "its own Prefect home; 1: one at a time in this process")
+    parser.add_argument("--clip", default=None,
+                        help="a pretrained tiny CLIP file (`ovseg clip pretrain --out F`) to use "
+                        "instead of pretraining one in the workdir; its sha256 is pinned with "
+                        "the runs")
     parser.add_argument("--runs", default=None, help="default results/<unit>/runs")
     parser.add_argument("--workdir", default=None, help="default ovseg-studies/<unit>")
     parser.add_argument("--results", default=str(RESULTS_DIR),
@@ -616,7 +631,7 @@ def run_protocol(args, seeds: list[int]) -> list[str]:
     configure_prefect()
     ctx = {"workdir": str(workdir), "runs": args.runs, "arms": args.arms,
            "settings": protocol_settings(args), "code": code_state(args.allow_dirty),
-           "clip": pretrained_clip(workdir)}
+           "clip": args.clip or pretrained_clip(workdir)}
     return run_batches(plan_jobs(seeds, args.arms, Path(args.runs)), ctx, args.jobs)
 
 
