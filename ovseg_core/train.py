@@ -205,7 +205,7 @@ def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen:
         step += 1
         window.append(loss)
         bar.update(1)
-        lr = optimizer.param_groups[0]["lr"]
+        lr = max(g["lr"] for g in optimizer.param_groups)  # the base lr (CLIP's is lower)
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
         if step % cfg.log_every == 0 or step == cfg.steps:
             last_loss = float(np.mean(window))
