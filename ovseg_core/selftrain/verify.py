@@ -1,11 +1,10 @@
 """CLIP's check of a pseudo-label's class: zero-shot classification of the region's crop.
 
 The model's regions are only as right as its dense predictions, and on the classes nobody
-labelled those are poor: a confident region can carry the wrong class (on the built-in world,
-stage one paints large parts of the ground as "checkerboard", an unseen class). SAM cannot see
-that, it only checks the shape. CLIP can: classified as a whole, a crop of one region is the
-task CLIP was trained for, and it is far more reliable than CLIP's dense features (the tiny
-CLIP: crop top-1 1.00, dense unseen mIoU 22.2). So each gated region's mask is cut out and
+labelled those are poor: a confident region can carry the wrong class. SAM cannot see that, it
+only checks the shape. CLIP can: classified as a whole, a crop of one region is the task CLIP
+was trained for, and it is more reliable than CLIP's dense features (docs/method-notes.md gives
+the built-in world's tiny CLIP's figures). So each gated region's mask is cut out and
 classified against the whole vocabulary by the *pretrained* CLIP (the file the model started
 from, not the model's fine-tuned copy, which has only learned the seen classes); a region whose
 class CLIP does not pick paints nothing. This is not in the paper (docs/method-notes.md).
