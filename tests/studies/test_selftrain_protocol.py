@@ -158,7 +158,8 @@ def test_two_jobs_run_the_arms_and_copies_keep_the_stage_one(tmp_path, capsys):
             "--jobs", "2", "--runs", str(runs), "--workdir", str(work),
             "--results", str(tmp_path)]
     assert sp.main(args) == 0
-    found = {p.stem: json.loads(p.read_text()) for p in runs.glob("*-seed0.json")}
+    found = {p.stem: json.loads(p.read_text()) for p in runs.glob("*-seed0.json")
+             if p.stem.split("-")[0] in sp.ARMS}
     assert set(found) == {"A_dea_on-seed0", "D_dea_on-seed0", "A_dea_off-seed0", "E-seed0"}
     sha = found["A_dea_on-seed0"]["stage_one_sha256"]
     assert found["E-seed0"]["stage_one_sha256"] == sha == found["D_dea_on-seed0"][
@@ -166,3 +167,4 @@ def test_two_jobs_run_the_arms_and_copies_keep_the_stage_one(tmp_path, capsys):
     assert found["A_dea_off-seed0"]["stage_one_sha256"] != sha  # DEA off: its own stage one
     assert found["E-seed0"]["pl_coverage"] is not None
     assert sp.plan_jobs([0], ["A_dea_on", "D_dea_on", "A_dea_off", "E"], runs) == []
+    assert json.loads((runs / "stageone-seed0.json").read_text())["run_wall_s"] > 0
