@@ -283,7 +283,7 @@ class SamImageEncoder(nn.Module):
         """(B, 3, H, W) RGB in [0, 1] -> image embedding (B, embed_dim, S/16, S/16),
         S = image_size. On the CPU each image is encoded once per process (`sam_memo`)."""
         x = preprocess_for_sam(images, self.image_size)
-        if x.device.type != "cpu":
+        if x.device.type != "cpu" or type(x) is not Tensor:  # a GPU, or fake / meta tensors
             return self.image_encoder(x)
         if self.channels_last_on_cpu:
             x = x.contiguous(memory_format=torch.channels_last)

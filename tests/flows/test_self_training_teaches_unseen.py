@@ -1,42 +1,41 @@
-"""The method, measured: on the built-in world with the pretrained tiny CLIP, one round of
-self-training with real MobileSAM refinement and CLIP's check of the classes raises
-unseen-class mIoU over stage one, and its pseudo-labels of the unseen classes beat the coarse
-masks they came from.
+"""The method against its compute-matched control, on one seed: on the built-in world with the
+pretrained tiny CLIP, round 1's model keeps more unseen-class mIoU than its control (stage one
+trained as long again on the labelled source alone), and SAM's refined pseudo-labels of the
+unseen classes are no worse than the coarse masks they came from.
 
-Slow (pretrains the tiny CLIP, trains stage one, labels and retrains: minutes on 2 cores).
-Measured on the 32 held-out target images. The margins are the smallest round-1 figures
-measured across seeds 0-2 with DEA on (`studies/table2.py`), halved: unseen mIoU
-rose 13.8, 1.6 and 7.5 points; the unseen pseudo-labels' precision-style mIoU beat the
-coarse masks' by 13.3-19.4 points in all six runs (DEA on and off). Seed 0 with DEA, which
-this test runs, rose 13.8 and 14.3.
+Slow (pretrains the tiny CLIP, trains stage one, labels, trains the control and retrains:
+minutes on 2 cores). The margin is half the smallest round-1 gain over the control measured on
+the tuning seeds (`uv run python studies/selftrain_protocol.py --phase tuning --seeds 0 1 --arms
+A_dea_on B D_dea_on`, 256 held-out images; round 1: unseen mIoU 10.6 vs the control's 0.0 on
+seed 0, 7.5 vs 0.4 on seed 1). The control forgets the unseen classes: more training on a
+source that labels unseen objects as ground teaches the model to call them ground.
 """
 
 from __future__ import annotations
 
 import pytest
 
-MIN_UNSEEN_RISE = 0.8
-"""Points of unseen mIoU that round 1 must add over stage one (see the module docstring)."""
-MIN_PL_GAIN = 6.6
-"""Points of unseen pseudo-label mIoU that SAM and CLIP must add to the coarse masks."""
+MIN_GAIN_OVER_CONTROL = 3.5
+"""Points of unseen mIoU round 1 must keep over its control (see the module docstring)."""
 
 
 @pytest.mark.slow
-def test_one_round_raises_unseen_miou_and_sam_refines_most_gated_regions(prefect_api, tmp_path):
+def test_round_one_keeps_unseen_classes_its_control_forgets(prefect_api, tmp_path):
     from flows.config import RunConfig
     from flows.pipeline import self_training
+    from storage.terms import CONTROL
+    from storage.workspace import Workspace
 
     cfg = RunConfig.model_validate({"workspace": str(tmp_path / "ws"), "device": "cpu",
                                     "self_training": {"rounds": 1, "report_images": 0}})
-    stage_one, round_one = self_training(cfg)
-    before = stage_one["metrics"]["target_unseen_miou"]
-    after = round_one["metrics"]["target_unseen_miou"]
-    assert after - before >= MIN_UNSEEN_RISE, (before, after)
+    _, round_one = self_training(cfg)
+    control = next(r for r in Workspace(cfg.workspace).lineage()
+                   if r.stage == CONTROL and r.round == 1)
+    gain = (round_one["metrics"]["target_unseen_miou"]
+            - control.metrics["target_unseen_miou"])
+    assert gain >= MIN_GAIN_OVER_CONTROL, (round_one["metrics"], control.metrics)
+    metrics = round_one["metrics"]
+    assert metrics["pl_refined_unseen_miou"] >= metrics["pl_coarse_unseen_miou"], metrics
     rows = round_one["row_counts"]
     assert rows["gated"] > 0 and rows["accepted"] >= rows["gated"] / 2, rows  # SAM trusted
     assert 0 < rows["clip_rejected"] < rows["gated"], rows  # CLIP checked, some rejected
-    metrics = round_one["metrics"]
-    assert (metrics["pl_refined_unseen_miou"] - metrics["pl_coarse_unseen_miou"]
-            >= MIN_PL_GAIN), metrics
-    assert (stage_one["metrics"]["clip_crop_unseen_top1"]
-            > 2 * stage_one["metrics"]["clip_crop_chance"])
