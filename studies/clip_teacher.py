@@ -9,6 +9,8 @@ that class: how many, the share the model named right, and the share CLIP's chec
 (`flows.teacher`). Shares in %, IoU in %.
 
     uv run python studies/clip_teacher.py --clip FILE WORKSPACE [WORKSPACE ...]
+
+`--record` writes the table as the `clip_teacher` results unit (docs/results.md).
 """
 
 from __future__ import annotations
@@ -92,11 +94,33 @@ def main() -> None:
     parser.add_argument("--clip", required=True, help="the tiny CLIP file the runs used")
     parser.add_argument("workspaces", nargs="+", type=Path)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--record", action="store_true",
+                        help="record the table as the clip_teacher results unit")
     args = parser.parse_args()
     rows = teacher_rows(args.clip, args.workspaces)
     print("\n".join(table_lines(rows)))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    if args.record:
+        print(record_rows(rows, args))
+
+
+def record_rows(rows: list[dict], args):
+    """The per-class table as the `clip_teacher` results unit."""
+    from storage.results import figure, record
+
+    figures = [figure(f"{r['class']}: CLIP crop top-1 / dense IoU / gated regions / model "
+                      "right / CLIP right",
+                      " / ".join("-" if r[k] is None else str(r[k]) for k in
+                                 ("crop_top1", "dense_iou", "gated_regions", "model_precision",
+                                  "clip_region_top1")), "%, count")
+               for r in rows]
+    names = " ".join(str(p) for p in args.workspaces)
+    return record("clip_teacher", figures, kind="study",
+                  command=f"uv run python studies/clip_teacher.py --clip {args.clip} {names} "
+                          "--record",
+                  title="How good a teacher the tiny CLIP is on the target: zero-shot figures "
+                        "per class beside its top-1 on the rounds' gated regions")
 
 
 if __name__ == "__main__":
