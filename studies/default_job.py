@@ -37,11 +37,12 @@ def main() -> None:
 def record_job(workspace: Path, wall_s: float, peak_gib: float) -> Path:
     """Record the job's wall time, peak RSS and per-round figures from its lineage."""
     from storage.results import figure, record
-    from storage.terms import COMPLETED, SELF_TRAINING_ROUND, STAGE_ONE
+    from storage.terms import COMPLETED, CONTROL, SELF_TRAINING_ROUND, STAGE_ONE
     from storage.workspace import Workspace
 
-    records = {r.round: r.metrics for r in Workspace(str(workspace)).lineage()
-               if r.stage in (STAGE_ONE, SELF_TRAINING_ROUND) and r.status == COMPLETED}
+    lineage = [r for r in Workspace(str(workspace)).lineage() if r.status == COMPLETED]
+    records = {r.round: r.metrics for r in lineage if r.stage in (STAGE_ONE, SELF_TRAINING_ROUND)}
+    controls = {r.round: r.metrics for r in lineage if r.stage == CONTROL}
     rounds = sorted(records)
     rows = [figure("wall time (includes the environment's set-up when it is new)",
                    round(wall_s, 1), "s", "< 600"),
@@ -51,6 +52,10 @@ def record_job(workspace: Path, wall_s: float, peak_gib: float) -> Path:
         shown = " / ".join("-" if v is None else f"{v:.1f}" for v in values)
         rows.append(figure(f"{name}: " + " / ".join(
             "stage one" if r == 0 else f"round {r}" for r in rounds), shown, "%"))
+    for name, key in ROUND_KEYS[1:3]:
+        shown = " / ".join(f"{controls[r][key]:.1f}" for r in sorted(controls))
+        rows.append(figure(f"control's {name}: " + " / ".join(
+            f"round {r}" for r in sorted(controls)), shown, "%"))
     return record("default_job", rows, kind="benchmark",
                   command="uv run python studies/default_job.py",
                   title="The main job (`uv run ovseg run`: built-in world, tiny preset, CPU)")
