@@ -480,7 +480,23 @@ def diff_figure(summary: dict, arm: str, metric: str, target: str = "") -> dict:
                   f"{vs['positive']} of {vs['n']})", round(vs["mean"], 2), "points", target)
 
 
-def figures(summary: dict, totals: dict) -> list[dict]:
+def versus_stage_one(runs: dict[str, dict[int, dict]], metric: str) -> dict:
+    """D_dea_on - A_dea_on (what the rounds did to stage one's model) on `metric`, paired."""
+    from storage.results import figure
+    from studies.protocol_stats import compare
+
+    values = {arm: {s: r[metric] for s, r in runs.get(arm, {}).items()}
+              for arm in ("D_dea_on", "A_dea_on")}
+    vs = compare(values["D_dea_on"], values["A_dea_on"])
+    if vs["n"] == 0:
+        return figure(f"D_dea_on - A_dea_on: {LABELS[metric]} (not recorded)", None, "points")
+    low, high = vs["ci95"]
+    return figure(f"D_dea_on - A_dea_on: {LABELS[metric]}, paired mean over {vs['n']} seeds "
+                  f"(95% CI {low:+.2f} to {high:+.2f}; Wilcoxon p {vs['wilcoxon_p']:.3g}; "
+                  f"positive on {vs['positive']} of {vs['n']})", round(vs["mean"], 2), "points")
+
+
+def figures(summary: dict, totals: dict, summary_runs: dict | None = None) -> list[dict]:
     """The unit's figures: the primary (unseen D_dea_on - B) first, seen D_dea_on - B, every
     arm's mean per metric, every other arm's difference to B, then times and code."""
     from storage.results import figure
@@ -496,6 +512,8 @@ def figures(summary: dict, totals: dict) -> list[dict]:
     rows += [diff_figure(summary, arm, metric) for arm in summary
              if arm not in ("B", "D_dea_on") for metric in MODEL_METRICS
              if (summary[arm].get(metric) or {}).get("vs_B")]
+    rows += [versus_stage_one(summary_runs, metric) for metric in ("unseen", "seen")
+             if summary_runs]
     rows += [figure("compute time, summed over the workspaces of these runs", totals["compute_s"],
                     "s"),
              figure("wall time of the command that recorded this (its own part of a resumed "
@@ -517,6 +535,9 @@ def reproduce_command(args, seeds: list[int]) -> str:
         parts.append(f"--target-val {args.target_val}")
     if args.arms != list(ARMS):
         parts.append("--arms " + " ".join(args.arms))
+    if args.clip:
+        parts.append("--clip F  # F: `uv run ovseg clip pretrain --out F`, sha256 in "
+                     "protocol.json")
     return " ".join(parts)
 
 
@@ -557,7 +578,7 @@ def report(args, seeds: list[int], wall_s: float, problems: list[str]) -> Path |
           f" s; machine {machine()}; runs at {totals['code']}; now at {code_version()}")
     if not any(runs.values()):
         return None
-    rows = figures(summary, totals)
+    rows = figures(summary, totals, runs)
     rows.append(figure("seeds", " ".join(map(str, seeds))))
     return record(unit, rows, kind="study", command=reproduce_command(args, seeds),
                   title=f"Self-training protocol ({args.phase} seeds): arms A-E against the "
