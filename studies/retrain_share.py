@@ -1,8 +1,7 @@
 """Does a class's share of the retraining labels decide what a round unlearns? (an intervention)
 
-In the default job, round 2's model loses most of round 1's "checkerboard" (held-out IoU 29.3
--> 11.2). Its pseudo-labels paint far less checkerboard and far more ground than round 1's.
-This retrains a finished round again from its parent checkpoint, with the round's own
+A round can unlearn a class an earlier round had, when its pseudo-labels paint that class far
+less and the ground far more. This retrains a finished round again from its parent checkpoint, with the round's own
 settings and seed, twice: as stored (which reproduces the round's figures), and with a share
 of one class's labelled pixels set to ignore (in the pseudo-labels and the mixed-in source
 alike; a fixed random subset per image), then prints held-out mIoU and per-class IoU of both.
