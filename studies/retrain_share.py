@@ -1,11 +1,11 @@
 """Does a class's share of the retraining labels decide what a round unlearns? (an intervention)
 
 A round can unlearn a class an earlier round had, when its pseudo-labels paint that class far
-less and the ground far more. This retrains a finished round again from its parent checkpoint, with the round's own
-settings and seed, twice: as stored (which reproduces the round's figures), and with a share
-of one class's labelled pixels set to ignore (in the pseudo-labels and the mixed-in source
-alike; a fixed random subset per image), then prints held-out mIoU and per-class IoU of both.
-Nothing in the workspace changes (checkpoints go to a temporary folder).
+less and the ground far more. This retrains a finished round again from its parent checkpoint,
+with the round's own settings and seed, twice: as stored (which reproduces the round's
+figures), and with a share of one class's labelled pixels set to ignore (in the pseudo-labels
+and the mixed-in source alike; a fixed random subset per image), then prints held-out mIoU
+and per-class IoU of both. Nothing in the workspace changes (checkpoints go to a temporary folder).
 
     uv run python studies/retrain_share.py ovseg-workspace --round 2 --thin ground --keep 0.35
     uv run python studies/retrain_share.py ovseg-workspace --round 2 --keep --balance 0.5 1

@@ -480,25 +480,54 @@ def diff_figure(summary: dict, arm: str, metric: str, target: str = "") -> dict:
                   f"{vs['positive']} of {vs['n']})", round(vs["mean"], 2), "points", target)
 
 
-def versus_stage_one(runs: dict[str, dict[int, dict]], metric: str) -> dict:
-    """D_dea_on - A_dea_on (what the rounds did to stage one's model) on `metric`, paired."""
-    from storage.results import figure
+PAIRS = (("D_dea_on", "A_dea_on"), ("A_dea_on", "A_dea_off"), ("D_dea_on", "D_dea_off"),
+         ("D_dea_off", "A_dea_off"))
+"""Paired comparisons besides those with B: what the rounds did to stage one's model (with DEA
+and without), and what DEA does to stage one and to the rounds."""
+
+
+def paired_difference(runs: dict[str, dict[int, dict]], arm: str, base: str,
+                      metric: str) -> dict | None:
+    """`arm` - `base` on `metric` over their shared seeds (protocol_stats.compare), or None
+    when they share no seed."""
     from studies.protocol_stats import compare
 
-    values = {arm: {s: r[metric] for s, r in runs.get(arm, {}).items()}
-              for arm in ("D_dea_on", "A_dea_on")}
-    vs = compare(values["D_dea_on"], values["A_dea_on"])
-    if vs["n"] == 0:
-        return figure(f"D_dea_on - A_dea_on: {LABELS[metric]} (not recorded)", None, "points")
+    values = {a: {s: r[metric] for s, r in runs.get(a, {}).items() if r.get(metric) is not None}
+              for a in (arm, base)}
+    vs = compare(values[arm], values[base])
+    return vs if vs["n"] else None
+
+
+def pair_figure(runs: dict[str, dict[int, dict]], arm: str, base: str, metric: str) -> dict:
+    """`arm` - `base` on `metric`, paired, as a results figure."""
+    from storage.results import figure
+
+    vs = paired_difference(runs, arm, base, metric)
+    if vs is None:
+        return figure(f"{arm} - {base}: {LABELS[metric]} (not recorded)", None, "points")
     low, high = vs["ci95"]
-    return figure(f"D_dea_on - A_dea_on: {LABELS[metric]}, paired mean over {vs['n']} seeds "
+    return figure(f"{arm} - {base}: {LABELS[metric]}, paired mean over {vs['n']} seeds "
                   f"(95% CI {low:+.2f} to {high:+.2f}; Wilcoxon p {vs['wilcoxon_p']:.3g}; "
                   f"positive on {vs['positive']} of {vs['n']})", round(vs["mean"], 2), "points")
 
 
+def pair_lines(runs: dict[str, dict[int, dict]]) -> list[str]:
+    """The PAIRS that share seeds, one line per pair and model metric."""
+    lines = []
+    for arm, base in PAIRS:
+        for metric in MODEL_METRICS:
+            vs = paired_difference(runs, arm, base, metric)
+            if vs is not None:
+                lines.append(f"{arm + ' - ' + base:24s} {metric:7s} {vs['n']:3d} "
+                             f"{fmt(vs['mean'], True):>7s} {interval(vs['ci95'], True):>17s} "
+                             f"p {vs['wilcoxon_p']:.3g}  positive {vs['positive']}/{vs['n']}")
+    return lines
+
+
 def figures(summary: dict, totals: dict, summary_runs: dict | None = None) -> list[dict]:
     """The unit's figures: the primary (unseen D_dea_on - B) first, seen D_dea_on - B, every
-    arm's mean per metric, every other arm's difference to B, then times and code."""
+    arm's mean per metric, every other arm's difference to B, the PAIRS that share seeds,
+    then times and code."""
     from storage.results import figure
 
     rows = [diff_figure(summary, "D_dea_on", "unseen", TARGET),
@@ -512,8 +541,9 @@ def figures(summary: dict, totals: dict, summary_runs: dict | None = None) -> li
     rows += [diff_figure(summary, arm, metric) for arm in summary
              if arm not in ("B", "D_dea_on") for metric in MODEL_METRICS
              if (summary[arm].get(metric) or {}).get("vs_B")]
-    rows += [versus_stage_one(summary_runs, metric) for metric in ("unseen", "seen")
-             if summary_runs]
+    rows += [pair_figure(summary_runs, arm, base, metric) for arm, base in PAIRS
+             for metric in MODEL_METRICS if summary_runs
+             and paired_difference(summary_runs, arm, base, metric) is not None]
     rows += [figure("compute time, summed over the workspaces of these runs", totals["compute_s"],
                     "s"),
              figure("wall time of the command that recorded this (its own part of a resumed "
@@ -571,6 +601,9 @@ def report(args, seeds: list[int], wall_s: float, problems: list[str]) -> Path |
     print(f"\n{unit}: seeds {seeds}, {args.rounds} rounds, mIoU in % on "
           f"{args.target_val} held-out target images; vs B = paired difference, points")
     print("\n".join(table_lines(summary)))
+    if pairs := pair_lines(runs):
+        print("\npaired differences besides B (points): n, mean, 95% CI, Wilcoxon p")
+        print("\n".join(pairs))
     absent = [f"{a} seed {s}" for a in args.arms for s in seeds if s not in runs[a]]
     for line in problems + ([f"no result yet: {', '.join(absent)}"] if absent else []):
         print(f"note: {line}")

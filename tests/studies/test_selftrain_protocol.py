@@ -135,6 +135,25 @@ def test_summary_only_rebuilds_the_table_and_the_unit(tmp_path, capsys):
     assert not (runs / "protocol.json").exists()  # a summary writes nothing into the runs
 
 
+def test_dea_on_and_off_are_paired_on_their_shared_seeds(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for seed, (on, off) in enumerate([(11, 12), (10, 13), (12, 12.5)]):
+        write_run(runs, "A_dea_on", seed, on)
+        write_run(runs, "A_dea_off", seed, off)
+    write_run(runs, "A_dea_off", 3, 40.0)  # no DEA-on run of seed 3: not paired
+    assert sp.main(["--phase", "tuning", "--seeds", "0", "1", "2", "3", "--runs", str(runs),
+                    "--results", str(tmp_path), "--summary-only"]) == 0
+    out = capsys.readouterr().out
+    assert "A_dea_on - A_dea_off" in out and "positive 0/3" in out
+    unit = json.loads((tmp_path / "selftrain_protocol_tuning.json").read_text())
+    dea = next(f for f in unit["figures"]
+               if f["name"].startswith("A_dea_on - A_dea_off: unseen mIoU"))
+    assert dea["value"] == pytest.approx((-1 - 3 - 0.5) / 3, abs=0.01)
+    assert "over 3 seeds" in dea["name"]
+    assert not any(f["name"].startswith("D_dea_on - D_dea_off") for f in unit["figures"])
+
+
 def test_summary_without_the_control_names_it(tmp_path, capsys):
     runs = tmp_path / "runs"
     runs.mkdir()
