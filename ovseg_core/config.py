@@ -3,8 +3,8 @@
 Presets: `paper` (convnext_base_w_320 + SAM ViT-B, 768 input, SED-B decoder sizes), `mobile`
 (the same with MobileSAM's TinyViT), `tiny` (a small open_clip ConvNeXt-atto at 128 px, random
 unless given weights, with the real frozen MobileSAM encoder at 256 px: what runs on a CPU in
-minutes). The four rows of the paper's Table 2 are `ABLATIONS` overrides (DEA and self-training
-on/off).
+minutes). The paper's Table 2 rows (DEA and self-training on / off) are arms of
+`studies/selftrain_protocol.py`.
 """
 
 from __future__ import annotations
@@ -134,15 +134,6 @@ def _replace(config: ModelConfig, overrides: dict[str, Any], what: str) -> Model
 
 def _tuples(d: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-
-
-ABLATIONS: dict[str, dict[str, bool]] = {
-    "sed_b": {"dea_enabled": False, "self_training": False},
-    "dea": {"dea_enabled": True, "self_training": False},
-    "st": {"dea_enabled": False, "self_training": True},
-    "stseg": {"dea_enabled": True, "self_training": True},
-}
-"""The four rows of the paper's Table 2, as `preset(name, **ABLATIONS[row])` overrides."""
 
 
 def _paper() -> ModelConfig:

@@ -1,10 +1,10 @@
-"""Model config: presets, ablation rows, JSON round trip, refusal of unknown keys."""
+"""Model config: presets, JSON round trip, refusal of unknown keys."""
 
 import json
 
 import pytest
 
-from ovseg_core.config import ABLATIONS, ModelConfig, preset
+from ovseg_core.config import ModelConfig, preset
 from ovseg_core.errors import OvsegError
 
 
@@ -27,12 +27,6 @@ def test_preset_contents():
         preset("paper", sam={"image_size": 512})
     with pytest.raises(OvsegError, match="multiple of 16"):
         preset("tiny", sam={"image_size": 250})
-
-
-def test_table2_rows_are_configs():
-    rows = {name: preset("paper", **o) for name, o in ABLATIONS.items()}
-    assert {(c.dea_enabled, c.self_training) for c in rows.values()} == {
-        (False, False), (True, False), (False, True), (True, True)}
 
 
 def test_unknown_keys_and_bad_values_refused():
