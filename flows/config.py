@@ -104,6 +104,10 @@ class TrainSettings(_Strict):
     num_workers: int | None = Field(default=None, ge=0, description="data loader processes")
     checkpoint_every: int | None = Field(default=None, ge=1, description="steps between "
                                          "resumable trainer-state saves")
+    sam_crops: Literal["warped", "encoded"] = Field(
+        default="warped", description="DEA's SAM features of each augmented training crop: "
+        "'warped' (each source image encoded once per run, warped to the crop) or 'encoded' "
+        "(SAM encodes every crop, as at evaluation; about 3x a tiny-preset step)")
     processes: int = Field(
         default=1, ge=1, description="data-parallel processes of each round's retraining on "
         "this machine (DDP started by torch's elastic launcher; one GPU each, else gloo on "

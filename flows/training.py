@@ -21,7 +21,7 @@ from ovseg_core.errors import OvsegError
 from ovseg_core.train import PRESET_DEFAULTS, TrainConfig, preset_train_config
 from storage.samples import PseudoLabelSamples
 
-SETTINGS = ("batch_size", "lr", "alpha", "num_workers", "checkpoint_every")
+SETTINGS = ("batch_size", "lr", "alpha", "num_workers", "checkpoint_every", "sam_crops")
 """TrainSettings passed to TrainConfig under the same name when set (steps and crop_size are
 derived)."""
 

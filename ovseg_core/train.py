@@ -49,6 +49,10 @@ STATE_NAME = "trainer_state.pt"
 STAGING = ".checkpoint-staging"
 
 
+SAM_CROPS = ("warped", "encoded")
+"""How training gets SAM's features of an augmented crop (`TrainConfig.sam_crops`)."""
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings (paper values as defaults; lr in absolute units, crop in px).
@@ -57,6 +61,10 @@ class TrainConfig:
     config's `clip.visual_lr_scale` (0.01 in every preset). warmup_steps: linear
     warmup, then cosine decay to 0 at `steps`. grad_clip: max global grad norm (0 = off).
     alpha: the seen-class loss weight of eq. 6 (unseen classes get 1 - alpha).
+    sam_crops: how DEA gets the frozen SAM's features of each augmented crop: "warped" (each
+    source image encoded once per run, its features warped with the crop's geometry,
+    `ovseg_core.sam_features`) or "encoded" (SAM encodes every crop, as at evaluation; about
+    3x a tiny-preset step's cost, `benchmarks/bench_sam_features.py`).
     """
 
     steps: int = 80_000
@@ -74,6 +82,7 @@ class TrainConfig:
     num_workers: int = 2
     log_every: int = 10
     checkpoint_every: int = 1000
+    sam_crops: str = "warped"
 
     def validate(self) -> TrainConfig:
         if self.steps < 1 or self.batch_size < 1 or self.crop_size < 32:
@@ -83,6 +92,9 @@ class TrainConfig:
                              f"{distributed.world_size()} data-parallel processes")
         if not 0 <= self.alpha <= 1:
             raise OvsegError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.sam_crops not in SAM_CROPS:
+            raise OvsegError(f"sam_crops must be one of {', '.join(SAM_CROPS)}, not "
+                             f"{self.sam_crops!r}")
         return self
 
 
@@ -192,7 +204,7 @@ def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen:
     text = model.encode_vocabulary(list(class_names))
     weights = seen_unseen_weights(list(seen), alpha=cfg.alpha).to(runtime.device)
     loader = _loader(samples, cfg, step)
-    sam_crops = _sam_crops(model, samples, cfg.crop_size)
+    sam_crops = _sam_crops(model, samples, cfg)
     log = (out_dir / LOG_NAME).open("a") if main else None
     window: list[float] = []
     bar = Progress(cfg.steps, desc, "steps", initial=step, disable=not (progress and main))
@@ -228,15 +240,17 @@ def train(model, samples: SegmentationSamples, class_names: Sequence[str], seen:
     return TrainResult(out_dir, step, start_step, last_loss, time.perf_counter() - started, sha)
 
 
-def _sam_crops(model, samples: SegmentationSamples, crop: int
+def _sam_crops(model, samples: SegmentationSamples, cfg: TrainConfig
                ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None]:
-    """(indices (B,), geometry (B, 5)) -> the batch's SAM features (B, C, g, g): each source
-    image encoded once per run and warped to its crop (`ovseg_core.sam_features`); None when
-    the model has no DEA."""
-    if model.dea is None:
+    """(indices (B,), geometry (B, 5)) -> the batch's SAM features (B, C, g, g): with
+    `sam_crops` "warped", each source image encoded once per run and warped to its crop
+    (`ovseg_core.sam_features`); None (the model encodes the crops) with "encoded" or when the
+    model has no DEA."""
+    if model.dea is None or cfg.sam_crops == "encoded":
         return lambda indices, geometry: None
     cache = SamFeatureCache()
-    return lambda indices, geometry: crop_features(model, cache, samples, indices, geometry, crop)
+    return lambda indices, geometry: crop_features(model, cache, samples, indices, geometry,
+                                                   cfg.crop_size)
 
 
 def _train_step(model, optimizer, images, labels, text, weights, runtime: Runtime,

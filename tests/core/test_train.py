@@ -140,3 +140,28 @@ def test_loader_workers_exit_cleanly_despite_the_parents_thread_atexit_hooks(sou
     threading._register_atexit(fails_in_a_child)
     batches = list(_loader(source, small_cfg(steps=3, num_workers=1), start_step=0))
     assert len(batches) == 3  # run to its end: the worker was shut down and exited with 0
+
+
+@pytest.mark.parametrize("sam_crops", ["warped", "encoded"])
+def test_dea_gets_sam_features_of_each_crop(source, tmp_path, sam_crops):
+    """"encoded": DEA's SAM input is the frozen SAM's encoding of the augmented crop itself;
+    "warped": the source image's features warped to the crop (same shape, not the same
+    values)."""
+    model = tiny_model()
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    crops: list[torch.Tensor] = []
+    model.register_forward_pre_hook(lambda m, args: crops.append(args[0].detach().clone()))
+    model.dea.register_forward_pre_hook(lambda m, args: seen.append(args[1].detach().clone()))
+    train(model, source, source.class_names, [True] * len(source.class_names),
+          small_cfg(steps=1, scale_range=(1.5, 1.5), sam_crops=sam_crops), tmp_path / "out",
+          CPU, progress=False)
+    (dea_input,) = seen
+    with torch.no_grad():
+        own = model.sam_features(crops[0])
+    assert dea_input.shape == own.shape
+    assert torch.allclose(dea_input, own, atol=1e-5) == (sam_crops == "encoded")
+
+
+def test_unknown_sam_crops_refused():
+    with pytest.raises(OvsegError, match="sam_crops"):
+        small_cfg(sam_crops="cached").validate()
