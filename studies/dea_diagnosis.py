@@ -1,0 +1,146 @@
+"""Why does DEA lose in stage one? Variants of stage one on tuning seeds, paired.
+
+Candidate causes of a DEA loss (docs/method-notes.md, "The tiny preset against the paper's"):
+training feeds DEA SAM features warped from one encoding per source image while evaluation
+feeds the image's own (`train.sam_crops`), the 4 x 4 CLIP grid, and DEA's blocks fitting the
+source. This study trains stage one with the protocol's settings (`studies/selftrain_protocol.py`
+`run_config`: the built-in world, the tiny preset, 256 held-out target images, one pretrained
+CLIP file) in these variants:
+
+- `off`: DEA off;
+- `warped`: DEA on, SAM features warped to each training crop (the default);
+- `encoded`: DEA on, SAM encoding every training crop, as evaluation does.
+
+Each (variant, seed) runs in its own workspace and writes `<runs>/<variant>-seed<S>.json`, so a
+stopped study resumes; two invocations with different `--variants` or `--seeds` can share
+`--runs` (give each its own PREFECT_HOME). Prints, per variant, seen / unseen / all mIoU (%) on
+the held-out target with a 95% bootstrap interval, and the paired differences encoded - warped
+(does the train/test difference of DEA's input cost anything?), warped - off and encoded - off,
+with Wilcoxon p and the seeds each is positive on (`studies/protocol_stats.py`). Seeds must be
+below 100 (tuning seeds: a diagnosis chooses what to change).
+
+    uv run python studies/dea_diagnosis.py --clip F --seeds 0 1 2 --record
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = {"off": (False, "warped"), "warped": (True, "warped"), "encoded": (True, "encoded")}
+"""Variant -> (DEA on, train.sam_crops)."""
+PAIRS = (("encoded", "warped"), ("warped", "off"), ("encoded", "off"))
+METRICS = {"seen": "target_seen_miou", "unseen": "target_unseen_miou", "all": "target_miou"}
+TARGET_VAL = 256
+
+
+def run_one(workdir: Path, clip: str, variant: str, seed: int) -> dict:
+    """Stage one of (variant, seed); returns its held-out mIoU (%) and wall time (s)."""
+    from flows.config import RunConfig
+    from flows.pipeline import self_training
+    from storage.terms import COMPLETED, STAGE_ONE
+    from storage.workspace import Workspace
+    from studies.selftrain_protocol import run_config
+
+    dea, sam_crops = VARIANTS[variant]
+    path = workdir / f"seed{seed}-{variant}"
+    base = run_config("stageone", seed, path, clip,
+                      {"rounds": 0, "steps": None, "target_val": TARGET_VAL})
+    data = base.model_dump(mode="json")
+    data["model"]["dea"] = dea
+    data["train"]["sam_crops"] = sam_crops
+    start = time.perf_counter()
+    self_training(RunConfig.model_validate(data))
+    wall = time.perf_counter() - start
+    record = next(r for r in Workspace(str(path)).lineage()
+                  if r.stage == STAGE_ONE and r.status == COMPLETED)
+    return ({name: record.metrics[key] for name, key in METRICS.items()}
+            | {"variant": variant, "seed": seed, "wall_s": round(wall, 1),
+               "checkpoint_sha256": record.checkpoint_sha256})
+
+
+def summary_lines(runs: dict[str, dict[int, dict]]) -> tuple[list[str], list[dict]]:
+    """The printed table and the results figures: per variant and metric, the mean with its
+    interval; per pair and metric, the paired difference."""
+    from storage.results import figure
+    from studies.protocol_stats import compare, describe
+
+    lines, figures = [], []
+    for variant, by_seed in runs.items():
+        for metric in METRICS:
+            d = describe({s: r[metric] for s, r in by_seed.items()})
+            if d["n"] == 0:
+                continue
+            low, high = d["ci95"]
+            lines.append(f"{variant:8s} {metric:7s} n {d['n']}  {d['mean']:6.2f} "
+                         f"[{low:.2f}, {high:.2f}]")
+            figures.append(figure(f"{variant}: {metric} mIoU, mean over {d['n']} seeds (95% CI "
+                                  f"{low:.2f}-{high:.2f})", round(d["mean"], 2), "%"))
+    for arm, base in PAIRS:
+        for metric in METRICS:
+            vs = compare({s: r[metric] for s, r in runs.get(arm, {}).items()},
+                         {s: r[metric] for s, r in runs.get(base, {}).items()})
+            if vs["n"] == 0:
+                continue
+            low, high = vs["ci95"]
+            text = (f"{arm} - {base}: {metric} mIoU, paired mean over {vs['n']} seeds (95% CI "
+                    f"{low:+.2f} to {high:+.2f}; Wilcoxon p {vs['wilcoxon_p']:.3g}; positive on "
+                    f"{vs['positive']} of {vs['n']})")
+            lines.append(f"{text}: {vs['mean']:+.2f}")
+            figures.append(figure(text, round(vs["mean"], 2), "points"))
+    for variant, by_seed in runs.items():
+        if by_seed:
+            mean_wall = sum(r["wall_s"] for r in by_seed.values()) / len(by_seed)
+            figures.append(figure(f"{variant}: stage one wall time, mean over {len(by_seed)} "
+                                  "seeds (one thread)", round(mean_wall, 1), "s"))
+    return lines, figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", required=True,
+                        help="a pretrained tiny CLIP file (`uv run ovseg clip pretrain --out F`)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--runs", type=Path, default=REPO / "results" / "dea_diagnosis" / "runs")
+    parser.add_argument("--workdir", type=Path, default=REPO / "ovseg-studies" / "dea_diagnosis")
+    parser.add_argument("--record", action="store_true",
+                        help="record the summary as the dea_diagnosis results unit")
+    args = parser.parse_args(argv)
+    if any(s >= 100 for s in args.seeds):
+        parser.error("seeds 100 and above are the protocol's test seeds; diagnose on seeds < 100")
+    import torch
+
+    from flows.prefect_env import configure_prefect
+
+    torch.set_num_threads(1)
+    configure_prefect()
+    args.runs.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, dict[int, dict]] = {v: {} for v in args.variants}
+    for seed in args.seeds:
+        for variant in args.variants:
+            path = args.runs / f"{variant}-seed{seed}.json"
+            if not path.exists():
+                result = run_one(args.workdir, args.clip, variant, seed)
+                path.write_text(json.dumps(result, indent=2) + "\n")
+                print(f"seed {seed} {variant}: {result}", flush=True)
+            runs[variant][seed] = json.loads(path.read_text())
+    lines, figures = summary_lines(runs)
+    print("\n".join(lines))
+    if args.record:
+        from storage.results import record
+
+        seeds = " ".join(map(str, args.seeds))
+        print(record("dea_diagnosis", figures, kind="study",
+                     command=f"uv run python studies/dea_diagnosis.py --clip F --seeds {seeds} "
+                             "--record  # F: `uv run ovseg clip pretrain --out F`",
+                     title="Why DEA loses in stage one: DEA off, on with warped SAM features, on "
+                           "with SAM encoding every crop (tuning seeds, held-out target mIoU)"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
