@@ -1,4 +1,4 @@
-"""Why does DEA lose in stage one? Variants of stage one on tuning seeds, paired.
+"""What does DEA do in stage one, and why? Variants of stage one on tuning seeds, paired.
 
 Candidate causes of a DEA loss (docs/method-notes.md, "The tiny preset against the paper's"):
 training feeds DEA SAM features warped from one encoding per source image while evaluation
@@ -9,15 +9,18 @@ CLIP file) in these variants:
 
 - `off`: DEA off;
 - `warped`: DEA on, SAM features warped to each training crop (the default);
-- `encoded`: DEA on, SAM encoding every training crop, as evaluation does.
+- `encoded`: DEA on, SAM encoding every training crop, as evaluation does;
+- `random`: DEA on with the `tiny` SAM (a random 2-block ViT) in place of MobileSAM: whether
+  DEA's effect comes from SAM's trained features or from DEA's own blocks.
 
 Each (variant, seed) runs in its own workspace and writes `<runs>/<variant>-seed<S>.json`, so a
 stopped study resumes; two invocations with different `--variants` or `--seeds` can share
 `--runs` (give each its own PREFECT_HOME). Prints, per variant, seen / unseen / all mIoU (%) on
 the held-out target with a 95% bootstrap interval, and the paired differences encoded - warped
-(does the train/test difference of DEA's input cost anything?), warped - off and encoded - off,
-with Wilcoxon p and the seeds each is positive on (`studies/protocol_stats.py`). Seeds must be
-below 100 (tuning seeds: a diagnosis chooses what to change).
+(does the train/test difference of DEA's input cost anything?), warped - off, encoded - off,
+warped - random (do SAM's trained features matter?) and random - off, with Wilcoxon p and the
+seeds each is positive on (`studies/protocol_stats.py`). Seeds must be below 100 (tuning
+seeds: a diagnosis chooses what to change).
 
     uv run python studies/dea_diagnosis.py --clip F --seeds 0 1 2 --record
 """
@@ -30,9 +33,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = {"off": (False, "warped"), "warped": (True, "warped"), "encoded": (True, "encoded")}
-"""Variant -> (DEA on, train.sam_crops)."""
-PAIRS = (("encoded", "warped"), ("warped", "off"), ("encoded", "off"))
+VARIANTS = {"off": (False, "warped", None), "warped": (True, "warped", None),
+            "encoded": (True, "encoded", None), "random": (True, "warped", "tiny")}
+"""Variant -> (DEA on, train.sam_crops, model.sam_variant; None = the preset's)."""
+PAIRS = (("encoded", "warped"), ("warped", "off"), ("encoded", "off"), ("warped", "random"),
+         ("random", "off"))
 METRICS = {"seen": "target_seen_miou", "unseen": "target_unseen_miou", "all": "target_miou"}
 TARGET_VAL = 256
 
@@ -45,13 +50,15 @@ def run_one(workdir: Path, clip: str, variant: str, seed: int) -> dict:
     from storage.workspace import Workspace
     from studies.selftrain_protocol import run_config
 
-    dea, sam_crops = VARIANTS[variant]
+    dea, sam_crops, sam_variant = VARIANTS[variant]
     path = workdir / f"seed{seed}-{variant}"
     base = run_config("stageone", seed, path, clip,
                       {"rounds": 0, "steps": None, "target_val": TARGET_VAL})
     data = base.model_dump(mode="json")
     data["model"]["dea"] = dea
     data["train"]["sam_crops"] = sam_crops
+    if sam_variant:
+        data["model"]["sam_variant"] = sam_variant
     start = time.perf_counter()
     self_training(RunConfig.model_validate(data))
     wall = time.perf_counter() - start
@@ -137,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         print(record("dea_diagnosis", figures, kind="study",
                      command=f"uv run python studies/dea_diagnosis.py --clip F --seeds {seeds} "
                              "--record  # F: `uv run ovseg clip pretrain --out F`",
-                     title="Why DEA loses in stage one: DEA off, on with warped SAM features, on "
-                           "with SAM encoding every crop (tuning seeds, held-out target mIoU)"))
+                     title="What DEA does in stage one: DEA off, on with warped SAM features, on "
+                           "with SAM encoding every crop, on with a random SAM (tuning seeds, "
+                           "held-out target mIoU)"))
     return 0
 
 
