@@ -22,6 +22,8 @@ import json
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+PROTOCOL_WORKDIR = "ovseg-studies/selftrain_protocol"
+"""Where the protocol leaves its workspaces by default (the recorded command names them there)."""
 ARMS = ("A", "B", "D")
 """Stage one, the control of the last round, the last round."""
 
@@ -144,7 +146,7 @@ def record_rows(rows: list[dict], workspaces: list[Path]):
                       f"{cell(r['A'])} / {cell(r['B'])} / {cell(r['D'])}; "
                       f"{cell(r['A_ground'])} / {cell(r['B_ground'])} / {cell(r['D_ground'])}; "
                       f"{other(r)}", "%") for r in rows]
-    names = " ".join(str(p) for p in workspaces)
+    names = " ".join(f"{PROTOCOL_WORKDIR}/{p.name}" for p in workspaces)
     return record("protocol_classes", figures, kind="study",
                   command=f"uv run python studies/protocol_classes.py {names} --record",
                   title=f"Per class, over {len(workspaces)} test seeds of the protocol: stage one "
