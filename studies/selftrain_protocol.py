@@ -481,9 +481,10 @@ def diff_figure(summary: dict, arm: str, metric: str, target: str = "") -> dict:
 
 
 PAIRS = (("D_dea_on", "A_dea_on"), ("A_dea_on", "A_dea_off"), ("D_dea_on", "D_dea_off"),
-         ("D_dea_off", "A_dea_off"))
+         ("D_dea_off", "A_dea_off"), ("D_dea_on", "E"), ("D_dea_on", "C"))
 """Paired comparisons besides those with B: what the rounds did to stage one's model (with DEA
-and without), and what DEA does to stage one and to the rounds."""
+and without), what DEA does to stage one and to the rounds, what CLIP's check does (D - E),
+and ovseg's rounds against the paper's stage two (D - C)."""
 
 
 def paired_difference(runs: dict[str, dict[int, dict]], arm: str, base: str,
