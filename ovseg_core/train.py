@@ -23,7 +23,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -321,6 +321,15 @@ def _identity(cfg: TrainConfig, class_names: Sequence[str]) -> dict:
     return {"train_config": keep, "class_names": list(class_names)}
 
 
+def _with_new_defaults(stored, expected: dict):
+    """A stored run's train config with the identity keys TrainConfig gained since it was
+    written set to their defaults (what that run did), so an older run still resumes."""
+    if not isinstance(stored, dict):
+        return stored
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    return {**{k: defaults[k] for k in expected if k not in stored and k in defaults}, **stored}
+
+
 def _log(log, step: int, loss: float, optimizer, started: float) -> None:
     record = {"step": step, "loss": round(loss, 6),
               "lr": [g["lr"] for g in optimizer.param_groups],
@@ -372,6 +381,8 @@ def load_trainer_state(out_dir: Path, model, optimizer, scheduler, identity: dic
     if not path.exists():
         return 0
     state = torch.load(path, map_location="cpu", weights_only=True)
+    state["train_config"] = _with_new_defaults(state.get("train_config"),
+                                               identity["train_config"])
     for key in ("train_config", "class_names"):
         if state.get(key) != identity[key]:
             raise OvsegError(

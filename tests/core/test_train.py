@@ -165,3 +165,26 @@ def test_dea_gets_sam_features_of_each_crop(source, tmp_path, sam_crops):
 def test_unknown_sam_crops_refused():
     with pytest.raises(OvsegError, match="sam_crops"):
         small_cfg(sam_crops="cached").validate()
+
+
+def test_a_state_written_before_sam_crops_existed_still_resumes(source, tmp_path):
+    """A trainer state without `sam_crops` was written by a run that warped SAM's features:
+    it resumes under the default and is refused under "encoded"."""
+    names, out = source.class_names, tmp_path / "cut"
+
+    def stop_at_3(step, loss):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_model(), source, names, [True] * len(names), small_cfg(), out, CPU,
+              progress=False, on_step=stop_at_3)
+    state = torch.load(out / STATE_NAME, weights_only=True)
+    del state["train_config"]["sam_crops"]
+    torch.save(state, out / STATE_NAME)
+    with pytest.raises(OvsegError, match="different train config"):
+        train(tiny_model(), source, names, [True] * len(names), small_cfg(sam_crops="encoded"),
+              out, CPU, progress=False)
+    resumed = train(tiny_model(), source, names, [True] * len(names), small_cfg(), out, CPU,
+                    progress=False)
+    assert resumed.start_step == 2 and resumed.steps == 4
