@@ -466,6 +466,16 @@ def table_lines(summary: dict) -> list[str]:
     return lines
 
 
+def paired_figure(arm: str, base: str, metric: str, vs: dict, target: str = "") -> dict:
+    """`arm` - `base` on `metric` (protocol_stats.compare's `vs`, n > 0) as a results figure."""
+    from storage.results import figure
+
+    low, high = vs["ci95"]
+    return figure(f"{arm} - {base}: {LABELS[metric]}, paired mean over {vs['n']} seeds (95% CI "
+                  f"{low:+.2f} to {high:+.2f}; Wilcoxon p {vs['wilcoxon_p']:.3g}; positive on "
+                  f"{vs['positive']} of {vs['n']})", round(vs["mean"], 2), "points", target)
+
+
 def diff_figure(summary: dict, arm: str, metric: str, target: str = "") -> dict:
     """`arm` - B on `metric` as a results figure (value None when either is missing)."""
     from storage.results import figure
@@ -474,10 +484,7 @@ def diff_figure(summary: dict, arm: str, metric: str, target: str = "") -> dict:
     if not vs or vs["n"] == 0:
         return figure(f"{arm} - B: {LABELS[metric]}, paired mean (arm {arm} or B not recorded)",
                       None, "points", target)
-    low, high = vs["ci95"]
-    return figure(f"{arm} - B: {LABELS[metric]}, paired mean over {vs['n']} seeds (95% CI "
-                  f"{low:+.2f} to {high:+.2f}; Wilcoxon p {vs['wilcoxon_p']:.3g}; positive on "
-                  f"{vs['positive']} of {vs['n']})", round(vs["mean"], 2), "points", target)
+    return paired_figure(arm, "B", metric, vs, target)
 
 
 PAIRS = (("D_dea_on", "A_dea_on"), ("A_dea_on", "A_dea_off"), ("D_dea_on", "D_dea_off"),
@@ -497,19 +504,6 @@ def paired_difference(runs: dict[str, dict[int, dict]], arm: str, base: str,
               for a in (arm, base)}
     vs = compare(values[arm], values[base])
     return vs if vs["n"] else None
-
-
-def pair_figure(runs: dict[str, dict[int, dict]], arm: str, base: str, metric: str) -> dict:
-    """`arm` - `base` on `metric`, paired, as a results figure."""
-    from storage.results import figure
-
-    vs = paired_difference(runs, arm, base, metric)
-    if vs is None:
-        return figure(f"{arm} - {base}: {LABELS[metric]} (not recorded)", None, "points")
-    low, high = vs["ci95"]
-    return figure(f"{arm} - {base}: {LABELS[metric]}, paired mean over {vs['n']} seeds "
-                  f"(95% CI {low:+.2f} to {high:+.2f}; Wilcoxon p {vs['wilcoxon_p']:.3g}; "
-                  f"positive on {vs['positive']} of {vs['n']})", round(vs["mean"], 2), "points")
 
 
 def pair_lines(runs: dict[str, dict[int, dict]]) -> list[str]:
@@ -542,9 +536,9 @@ def figures(summary: dict, totals: dict, summary_runs: dict | None = None) -> li
     rows += [diff_figure(summary, arm, metric) for arm in summary
              if arm not in ("B", "D_dea_on") for metric in MODEL_METRICS
              if (summary[arm].get(metric) or {}).get("vs_B")]
-    rows += [pair_figure(summary_runs, arm, base, metric) for arm, base in PAIRS
-             for metric in MODEL_METRICS if summary_runs
-             and paired_difference(summary_runs, arm, base, metric) is not None]
+    pairs = [(arm, base, metric, paired_difference(summary_runs, arm, base, metric))
+             for arm, base in PAIRS for metric in MODEL_METRICS] if summary_runs else []
+    rows += [paired_figure(arm, base, metric, vs) for arm, base, metric, vs in pairs if vs]
     rows += [figure("compute time, summed over the workspaces of these runs", totals["compute_s"],
                     "s"),
              figure("wall time of the command that recorded this (its own part of a resumed "
