@@ -80,6 +80,9 @@ class ModelSettings(_Strict):
     sam_variant: Literal["vit_b", "vit_l", "vit_h", "vit_t", "tiny"] | None = Field(
         default=None, description="the model's SAM (DEA) at its own input size, instead of the "
         "preset's (tiny: MobileSAM vit_t at 256 px); 'tiny' is a small random SAM for tests")
+    input_size: int | None = Field(
+        default=None, ge=32, multiple_of=32, description="CLIP's input side in px, instead of "
+        "the preset's (tiny: 128, a 4 x 4 CLIP grid; 256 gives 8 x 8); the training crop follows it")
     pretrain_clip: bool = Field(
         default=True, description="tiny preset on the built-in world without clip_weights: "
         "pretrain the tiny CLIP contrastively on the world's caption corpus (every class, seen "

@@ -49,6 +49,8 @@ def model_config(cfg: RunConfig):
         sam |= {"variant": m.sam_variant, "image_size": None}
     if sam:
         overrides["sam"] = sam
+    if m.input_size:
+        overrides["input_size"] = m.input_size
     return preset(m.preset, **overrides)
 
 

@@ -11,15 +11,19 @@ CLIP file) in these variants:
 - `warped`: DEA on, SAM features warped to each training crop (the default);
 - `encoded`: DEA on, SAM encoding every training crop, as evaluation does;
 - `random`: DEA on with the `tiny` SAM (a random 2-block ViT) in place of MobileSAM: whether
-  DEA's effect comes from SAM's trained features or from DEA's own blocks.
+  DEA's effect comes from SAM's trained features or from DEA's own blocks;
+- `off256`, `warped256`, `random256`: `off`, `warped` and `random` with CLIP's input at 256 px
+  (`model.input_size`: an 8 x 8 CLIP grid instead of the tiny preset's 4 x 4; the 128 px world
+  images are upsampled): whether SAM's features count once CLIP's grid is finer.
 
 Each (variant, seed) runs in its own workspace and writes `<runs>/<variant>-seed<S>.json`, so a
 stopped study resumes; two invocations with different `--variants` or `--seeds` can share
 `--runs` (give each its own PREFECT_HOME). Prints, per variant, seen / unseen / all mIoU (%) on
 the held-out target with a 95% bootstrap interval, and the paired differences encoded - warped
 (does the train/test difference of DEA's input cost anything?), warped - off, encoded - off,
-warped - random (do SAM's trained features matter?) and random - off, with Wilcoxon p and the
-seeds each is positive on (`studies/protocol_stats.py`). Seeds must be below 100 (tuning
+warped - random (do SAM's trained features matter?), random - off, the same three at 256 px
+and warped256 - warped (does the finer grid help?), with Wilcoxon p and the seeds each is
+positive on (`studies/protocol_stats.py`). Seeds must be below 100 (tuning
 seeds: a diagnosis chooses what to change).
 
     uv run python studies/dea_diagnosis.py --clip F --seeds 0 1 2 --record
@@ -33,11 +37,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = {"off": (False, "warped", None), "warped": (True, "warped", None),
-            "encoded": (True, "encoded", None), "random": (True, "warped", "tiny")}
-"""Variant -> (DEA on, train.sam_crops, model.sam_variant; None = the preset's)."""
+VARIANTS = {"off": (False, "warped", None, None), "warped": (True, "warped", None, None),
+            "encoded": (True, "encoded", None, None), "random": (True, "warped", "tiny", None),
+            "off256": (False, "warped", None, 256), "warped256": (True, "warped", None, 256),
+            "random256": (True, "warped", "tiny", 256)}
+"""Variant -> (DEA on, train.sam_crops, model.sam_variant, model.input_size; None = the
+preset's)."""
 PAIRS = (("encoded", "warped"), ("warped", "off"), ("encoded", "off"), ("warped", "random"),
-         ("random", "off"))
+         ("random", "off"), ("warped256", "off256"), ("warped256", "random256"),
+         ("random256", "off256"), ("warped256", "warped"))
 METRICS = {"seen": "target_seen_miou", "unseen": "target_unseen_miou", "all": "target_miou"}
 TARGET_VAL = 256
 
@@ -50,7 +58,7 @@ def run_one(workdir: Path, clip: str, variant: str, seed: int) -> dict:
     from storage.workspace import Workspace
     from studies.selftrain_protocol import run_config
 
-    dea, sam_crops, sam_variant = VARIANTS[variant]
+    dea, sam_crops, sam_variant, input_size = VARIANTS[variant]
     path = workdir / f"seed{seed}-{variant}"
     base = run_config("stageone", seed, path, clip,
                       {"rounds": 0, "steps": None, "target_val": TARGET_VAL})
@@ -59,6 +67,8 @@ def run_one(workdir: Path, clip: str, variant: str, seed: int) -> dict:
     data["train"]["sam_crops"] = sam_crops
     if sam_variant:
         data["model"]["sam_variant"] = sam_variant
+    if input_size:
+        data["model"]["input_size"] = input_size
     start = time.perf_counter()
     self_training(RunConfig.model_validate(data))
     wall = time.perf_counter() - start
@@ -82,7 +92,7 @@ def summary_lines(runs: dict[str, dict[int, dict]]) -> tuple[list[str], list[dic
             if d["n"] == 0:
                 continue
             low, high = d["ci95"]
-            lines.append(f"{variant:8s} {metric:7s} n {d['n']}  {d['mean']:6.2f} "
+            lines.append(f"{variant:9s} {metric:7s} n {d['n']}  {d['mean']:6.2f} "
                          f"[{low:.2f}, {high:.2f}]")
             figures.append(figure(f"{variant}: {metric} mIoU, mean over {d['n']} seeds (95% CI "
                                   f"{low:.2f}-{high:.2f})", round(d["mean"], 2), "%"))

@@ -46,3 +46,13 @@ def test_an_out_of_range_flag_is_a_user_error_naming_it(flag, value):
         ["train", "--dataset", "generic", "--root", "r", "--out", "o", flag, value])
     with pytest.raises(OvsegError, match=f"^{flag}: "):  # the CLI prints it on one line
         cli_train_config(args, 128)
+
+
+def test_model_input_size_sets_clip_input_and_the_training_crop(tmp_path):
+    from flows.steps import model_config
+    run = RunConfig(workspace=str(tmp_path), model=ModelSettings(input_size=256))
+    assert model_config(run).input_size == 256
+    assert round_train_config(run, retrain=False, seed=0).crop_size == 256
+    assert model_config(RunConfig(workspace=str(tmp_path))).input_size == 128  # tiny's own
+    with pytest.raises(ValueError):
+        ModelSettings(input_size=200)  # not a multiple of 32

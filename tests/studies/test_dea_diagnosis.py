@@ -19,7 +19,7 @@ def test_pairs_are_differences_on_shared_seeds():
     assert pair["value"] == pytest.approx(-5.5) and "over 2 seeds" in pair["name"]
     assert "positive on 0 of 2" in pair["name"]
     assert not any(f["name"].startswith("encoded") for f in figures)  # no encoded runs
-    assert any(line.startswith("warped   seen    n 3") for line in lines)
+    assert any(line.startswith("warped    seen    n 3") for line in lines)
 
 
 def test_test_seeds_are_refused():
