@@ -155,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                      command=f"uv run python studies/dea_diagnosis.py --clip F --seeds {seeds} "
                              "--record  # F: `uv run ovseg clip pretrain --out F`",
                      title="What DEA does in stage one: DEA off, on with warped SAM features, on "
-                           "with SAM encoding every crop, on with a random SAM (tuning seeds, "
-                           "held-out target mIoU)"))
+                           "with SAM encoding every crop, on with a random SAM, at CLIP's 128 "
+                           "and 256 px input (tuning seeds, held-out target mIoU)"))
     return 0
 
 
