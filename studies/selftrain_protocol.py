@@ -133,20 +133,36 @@ def check_frozen(phase: str, allow_dirty: bool, repo: Path = REPO) -> None:
 
 
 def protocol_settings(args) -> dict:
-    """What makes two runs comparable: phase, rounds, steps, held-out size, the CLIP file."""
+    """What makes two runs comparable: phase, rounds, steps, held-out size, the CLIP weights."""
     settings = {"phase": args.phase, "rounds": args.rounds, "steps": args.steps,
                 "target_val": args.target_val}
     if args.clip:
-        settings["clip_sha256"] = file_sha256(Path(args.clip))
+        settings["clip_weights_sha256"] = weights_sha256(Path(args.clip))
     return settings
 
 
-def file_sha256(path: Path) -> str:
+def weights_sha256(path: Path) -> str:
+    """sha256 of a CLIP file's weights: every tensor's name, dtype, shape and bytes, in name
+    order. The file's own bytes would not do: torch.save names its archive after the file, so
+    the same weights saved as `a.pt` and `b.pt` differ."""
     import hashlib
+
+    import torch
 
     if not path.is_file():
         raise ProtocolError(f"--clip {path}: no such file")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def pin_settings(folder: Path, settings: dict, write: bool = True) -> None:

@@ -187,3 +187,19 @@ def test_two_jobs_run_the_arms_and_copies_keep_the_stage_one(tmp_path, capsys):
     assert found["E-seed0"]["pl_coverage"] is not None
     assert sp.plan_jobs([0], ["A_dea_on", "D_dea_on", "A_dea_off", "E"], runs) == []
     assert json.loads((runs / "stageone-seed0.json").read_text())["run_wall_s"] > 0
+
+
+def test_the_clip_pin_follows_the_weights_not_the_file_name(tmp_path):
+    import torch
+
+    state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.zeros(3, dtype=torch.float16)}
+    torch.save(state, tmp_path / "a.pt")
+    torch.save(state, tmp_path / "other-name.pt")
+    assert (tmp_path / "a.pt").read_bytes() != (tmp_path / "other-name.pt").read_bytes()
+    same = sp.weights_sha256(tmp_path / "a.pt")
+    assert sp.weights_sha256(tmp_path / "other-name.pt") == same
+    state["w"][0, 0] = 0.5
+    torch.save(state, tmp_path / "changed.pt")
+    assert sp.weights_sha256(tmp_path / "changed.pt") != same
+    with pytest.raises(sp.ProtocolError):
+        sp.weights_sha256(tmp_path / "missing.pt")
