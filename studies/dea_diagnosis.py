@@ -26,7 +26,9 @@ and warped256 - warped (does the finer grid help?), with Wilcoxon p and the seed
 positive on (`studies/protocol_stats.py`). Seeds must be below 100 (tuning
 seeds: a diagnosis chooses what to change).
 
-    uv run python studies/dea_diagnosis.py --clip F --seeds 0 1 2 --record
+    uv run python studies/dea_diagnosis.py --clip F --seeds 0 1 2
+    uv run python studies/dea_diagnosis.py --clip F --seeds 3 4 --variants off256 warped256 random256
+    uv run python studies/dea_diagnosis.py --summary-only --seeds 0 1 2 3 4 --record
 """
 
 from __future__ import annotations
@@ -118,8 +120,10 @@ def summary_lines(runs: dict[str, dict[int, dict]]) -> tuple[list[str], list[dic
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clip", required=True,
+    parser.add_argument("--clip",
                         help="a pretrained tiny CLIP file (`uv run ovseg clip pretrain --out F`)")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="summarise the (variant, seed) JSONs already in --runs; train nothing")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--runs", type=Path, default=REPO / "results" / "dea_diagnosis" / "runs")
@@ -129,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if any(s >= 100 for s in args.seeds):
         parser.error("seeds 100 and above are the protocol's test seeds; diagnose on seeds < 100")
+    if not (args.clip or args.summary_only):
+        parser.error("--clip is required unless --summary-only")
     import torch
 
     from flows.prefect_env import configure_prefect
@@ -140,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for variant in args.variants:
             path = args.runs / f"{variant}-seed{seed}.json"
+            if args.summary_only and not path.exists():
+                continue
             if not path.exists():
                 result = run_one(args.workdir, args.clip, variant, seed)
                 path.write_text(json.dumps(result, indent=2) + "\n")
@@ -151,9 +159,13 @@ def main(argv: list[str] | None = None) -> int:
         from storage.results import record
 
         seeds = " ".join(map(str, args.seeds))
+        how = ("--summary-only" if args.summary_only else "--clip F") + f" --seeds {seeds}"
+        if args.variants != list(VARIANTS):
+            how += " --variants " + " ".join(args.variants)
         print(record("dea_diagnosis", figures, kind="study",
-                     command=f"uv run python studies/dea_diagnosis.py --clip F --seeds {seeds} "
-                             "--record  # F: `uv run ovseg clip pretrain --out F`",
+                     command=f"uv run python studies/dea_diagnosis.py {how} --record  # runs: "
+                             "--clip F --seeds S [--variants V ...], F from `uv run ovseg clip "
+                             "pretrain --out F`; one JSON per (variant, seed) in --runs",
                      title="What DEA does in stage one: DEA off, on with warped SAM features, on "
                            "with SAM encoding every crop, on with a random SAM, at CLIP's 128 "
                            "and 256 px input (tuning seeds, held-out target mIoU)"))

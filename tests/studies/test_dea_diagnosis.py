@@ -25,3 +25,16 @@ def test_pairs_are_differences_on_shared_seeds():
 def test_test_seeds_are_refused():
     with pytest.raises(SystemExit):
         main(["--clip", "x.pt", "--seeds", "0", "100"])
+
+
+def test_summary_only_reads_the_runs_present_and_trains_nothing(tmp_path, capsys):
+    import json
+    (tmp_path / "off-seed0.json").write_text(json.dumps(_run(40, 12)))
+    (tmp_path / "warped-seed0.json").write_text(json.dumps(_run(43, 15)))
+    assert main(["--summary-only", "--seeds", "0", "1", "--runs", str(tmp_path),
+                 "--workdir", str(tmp_path / "ws")]) == 0
+    out = capsys.readouterr().out
+    assert "warped - off: seen mIoU, paired mean over 1 seeds" in out and "+3.00" in out
+    assert not (tmp_path / "ws").exists()  # nothing trained
+    with pytest.raises(SystemExit):
+        main(["--seeds", "0"])  # no --clip and not --summary-only
