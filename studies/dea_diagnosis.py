@@ -86,6 +86,7 @@ def summary_lines(runs: dict[str, dict[int, dict]]) -> tuple[list[str], list[dic
     interval; per pair and metric, the paired difference."""
     from storage.results import figure
     from studies.protocol_stats import compare, describe
+    from studies.selftrain_protocol import paired_figure
 
     lines, figures = [], []
     for variant, by_seed in runs.items():
@@ -104,12 +105,9 @@ def summary_lines(runs: dict[str, dict[int, dict]]) -> tuple[list[str], list[dic
                          {s: r[metric] for s, r in runs.get(base, {}).items()})
             if vs["n"] == 0:
                 continue
-            low, high = vs["ci95"]
-            text = (f"{arm} - {base}: {metric} mIoU, paired mean over {vs['n']} seeds (95% CI "
-                    f"{low:+.2f} to {high:+.2f}; Wilcoxon p {vs['wilcoxon_p']:.3g}; positive on "
-                    f"{vs['positive']} of {vs['n']})")
-            lines.append(f"{text}: {vs['mean']:+.2f}")
-            figures.append(figure(text, round(vs["mean"], 2), "points"))
+            pair = paired_figure(arm, base, metric, vs)
+            lines.append(f"{pair['name']}: {pair['value']:+.2f}")
+            figures.append(pair)
     for variant, by_seed in runs.items():
         if by_seed:
             mean_wall = sum(r["wall_s"] for r in by_seed.values()) / len(by_seed)

@@ -149,14 +149,13 @@ def weights_sha256(path: Path) -> str:
 
     import torch
 
-    if not path.is_file():
-        raise ProtocolError(f"--clip {path}: no such file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from ovseg_core.errors import OvsegError
+    from ovseg_core.weights import read_state
 
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = read_state(path, "--clip file")
+    except OvsegError as exc:
+        raise ProtocolError(str(exc)) from None
     digest = hashlib.sha256()
     for name in sorted(state):
         tensor = state[name].detach().cpu().contiguous()
